@@ -24,9 +24,8 @@ def clear_transform_cache(transforms: Iterable[T.Transform]) -> None:
             t._cached_x_y = None, None
         if isinstance(t, T.ComposeTransform):
             clear_transform_cache(t.parts)
-        inner = getattr(t, "_inv", None)
-        if isinstance(inner, T.Transform):
-            clear_transform_cache([inner])
+        if isinstance(t, T._InverseTransform):
+            clear_transform_cache([t.inv])
 
 
 class FlowTransformedDistribution(dist.TransformedDistribution):

@@ -1,0 +1,84 @@
+"""A linear head from features to the per-step low-rank Gaussian mixture."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..distributions import PARAMETERIZATIONS, low_rank_mixture, positive
+
+__all__ = ["FACTOR_MODES", "MixtureHead"]
+
+FACTOR_MODES = ("per_step", "shared")
+
+
+class MixtureHead(nn.Module):
+    r"""Maps features :math:`h` (``(..., H)``) to a :func:`~pyro_frmdn.distributions.low_rank_mixture`.
+
+    One linear layer gives the logits, means, diagonals (through
+    :func:`~pyro_frmdn.distributions.positive`, so they stay above ``min_diag``) and, with
+    ``factor="per_step"``, the low-rank factors. With ``factor="shared"`` each component's factor
+    is a free parameter shared by every step: the head's output shrinks from
+    :math:`K(2D + Dr + 1)` to :math:`K(2D + 1)` numbers per step, which is what makes large D
+    affordable.
+
+    Arguments:
+        in_features: H.
+        obs_dim: D.
+        num_components: K.
+        rank: r; 0 gives diagonal components (the classic MDN).
+        parameterization: ``"covariance"`` or ``"precision"`` (see ``low_rank_mixture``).
+        factor: ``"per_step"`` or ``"shared"``.
+        min_diag: the floor added to the diagonal.
+
+    Example:
+        >>> head = MixtureHead(16, obs_dim=3, num_components=4, rank=2)
+        >>> head(torch.randn(8, 5, 16)).batch_shape
+        torch.Size([8, 5])
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        obs_dim: int,
+        num_components: int,
+        rank: int = 0,
+        parameterization: str = "covariance",
+        factor: str = "per_step",
+        min_diag: float = 1e-4,
+    ):
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
+            )
+        if factor not in FACTOR_MODES:
+            raise ValueError(f"factor must be one of {FACTOR_MODES}, got {factor!r}")
+        if min(in_features, obs_dim, num_components) < 1 or rank < 0 or min_diag < 0:
+            raise ValueError(
+                "need in_features, obs_dim, num_components >= 1, rank >= 0 and min_diag >= 0"
+            )
+        self.obs_dim, self.num_components, self.rank = obs_dim, num_components, rank
+        self.parameterization, self.factor, self.min_diag = parameterization, factor, min_diag
+        k, d = num_components, obs_dim
+        per_step_rank = rank if factor == "per_step" else 0
+        self.sizes = [k, k * d, k * d, k * d * per_step_rank]
+        self.linear = nn.Linear(in_features, sum(self.sizes))
+        if rank and factor == "shared":
+            self.shared_factor = nn.Parameter(torch.randn(k, d, rank) / d**0.5)
+        else:
+            self.register_parameter("shared_factor", None)
+
+    def forward(self, h: Tensor):
+        k, d, r = self.num_components, self.obs_dim, self.rank
+        logits, loc, raw_diag, raw_factor = self.linear(h).split(self.sizes, dim=-1)
+        batch = h.shape[:-1]
+        loc = loc.reshape(batch + (k, d))
+        diag = positive(raw_diag.reshape(batch + (k, d)), self.min_diag)
+        if r == 0:
+            factor = None
+        elif self.shared_factor is not None:
+            factor = self.shared_factor
+        else:
+            factor = raw_factor.reshape(batch + (k, d, r))
+        return low_rank_mixture(logits, loc, factor, diag, self.parameterization)

@@ -1,0 +1,605 @@
+"""Low-rank-plus-diagonal Gaussians and their fused log-density kernel, against dense references."""
+
+import math
+
+import numpy as np
+import pyro.distributions as dist
+import pytest
+import scipy.stats
+import torch
+from pyro.distributions.testing.gof import auto_goodness_of_fit
+from torch.distributions import MultivariateNormal
+from torch.testing import assert_close
+
+from pyro_frmdn.distributions import (
+    LowRankCovarianceMultivariateNormal,
+    LowRankPrecisionMultivariateNormal,
+    _lowrank,
+)
+from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob
+
+F64 = torch.float64
+FORMS = ("precision", "covariance")
+CLASSES = {
+    "precision": LowRankPrecisionMultivariateNormal,
+    "covariance": LowRankCovarianceMultivariateNormal,
+}
+PREFIX = {"precision": "prec", "covariance": "cov"}
+BATCH_SHAPES = [(), (3,), (2, 3)]
+# Pyro's convention (pyro.distributions.testing.gof): smaller than 1 / number of gof tests.
+TEST_FAILURE_RATE = 1e-2
+# Monte Carlo checks accept a deviation of this many standard errors.
+Z_SCORE = 5.0
+
+
+def make_params(batch, d, r, dtype=F64):
+    loc = torch.randn(batch + (d,), dtype=dtype)
+    factor = torch.randn(batch + (d, r), dtype=dtype)
+    diag = torch.rand(batch + (d,), dtype=dtype) + 0.5
+    return loc, factor, diag
+
+
+def dense_mvn(form, loc, factor, diag):
+    matrix = factor @ factor.mT + torch.diag_embed(diag)
+    if form == "precision":
+        return MultivariateNormal(loc, precision_matrix=matrix)
+    return MultivariateNormal(loc, covariance_matrix=matrix)
+
+
+def scipy_covariance(form, factor, diag):
+    matrix = (factor @ factor.mT + torch.diag_embed(diag)).detach().numpy()
+    return np.linalg.inv(matrix) if form == "precision" else matrix
+
+
+def scipy_log_prob(form, loc, factor, diag, value):
+    cov = scipy_covariance(form, factor, diag)
+    loc, value = loc.detach().numpy(), value.detach().numpy()
+    d = loc.shape[-1]
+    batch = np.broadcast_shapes(value.shape[:-1], loc.shape[:-1], cov.shape[:-2])
+    x = np.broadcast_to(value, batch + (d,))
+    mu = np.broadcast_to(loc, batch + (d,))
+    cov = np.broadcast_to(cov, batch + (d, d))
+    out = np.empty(batch)
+    for idx in np.ndindex(*batch):
+        out[idx] = scipy.stats.multivariate_normal.logpdf(x[idx], mu[idx], cov[idx])
+    return torch.from_numpy(out)
+
+
+def grads_of(fn, tensors, weights=None):
+    """Gradients of ``sum(weights * fn(*tensors))`` with respect to fresh copies of ``tensors``."""
+    leaves = [t.detach().clone().requires_grad_() for t in tensors]
+    out = fn(*leaves)
+    if weights is not None:
+        out = out * weights
+    return out.detach(), torch.autograd.grad(out.sum(), leaves)
+
+
+def finite_difference_grads(fn, tensors, h=1e-6):
+    """Central differences of the scalar ``fn(*tensors)``, one element at a time."""
+    tensors = [t.detach().clone() for t in tensors]
+    grads = []
+    for t in tensors:
+        g = torch.zeros_like(t)
+        flat, gflat = t.view(-1), g.view(-1)
+        for i in range(flat.numel()):
+            orig = flat[i].item()
+            flat[i] = orig + h
+            up = fn(*tensors).item()
+            flat[i] = orig - h
+            down = fn(*tensors).item()
+            flat[i] = orig
+            gflat[i] = (up - down) / (2 * h)
+        grads.append(g)
+    return grads
+
+
+# ----------------------------------------------------------------------------------------------
+# log_prob and the closed-form properties, float64
+
+
+@pytest.mark.parametrize("r", [1, 3])
+@pytest.mark.parametrize("d", [1, 2, 7])
+@pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_log_prob_matches_dense_and_scipy(form, batch, d, r):
+    loc, factor, diag = make_params(batch, d, r)
+    d_ = CLASSES[form](loc, factor, diag)
+    ref = dense_mvn(form, loc, factor, diag)
+    assert d_.batch_shape == batch
+    assert d_.event_shape == (d,)
+    full = torch.randn((5,) + batch + (d,), dtype=F64)
+    broadcasting = torch.randn((5,) + (1,) * len(batch) + (d,), dtype=F64)
+    for value in (full, broadcasting):
+        lp = d_.log_prob(value)
+        assert lp.shape == (5,) + batch
+        assert_close(lp, ref.log_prob(value), rtol=1e-10, atol=1e-10)
+        assert_close(lp, scipy_log_prob(form, loc, factor, diag, value), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("r", [1, 3])
+@pytest.mark.parametrize("d", [1, 2, 7])
+@pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_properties_match_dense_and_scipy(form, batch, d, r):
+    loc, factor, diag = make_params(batch, d, r)
+    d_ = CLASSES[form](loc, factor, diag)
+    ref = dense_mvn(form, loc, factor, diag)
+    assert_close(d_.mean, loc, rtol=0, atol=0)
+    assert_close(d_.variance, ref.variance, rtol=1e-10, atol=1e-12)
+    assert_close(d_.covariance_matrix, ref.covariance_matrix, rtol=1e-10, atol=1e-12)
+    assert_close(d_.precision_matrix, ref.precision_matrix, rtol=1e-10, atol=1e-10)
+    assert_close(d_.entropy(), ref.entropy(), rtol=1e-10, atol=1e-10)
+    assert d_.entropy().shape == batch
+    cov = np.broadcast_to(scipy_covariance(form, factor, diag), batch + (d, d))
+    mu = loc.numpy()
+    expected = np.empty(batch)
+    for idx in np.ndindex(*batch):
+        expected[idx] = scipy.stats.multivariate_normal(mu[idx], cov[idx]).entropy()
+    assert_close(d_.entropy(), torch.from_numpy(expected), rtol=1e-9, atol=1e-9)
+    assert_close(d_.covariance_matrix, torch.from_numpy(cov.copy()), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_broadcast_parameters(form):
+    d, r = 4, 2
+    loc = torch.randn(2, 3, d, dtype=F64)
+    factor = torch.randn(d, r, dtype=F64)
+    diag = torch.rand(3, d, dtype=F64) + 0.5
+    d_ = CLASSES[form](loc, factor, diag)
+    ref = dense_mvn(form, loc, factor, diag)
+    assert d_.batch_shape == (2, 3)
+    assert d_.event_shape == (d,)
+    assert d_.variance.shape == (2, 3, d)
+    assert d_.covariance_matrix.shape == (2, 3, d, d)
+    assert d_.precision_matrix.shape == (2, 3, d, d)
+    assert d_.entropy().shape == (2, 3)
+    assert d_.rsample((4,)).shape == (4, 2, 3, d)
+    assert_close(d_.covariance_matrix, ref.covariance_matrix.expand(2, 3, d, d))
+    assert_close(d_.entropy(), ref.entropy().expand(2, 3))
+    value = torch.randn(5, 1, 1, d, dtype=F64)
+    assert_close(d_.log_prob(value), ref.log_prob(value), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradients of log_prob: the hand-written backward of the fused kernel
+
+
+@pytest.mark.parametrize("r", [1, 3])
+@pytest.mark.parametrize("d", [1, 2, 7])
+@pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_log_prob_grads_match_dense(form, batch, d, r):
+    tensors = (*make_params(batch, d, r), torch.randn((4,) + batch + (d,), dtype=F64))
+    weights = torch.randn((4,) + batch, dtype=F64)
+    lp, grads = grads_of(lambda m, w, s, x: CLASSES[form](m, w, s).log_prob(x), tensors, weights)
+    ref_lp, ref_grads = grads_of(
+        lambda m, w, s, x: dense_mvn(form, m, w, s).log_prob(x), tensors, weights
+    )
+    assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+    for name, g, ref in zip(("loc", "factor", "diag", "value"), grads, ref_grads, strict=True):
+        assert g.shape == ref.shape, name
+        assert_close(g, ref, rtol=1e-8, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+# (loc, factor, diag, value) shapes with D = 4, r = 2: parameters shared over some batch dims.
+BROADCAST_SHAPES = [
+    ((3, 4), (4, 2), (4,), (2, 3, 4)),
+    ((4,), (3, 4, 2), (1, 4), (2, 1, 4)),
+    ((2, 1, 4), (1, 3, 4, 2), (3, 4), (5, 1, 1, 4)),
+    ((1, 4), (2, 1, 4, 2), (2, 3, 4), (4,)),
+]
+
+
+@pytest.mark.parametrize("shapes", BROADCAST_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_log_prob_grads_sum_over_broadcast_dims(form, shapes):
+    loc_s, factor_s, diag_s, value_s = shapes
+    tensors = (
+        torch.randn(loc_s, dtype=F64),
+        torch.randn(factor_s, dtype=F64),
+        torch.rand(diag_s, dtype=F64) + 0.5,
+        torch.randn(value_s, dtype=F64),
+    )
+    out_shape = torch.broadcast_shapes(loc_s[:-1], factor_s[:-2], diag_s[:-1], value_s[:-1])
+    weights = torch.randn(out_shape, dtype=F64)
+    lp, grads = grads_of(lambda m, w, s, x: CLASSES[form](m, w, s).log_prob(x), tensors, weights)
+    ref_lp, ref_grads = grads_of(
+        lambda m, w, s, x: dense_mvn(form, m, w, s).log_prob(x), tensors, weights
+    )
+    assert lp.shape == out_shape
+    assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+    for t, g, ref in zip(tensors, grads, ref_grads, strict=True):
+        assert g.shape == t.shape
+        assert_close(g, ref, rtol=1e-8, atol=1e-10)
+
+
+# (diff, factor, diag) shapes for the kernel itself.
+KERNEL_SHAPES = [
+    ((2, 3, 4), (3, 4, 2), (3, 4)),
+    ((2, 3, 4), (3, 4, 2), (4,)),
+    ((3, 4), (2, 3, 4, 1), (2, 1, 4)),
+    ((2, 1, 4), (1, 3, 4, 3), (1, 1, 4)),
+    ((5, 1), (1, 2), (1,)),
+]
+
+
+def kernel_inputs(shapes):
+    diff_s, factor_s, diag_s = shapes
+    return (
+        torch.randn(diff_s, dtype=F64, requires_grad=True),
+        torch.randn(factor_s, dtype=F64, requires_grad=True),
+        (torch.rand(diag_s, dtype=F64) + 0.5).requires_grad_(),
+    )
+
+
+@pytest.mark.parametrize("chunk", [None, 8], ids=["one_chunk", "chunk8"])
+@pytest.mark.parametrize("precision", [True, False])
+@pytest.mark.parametrize("shapes", KERNEL_SHAPES, ids=str)
+def test_kernel_gradcheck(monkeypatch, shapes, precision, chunk):
+    if chunk is not None:
+        monkeypatch.setattr(_lowrank, "_CHUNK_ELEMENTS", chunk)
+    inputs = kernel_inputs(shapes)
+    assert torch.autograd.gradcheck(
+        lambda e, w, s: lowrank_gaussian_log_prob(e, w, s, precision), inputs
+    )
+
+
+@pytest.mark.parametrize("precision", [True, False])
+@pytest.mark.parametrize("shapes", KERNEL_SHAPES, ids=str)
+def test_kernel_matches_dense(shapes, precision):
+    diff, factor, diag = (t.detach() for t in kernel_inputs(shapes))
+    form = "precision" if precision else "covariance"
+    zero = torch.zeros(diff.shape[-1], dtype=F64)
+    out = lowrank_gaussian_log_prob(diff, factor, diag, precision)
+    ref = dense_mvn(form, zero, factor, diag).log_prob(diff)
+    assert out.shape == ref.shape
+    assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_kernel_only_requested_grads(precision):
+    diff, factor, diag = kernel_inputs(((3, 4), (4, 2), (4,)))
+    factor.requires_grad_(False)
+    lp = lowrank_gaussian_log_prob(diff, factor, diag, precision)
+    g_diff, g_diag = torch.autograd.grad(lp.sum(), (diff, diag))
+    assert factor.grad is None
+    ref = grads_of(lambda e, s: lowrank_gaussian_log_prob(e, factor, s, precision), (diff, diag))[1]
+    assert_close(g_diff, ref[0])
+    assert_close(g_diag, ref[1])
+
+
+@pytest.mark.parametrize("chunk", [64, 16], ids=["3_rows_per_chunk", "1_row_per_chunk"])
+@pytest.mark.parametrize("precision", [True, False])
+def test_chunked_kernel_matches_one_chunk(monkeypatch, precision, chunk):
+    d, r = 7, 3
+    tensors = (
+        torch.randn(5, 4, d, dtype=F64),
+        torch.randn(4, d, r, dtype=F64),
+        torch.rand(5, 1, d, dtype=F64) + 0.5,
+    )
+    weights = torch.randn(5, 4, dtype=F64)
+
+    def run():
+        return grads_of(
+            lambda e, w, s: lowrank_gaussian_log_prob(e, w, s, precision), tensors, weights
+        )
+
+    monkeypatch.setattr(_lowrank, "_CHUNK_ELEMENTS", 1 << 40)
+    ref_lp, ref_grads = run()
+    monkeypatch.setattr(_lowrank, "_CHUNK_ELEMENTS", chunk)
+    lp, grads = run()
+    assert_close(lp, ref_lp, rtol=1e-13, atol=1e-13)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        assert_close(g, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_default_chunking_spans_several_chunks(form):
+    d, r, n = 64, 4, 2500
+    rows_per_chunk = _lowrank._CHUNK_ELEMENTS // (d * r)
+    assert n > 2 * rows_per_chunk
+    tensors = (
+        torch.randn(d, dtype=F64),
+        0.3 * torch.randn(d, r, dtype=F64),
+        torch.rand(d, dtype=F64) + 0.5,
+        torch.randn(n, d, dtype=F64),
+    )
+    weights = torch.randn(n, dtype=F64)
+    lp, grads = grads_of(lambda m, w, s, x: CLASSES[form](m, w, s).log_prob(x), tensors, weights)
+    ref_lp, ref_grads = grads_of(
+        lambda m, w, s, x: dense_mvn(form, m, w, s).log_prob(x), tensors, weights
+    )
+    assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        assert_close(g, ref, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_kernel_empty_batch(precision):
+    diff, factor, diag = kernel_inputs(((0, 3), (3, 2), (3,)))
+    lp = lowrank_gaussian_log_prob(diff, factor, diag, precision)
+    assert lp.shape == (0,)
+    g_diff, g_factor, g_diag = torch.autograd.grad(lp.sum(), (diff, factor, diag))
+    assert g_diff.shape == (0, 3)
+    assert_close(g_factor, torch.zeros(3, 2, dtype=F64))
+    assert_close(g_diag, torch.zeros(3, dtype=F64))
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+
+
+@pytest.mark.parametrize("sample_shape", [(), (5,), (4, 2)], ids=str)
+@pytest.mark.parametrize("batch", BATCH_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_sample_shapes(form, batch, sample_shape):
+    params = [t.requires_grad_() for t in make_params(batch, 3, 2)]
+    d_ = CLASSES[form](*params)
+    z = d_.rsample(sample_shape)
+    assert z.shape == sample_shape + batch + (3,)
+    assert z.requires_grad
+    s = d_.sample(sample_shape)
+    assert s.shape == sample_shape + batch + (3,)
+    assert not s.requires_grad
+
+
+def check_moments(samples, loc, cov):
+    """Sample mean and covariance within ``Z_SCORE`` standard errors of ``loc`` and ``cov``."""
+    n = samples.shape[0]
+    var = cov.diagonal(dim1=-2, dim2=-1)
+    mean = samples.mean(0)
+    assert ((mean - loc).abs() < Z_SCORE * (var / n).sqrt()).all(), (mean, loc)
+    centered = samples - mean
+    sample_cov = torch.einsum("n...i,n...j->...ij", centered, centered) / (n - 1)
+    # Var of a Gaussian sample covariance entry: (Σ_ii Σ_jj + Σ_ij²) / n.
+    se = ((var.unsqueeze(-1) * var.unsqueeze(-2) + cov.square()) / n).sqrt()
+    assert ((sample_cov - cov).abs() < Z_SCORE * se).all(), (sample_cov, cov)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_rsample_moments(form):
+    loc, factor, diag = make_params((2,), 4, 2)
+    samples = CLASSES[form](loc, factor, diag).rsample((200_000,))
+    cov = torch.from_numpy(scipy_covariance(form, factor, diag))
+    check_moments(samples, loc, cov)
+
+
+def goodness_of_fit(samples, scorer, binned_goodness_of_fit):
+    if samples.shape[-1] == 1:
+        return auto_goodness_of_fit(samples, scorer.log_prob(samples).exp())
+    half = 3.5 * scorer.variance.sqrt()
+    return binned_goodness_of_fit(samples, scorer.log_prob, scorer.loc - half, scorer.loc + half)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("form", FORMS)
+def test_sample_goodness_of_fit(form, d, binned_goodness_of_fit):
+    d_ = CLASSES[form](*make_params((), d, 2))
+    samples = d_.sample((20_000,))
+    assert goodness_of_fit(samples, d_, binned_goodness_of_fit) > TEST_FAILURE_RATE
+
+
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("sampler, scorer", [FORMS, FORMS[::-1]])
+def test_goodness_of_fit_rejects_the_other_family(sampler, scorer, d, binned_goodness_of_fit):
+    params = make_params((), d, 2)
+    samples = CLASSES[sampler](*params).sample((20_000,))
+    gof = goodness_of_fit(samples, CLASSES[scorer](*params), binned_goodness_of_fit)
+    assert gof < TEST_FAILURE_RATE
+
+
+def rsample_objective(form, weights, seed=1):
+    def f(loc, factor, diag):
+        torch.manual_seed(seed)
+        z = CLASSES[form](loc, factor, diag).rsample((3,))
+        return (weights * z + 0.5 * z.square()).sum()
+
+    return f
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_rsample_grads_match_finite_differences(form):
+    d, r = 3, 2
+    tensors = (
+        torch.randn(2, d, dtype=F64),
+        torch.randn(d, r, dtype=F64),
+        torch.rand(2, d, dtype=F64) + 0.5,
+    )
+    f = rsample_objective(form, torch.randn(3, 2, d, dtype=F64))
+    _, grads = grads_of(f, tensors)
+    for g, fd in zip(grads, finite_difference_grads(f, tensors), strict=True):
+        assert_close(g, fd, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["zero", "repeated_columns"])
+@pytest.mark.parametrize("form", FORMS)
+def test_rank_deficient_factor(form, kind):
+    d = 4
+    loc = torch.randn(d, dtype=F64)
+    diag = torch.rand(d, dtype=F64) + 0.5
+    if kind == "zero":
+        factor = torch.zeros(d, 2, dtype=F64)
+    else:
+        factor = torch.randn(d, 1, dtype=F64).expand(d, 2).clone()
+    value = torch.randn(6, d, dtype=F64)
+    tensors = (loc, factor, diag, value)
+    lp, grads = grads_of(lambda m, w, s, x: CLASSES[form](m, w, s).log_prob(x), tensors)
+    ref_lp, ref_grads = grads_of(lambda m, w, s, x: dense_mvn(form, m, w, s).log_prob(x), tensors)
+    assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        assert torch.isfinite(g).all()
+        assert_close(g, ref, rtol=1e-8, atol=1e-10)
+    f = rsample_objective(form, torch.randn(3, d, dtype=F64))
+    _, grads = grads_of(f, tensors[:3])
+    for g, fd in zip(grads, finite_difference_grads(f, tensors[:3]), strict=True):
+        assert torch.isfinite(g).all()
+        assert_close(g, fd, rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------
+# Behaving like every other TorchDistribution
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_expand_mask_to_event(form):
+    d = 4
+    d_ = CLASSES[form](*make_params((3,), d, 2))
+    e = d_.expand((2, 3))
+    assert type(e) is CLASSES[form]
+    assert e.batch_shape == (2, 3)
+    assert e.event_shape == (d,)
+    prefix = PREFIX[form]
+    assert e.loc.shape == (2, 3, d)
+    assert getattr(e, f"{prefix}_factor").shape == (2, 3, d, 2)
+    assert getattr(e, f"{prefix}_diag").shape == (2, 3, d)
+    value = torch.randn(2, 3, d, dtype=F64)
+    assert_close(e.log_prob(value), d_.log_prob(value))
+    assert_close(e.log_prob(value[0]), d_.log_prob(value[0]).expand(2, 3))
+    assert_close(e.entropy(), d_.entropy().expand(2, 3))
+    assert_close(e.variance, d_.variance.expand(2, 3, d))
+    assert_close(e.covariance_matrix, d_.covariance_matrix.expand(2, 3, d, d))
+    assert e.rsample((5,)).shape == (5, 2, 3, d)
+    assert e.expand((4, 2, 3)).batch_shape == (4, 2, 3)
+    with pytest.raises(ValueError):
+        e.log_prob(torch.randn(2, 3, d + 1, dtype=F64))
+
+    mask = torch.tensor([[True, False, True], [False, True, True]])
+    masked = e.mask(mask)
+    assert masked.batch_shape == (2, 3)
+    assert_close(masked.log_prob(value), torch.where(mask, e.log_prob(value), 0.0))
+
+    independent = e.to_event(1)
+    assert independent.batch_shape == (2,)
+    assert independent.event_shape == (3, d)
+    assert_close(independent.log_prob(value), e.log_prob(value).sum(-1))
+    assert independent.sample((7,)).shape == (7, 2, 3, d)
+
+
+def test_covariance_form_is_pyro_low_rank_mvn():
+    loc, factor, diag = make_params((3,), 4, 2)
+    d_ = LowRankCovarianceMultivariateNormal(loc, factor, diag)
+    ref = dist.LowRankMultivariateNormal(loc, factor, diag)
+    assert isinstance(d_, dist.LowRankMultivariateNormal)
+    assert isinstance(d_.expand((2, 3)), dist.LowRankMultivariateNormal)
+    value = torch.randn(5, 3, 4, dtype=F64)
+    assert_close(d_.log_prob(value), ref.log_prob(value), rtol=1e-10, atol=1e-10)
+    assert_close(d_.entropy(), ref.entropy())
+    assert_close(d_.scale_tril, ref.scale_tril)
+    torch.manual_seed(3)
+    z = d_.rsample((4,))
+    torch.manual_seed(3)
+    assert_close(z, ref.rsample((4,)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad arguments
+
+
+# (loc, factor, diag) shapes and the message; {p} is "prec" or "cov".
+BAD_SHAPES = [
+    (((), (3, 1), (3,)), "loc must have at least one dim"),
+    (((3,), (4, 1), (3,)), "{p}_factor must have shape"),
+    (((3,), (3,), (3,)), "{p}_factor must have shape"),
+    (((3,), (3, 0), (3,)), "rank r >= 1"),
+    (((3,), (3, 1), (4,)), "{p}_diag must have shape"),
+    (((3,), (3, 1), ()), "{p}_diag must have shape"),
+    (((2, 3), (4, 3, 1), (3,)), "incompatible batch shapes"),
+    (((2, 3), (3, 1), (5, 3)), "incompatible batch shapes"),
+]
+
+
+@pytest.mark.parametrize("shapes, match", BAD_SHAPES, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_bad_shapes_raise(form, shapes, match):
+    loc_s, factor_s, diag_s = shapes
+    with pytest.raises(ValueError, match=match.format(p=PREFIX[form])):
+        CLASSES[form](torch.zeros(loc_s), torch.ones(factor_s), torch.ones(diag_s))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan])
+@pytest.mark.parametrize("form", FORMS)
+def test_invalid_diag_raises(form, bad):
+    diag = torch.ones(3)
+    diag[1] = bad
+    with pytest.raises(ValueError, match=f"{PREFIX[form]}_diag"):
+        CLASSES[form](torch.zeros(3), torch.ones(3, 1), diag)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_invalid_loc_and_value_raise(form):
+    with pytest.raises(ValueError, match="loc"):
+        CLASSES[form](torch.tensor([0.0, math.nan]), torch.ones(2, 1), torch.ones(2))
+    d_ = CLASSES[form](torch.zeros(2), torch.ones(2, 1), torch.ones(2))
+    with pytest.raises(ValueError):
+        d_.log_prob(torch.zeros(3))
+
+
+# ----------------------------------------------------------------------------------------------
+# float32
+
+
+# (D, r, diag, factor scale, collinear columns): the capacitance I + Wᵀ diag⁻¹ W has a condition
+# number near 1e5, i.e. κ·eps ≈ 1e-2 in float32, inside what a stable float32 algorithm handles.
+ILL_CONDITIONED = [(4, 2, 1e-3, 10.0, True), (1, 2, 1e-3, 10.0, False)]
+# Torch's own LowRankMultivariateNormal, on these inputs in float32, stays within 5e-3 nats of the
+# float64 value and within 1e-6 (relative) on the gradient.
+FLOAT32_LOG_PROB_ATOL = 0.05
+FLOAT32_GRAD_RTOL = 1e-3
+
+
+@pytest.mark.parametrize("case", ILL_CONDITIONED, ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_float32_accuracy_with_ill_conditioned_capacitance(form, case):
+    d, r, diag_value, scale, collinear = case
+    base = torch.randn(d, 1 if collinear else r, dtype=F64).clamp(-1, 1)
+    factor = scale * base.expand(d, r).contiguous()
+    diag = torch.full((d,), diag_value, dtype=F64)
+    loc = torch.zeros(d, dtype=F64)
+    value = base[:, 0] + 0.1 * torch.randn(d, dtype=F64)  # near the span of the factor
+    ref_lp, (ref_grad,) = grads_of(
+        lambda x: dense_mvn(form, loc, factor, diag).log_prob(x), [value]
+    )
+
+    def check(cls):
+        lp, (grad,) = grads_of(
+            lambda x: cls(loc.float(), factor.float(), diag.float()).log_prob(x), [value.float()]
+        )
+        assert abs(lp.double() - ref_lp) < FLOAT32_LOG_PROB_ATOL, (cls.__name__, lp, ref_lp)
+        grad_err = (grad.double() - ref_grad).abs().max() / ref_grad.abs().max()
+        assert grad_err < FLOAT32_GRAD_RTOL, (cls.__name__, grad, ref_grad)
+
+    if form == "covariance":
+        check(torch.distributions.LowRankMultivariateNormal)  # the control
+    check(CLASSES[form])
+
+
+def test_float32_precision_form_near_the_singular_capacitance_boundary():
+    # Two equal columns u, u: C = I + a 11ᵀ with a = |u|²/d and κ(C) = 1 + 2a. In float32 the
+    # log-density stays within 0.05 nats up to a ≈ 1e6; at a ≈ 5e7 C is singular in float32.
+    d = torch.tensor([1e-6])
+    factor = torch.ones(1, 2)
+    value = torch.ones(1)
+    lp = LowRankPrecisionMultivariateNormal(torch.zeros(1), factor, d).log_prob(value)
+    ref = dense_mvn("precision", torch.zeros(1, dtype=F64), factor.double(), d.double())
+    assert abs(lp.double() - ref.log_prob(value.double())) < FLOAT32_LOG_PROB_ATOL
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_float32_singular_capacitance_raises_clear_error(precision):
+    # 1 + 2**28 rounds to 2**28 in float32, so the capacitance [[2**28, 2**28], [2**28, 2**28]]
+    # is exactly singular and its Cholesky factorization fails.
+    diag = torch.tensor([2.0**-28])
+    with pytest.raises(ValueError, match="not positive definite"):
+        lowrank_gaussian_log_prob(torch.ones(1), torch.ones(1, 2), diag, precision)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_float32_extreme_parameters_rsample_finite(form):
+    d, r = 4, 2
+    loc = 1e3 * (2 * torch.rand(3, d) - 1)
+    factor = (10 * (2 * torch.rand(3, d, r) - 1)).requires_grad_()
+    diag = torch.tensor([1e-4, 1e-2, 1e2, 1e4]).expand(3, d).clone().requires_grad_()
+    z = CLASSES[form](loc, factor, diag).rsample((100,))
+    assert torch.isfinite(z).all()
+    grads = torch.autograd.grad(z.sin().sum(), (factor, diag))
+    assert all(torch.isfinite(g).all() for g in grads)

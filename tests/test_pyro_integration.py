@@ -22,9 +22,12 @@ class StepModel(torch.nn.Module):
         self.flow = coupling_flow(D, 2, kind=kind, hidden_dims=[8], context_dim=H if context else 0)
         self.context = context
 
+    def distribution(self, feats):
+        return flow_mixture(self.head(feats), self.flow, feats if self.context else None)
+
     def model(self, feats, y, mask):
         pyro.module("step_model", self)
-        d = flow_mixture(self.head(feats), self.flow, feats if self.context else None)
+        d = self.distribution(feats)
         with pyro.plate("sequences", y.shape[0], dim=-2), pyro.plate("time", y.shape[1], dim=-1):
             pyro.sample("y", d.mask(mask), obs=y)
 
@@ -32,7 +35,7 @@ class StepModel(torch.nn.Module):
         pass
 
     def log_prob(self, feats, y):
-        return flow_mixture(self.head(feats), self.flow, feats if self.context else None).log_prob(y)
+        return self.distribution(feats).log_prob(y)
 
 
 CASES = [

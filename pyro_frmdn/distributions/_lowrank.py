@@ -45,13 +45,15 @@ def _chunk_terms(diff, factor, diag, precision):
             "the low-rank capacitance matrix I + Wᵀ diag⁻¹ W is not positive definite in "
             f"{diff.dtype}: the factor is too large relative to diag; raise the floor on diag"
         )
-    cap_inv = torch.cholesky_inverse(tril)
     if precision:
-        proj = (diff.unsqueeze(-2) @ factor).squeeze(-2)  # Uᵀ e, (n, r)
-    else:
-        b = diff.unsqueeze(-2) @ fd  # (Wᵀ D⁻¹ e)ᵀ, (n, 1, r)
-        proj = (b @ cap_inv).squeeze(-2)  # v = C⁻¹ Wᵀ D⁻¹ e
-    return inv, fd, tril, cap_inv, proj
+        proj = (diff.unsqueeze(-2) @ factor).squeeze(-2)  # u = Uᵀ e, (n, r)
+        return inv, fd, tril, proj, None
+    b = (diff.unsqueeze(-2) @ fd).mT  # Wᵀ D⁻¹ e, (n, r, 1)
+    # Triangular solves, never an explicit C⁻¹: eᵀΣ⁻¹e = Σ e²/d - ‖L⁻¹b‖² loses accuracy in
+    # proportion to the condition number of C when C⁻¹ is formed first.
+    white = torch.linalg.solve_triangular(tril, b, upper=False)  # w = L⁻¹ b
+    proj = torch.linalg.solve_triangular(tril.mT, white, upper=True)  # v = C⁻¹ b
+    return inv, fd, tril, white.squeeze(-1), proj.squeeze(-1)
 
 
 class _LowRankLogProb(torch.autograd.Function):
@@ -64,14 +66,13 @@ class _LowRankLogProb(torch.autograd.Function):
         step = max(1, _CHUNK_ELEMENTS // (d * r))
         for i in range(0, e.shape[0], step):
             sl = slice(i, i + step)
-            inv, fd, tril, _, proj = _chunk_terms(e[sl], w[sl], s[sl], precision)
+            inv, fd, tril, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
             logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
             if precision:
-                maha = (e[sl].square() * s[sl]).sum(-1) + proj.square().sum(-1)
+                maha = (e[sl].square() * s[sl]).sum(-1) + white.square().sum(-1)
                 logdet = -s[sl].log().sum(-1) - logdet_cap
             else:
-                b = (e[sl].unsqueeze(-2) @ fd).squeeze(-2)
-                maha = (e[sl].square() * inv).sum(-1) - (b * proj).sum(-1)
+                maha = (e[sl].square() * inv).sum(-1) - white.square().sum(-1)
                 logdet = s[sl].log().sum(-1) + logdet_cap
             out[sl] = -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
         ctx.save_for_backward(diff, factor, diag)
@@ -95,10 +96,12 @@ class _LowRankLogProb(torch.autograd.Function):
         for i in range(0, n, step):
             sl = slice(i, i + step)
             ec, wc, gc = e[sl], w[sl], g[sl].unsqueeze(-1)
-            inv, fd, _, cap_inv, proj = _chunk_terms(ec, wc, s[sl], precision)
-            # P = D⁻¹ W C⁻¹ and the diagonal of D⁻¹ W C⁻¹ Wᵀ D⁻¹ (the Woodbury correction)
-            p = torch.matmul(fd, cap_inv, out=g_factor[sl])
-            corr = torch.einsum("ndr,ndr->nd", p, fd)
+            inv, fd, tril, proj, v = _chunk_terms(ec, wc, s[sl], precision)
+            # P = D⁻¹ W C⁻¹ and diag(D⁻¹ W C⁻¹ Wᵀ D⁻¹) (the Woodbury correction), by solves
+            x = torch.linalg.solve_triangular(tril, fd.mT, upper=False)  # L⁻¹ Wᵀ D⁻¹, (n, r, D)
+            corr = x.square().sum(-2)
+            p = g_factor[sl]
+            p.copy_(torch.linalg.solve_triangular(tril.mT, x, upper=True).mT)
             if precision:
                 # ℓ = -½[eᵀ P e - log det P], P = diag(d) + U Uᵀ, Σ = P⁻¹
                 pe = ec * s[sl] + (wc @ proj.unsqueeze(-1)).squeeze(-1)
@@ -107,10 +110,10 @@ class _LowRankLogProb(torch.autograd.Function):
                 p.baddbmm_(ec.unsqueeze(-1), proj.unsqueeze(-2), alpha=-1)  # ΣU - e (Uᵀe)ᵀ
             else:
                 # ℓ = -½[eᵀ Σ⁻¹ e + log det Σ], Σ = W Wᵀ + diag(d); α = Σ⁻¹ e, αᵀW = vᵀ
-                alpha = ec * inv - (fd @ proj.unsqueeze(-1)).squeeze(-1)
+                alpha = ec * inv - (fd @ v.unsqueeze(-1)).squeeze(-1)
                 g_diff[sl] = -gc * alpha
                 g_diag[sl] = 0.5 * gc * (alpha.square() - inv + corr)
-                p.baddbmm_(alpha.unsqueeze(-1), proj.unsqueeze(-2), beta=-1)  # α vᵀ - Σ⁻¹W
+                p.baddbmm_(alpha.unsqueeze(-1), v.unsqueeze(-2), beta=-1)  # α vᵀ - Σ⁻¹W
             p.mul_(gc.unsqueeze(-1))
         g_diff = g_diff.reshape(shape + (d,))
         g_factor = g_factor.reshape(shape + (d, r))

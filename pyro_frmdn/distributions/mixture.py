@@ -41,6 +41,8 @@ def components(
             raise ValueError(
                 f"diag must have shape (..., {loc.shape[-1]}), got {tuple(diag.shape)}"
             )
+        if torch.distributions.Distribution._validate_args and not bool((diag > 0).all()):
+            raise ValueError("diag must be positive (a variance or a precision) everywhere")
         scale = diag.sqrt() if parameterization == "covariance" else diag.rsqrt()
         return dist.Normal(loc, scale).to_event(1)
     if parameterization == "covariance":

@@ -1,8 +1,23 @@
 """pyro-frmdn: flow-based recurrent mixture density networks in Pyro."""
 
-from . import distributions, flows
+from . import distributions, flows, infer, models
 from .distributions import low_rank_mixture
+from .infer import evaluate, fit
+from .models import FRMDN, MDN, RMDN, pad_sequences
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "distributions", "flows", "low_rank_mixture"]
+__all__ = [
+    "FRMDN",
+    "MDN",
+    "RMDN",
+    "__version__",
+    "distributions",
+    "evaluate",
+    "fit",
+    "flows",
+    "infer",
+    "low_rank_mixture",
+    "models",
+    "pad_sequences",
+]

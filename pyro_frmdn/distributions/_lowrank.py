@@ -66,7 +66,7 @@ class _LowRankLogProb(torch.autograd.Function):
         step = max(1, _CHUNK_ELEMENTS // (d * r))
         for i in range(0, e.shape[0], step):
             sl = slice(i, i + step)
-            inv, fd, tril, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
+            inv, _, tril, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
             logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
             if precision:
                 maha = (e[sl].square() * s[sl]).sum(-1) + white.square().sum(-1)

@@ -13,7 +13,7 @@ FACTOR_MODES = ("per_step", "shared")
 
 
 class MixtureHead(nn.Module):
-    r"""Maps features :math:`h` (``(..., H)``) to a :func:`~pyro_frmdn.distributions.low_rank_mixture`.
+    r"""Maps features h, ``(..., H)``, to a :func:`~pyro_frmdn.distributions.low_rank_mixture`.
 
     One linear layer gives the logits, means, diagonals (through
     :func:`~pyro_frmdn.distributions.positive`, so they stay above ``min_diag``) and, with

@@ -1,0 +1,52 @@
+"""Checkpoints written atomically and read back safely (``weights_only=True``)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+__all__ = ["FORMAT", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "pyro-frmdn-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """Write ``payload`` to ``path`` through a temporary file and an atomic rename.
+
+    A crash (or a full disk) while writing leaves the previous file at ``path`` intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`, with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is corrupt, truncated, or not a pyro-frmdn checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable: {e}") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pyro-frmdn checkpoint (expected format {FORMAT})")
+    return payload

@@ -1,0 +1,263 @@
+"""FRMDN and RMDN: recurrent mixture density networks as Pyro models."""
+
+from __future__ import annotations
+
+import pyro
+import torch
+from torch import Tensor, nn
+
+from ..distributions import FlowTransformedDistribution, flow_mixture, temper
+from ..flows import coupling_flow
+from ..nn import MixtureHead
+from .validation import check_finite, check_sequences
+
+__all__ = ["CELLS", "FRMDN", "RMDN", "greedy", "pad_sequences"]
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def greedy(d) -> Tensor:
+    """The mean of the most likely component of a mixture, pushed through the flow if there is one.
+
+    For a Gaussian component the mean is its mode; after a flow it is the image of the base mode.
+    """
+    if isinstance(d, FlowTransformedDistribution):
+        z = greedy(d.base_dist)
+        for t in d.transforms:
+            z = t(z)
+        return z
+    k = d.mixture_distribution.logits.argmax(-1)  # (...)
+    means = d.component_distribution.mean  # (..., K, D)
+    index = k[..., None, None].expand(*k.shape, 1, means.shape[-1])
+    return means.gather(-2, index).squeeze(-2)
+
+
+def pad_sequences(sequences: list[Tensor], max_len: int | None = None) -> tuple[Tensor, Tensor]:
+    """Pad sequences of shape (T_i, D) into ``y`` (B, T, D), zero-filled, and ``mask`` (B, T)."""
+    if not sequences:
+        raise ValueError("pad_sequences needs at least one sequence")
+    d = sequences[0].shape[-1]
+    for i, s in enumerate(sequences):
+        if s.dim() != 2 or s.shape[-1] != d:
+            raise ValueError(f"sequence {i} has shape {tuple(s.shape)}; expected (T_i, {d})")
+    t = max_len or max(len(s) for s in sequences)
+    y = sequences[0].new_zeros(len(sequences), t, d)
+    mask = torch.zeros(len(sequences), t, dtype=torch.bool, device=y.device)
+    for i, s in enumerate(sequences):
+        n = min(len(s), t)
+        y[i, :n] = s[:n]
+        mask[i, :n] = True
+    return y, mask
+
+
+class FRMDN(nn.Module):
+    r"""Flow-based recurrent mixture density network (Razavi, Hosseini & Behzad 2020).
+
+    .. math::
+        h_t = \mathrm{RNN}(h_{t-1}, [y_{t-1}, x_t]), \qquad
+        \log p(y_t \mid y_{<t}, x_{\le t}) = \log \sum_k \pi_k(h_t)\,
+        \mathcal N(f(y_t); \mu_k(h_t), \Sigma_k(h_t))
+        + \log\left|\det \frac{\partial f}{\partial y_t}\right|
+
+    with :math:`\Sigma_k` low rank plus diagonal, as a covariance or as a precision (see
+    :func:`~pyro_frmdn.distributions.low_rank_mixture`), and :math:`f` a coupling flow shared over
+    time (or conditioned on :math:`h_t` with ``conditional_flow=True``). ``flow_layers=0`` is the
+    RMDN (Graves 2013; World Models' MDN-RNN); ``rank=0`` makes the components diagonal.
+
+    Arguments:
+        obs_dim: D, the size of :math:`y_t`.
+        input_dim: X, the size of optional inputs :math:`x_t` (text, actions); 0 for none.
+        hidden_dim, num_layers, cell: the RNN (``"lstm"`` or ``"gru"``).
+        num_components, rank, parameterization, factor, min_diag: the mixture head
+            (:class:`~pyro_frmdn.nn.MixtureHead`).
+        flow_layers, flow, flow_hidden_dims, conditional_flow, mixing: the flow
+            (:func:`~pyro_frmdn.flows.coupling_flow`); ``flow="affine"`` or ``"spline"``.
+        name: the prefix of the parameters in Pyro's param store.
+
+    Example:
+        >>> m = FRMDN(obs_dim=3, hidden_dim=16, num_components=2, rank=1, flow_layers=2)
+        >>> y = torch.randn(4, 10, 3)
+        >>> m.log_prob(y).shape
+        torch.Size([4])
+        >>> m.sample(2, steps=5).shape
+        torch.Size([2, 5, 3])
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        input_dim: int = 0,
+        hidden_dim: int = 128,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        num_components: int = 5,
+        rank: int = 0,
+        parameterization: str = "covariance",
+        factor: str = "per_step",
+        flow_layers: int = 4,
+        flow: str = "affine",
+        conditional_flow: bool = False,
+        flow_hidden_dims: list[int] | None = None,
+        mixing: str = "permute",
+        min_diag: float = 1e-4,
+        name: str = "frmdn",
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {tuple(CELLS)}, got {cell!r}")
+        if obs_dim < 1 or input_dim < 0 or hidden_dim < 1 or num_layers < 1:
+            raise ValueError("need obs_dim >= 1, input_dim >= 0, hidden_dim >= 1, num_layers >= 1")
+        self.config = dict(
+            obs_dim=obs_dim,
+            input_dim=input_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            cell=cell,
+            num_components=num_components,
+            rank=rank,
+            parameterization=parameterization,
+            factor=factor,
+            flow_layers=flow_layers,
+            flow=flow,
+            conditional_flow=conditional_flow,
+            flow_hidden_dims=flow_hidden_dims,
+            mixing=mixing,
+            min_diag=min_diag,
+            name=name,
+        )
+        self.obs_dim, self.input_dim, self.name = obs_dim, input_dim, name
+        self.conditional_flow = conditional_flow and flow_layers > 0
+        self.rnn = CELLS[cell](obs_dim + input_dim, hidden_dim, num_layers, batch_first=True)
+        self.start = nn.Parameter(torch.zeros(obs_dim))  # stands for y_0
+        self.head = MixtureHead(
+            hidden_dim, obs_dim, num_components, rank, parameterization, factor, min_diag
+        )
+        self.flow = coupling_flow(
+            obs_dim,
+            flow_layers,
+            kind=flow,
+            hidden_dims=flow_hidden_dims,
+            mixing=mixing,
+            context_dim=hidden_dim if self.conditional_flow else 0,
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.start.device
+
+    # -- the likelihood --------------------------------------------------------------------
+
+    def features(self, y: Tensor, x: Tensor | None = None) -> Tensor:
+        """RNN features h_t of y_<t and x_<=t (teacher forcing): (B, T, D) -> (B, T, H)."""
+        prev = torch.cat([self.start.expand(y.shape[0], 1, -1), y[:, :-1]], dim=1)
+        inputs = prev if x is None else torch.cat([prev, x], dim=-1)
+        return self.rnn(inputs)[0]
+
+    def step_distribution(self, h: Tensor):
+        """The distribution of y_t given RNN features h (..., H): batch (...), event (D,)."""
+        mixture = self.head(h)
+        if len(self.flow) == 0:
+            return mixture
+        return flow_mixture(mixture, self.flow, h if self.conditional_flow else None)
+
+    def model(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
+        """Pyro model: one observation site over (sequences, time); masked steps are not scored."""
+        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        pyro.module(self.name, self)
+        d = self.step_distribution(self.features(y, x))
+        if mask is not None:
+            d = d.mask(mask)
+        with pyro.plate("sequences", y.shape[0], dim=-2), pyro.plate("time", y.shape[1], dim=-1):
+            pyro.sample("y", d, obs=y)
+
+    def guide(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
+        """Nothing is latent: the ELBO of (model, guide) is exactly the log-likelihood."""
+
+    def step_log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None):
+        """log p(y_t | y_<t, x_<=t) in nats, (B, T); zero at masked steps."""
+        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        lp = self.step_distribution(self.features(y, x)).log_prob(y)
+        return lp if mask is None else lp.masked_fill(~mask, 0.0)
+
+    def log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """log p(y_1:T | x) in nats per sequence, (B,); masked steps excluded."""
+        return self.step_log_prob(y, x, mask).sum(-1)
+
+    # -- generation ------------------------------------------------------------------------
+
+    def initial_state(self, batch: int):
+        """The RNN state before the first step, for ``batch`` sequences."""
+        h = torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size, device=self.device)
+        return (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
+
+    def step(self, state, y_prev: Tensor | None = None, x_t: Tensor | None = None):
+        """One step: ``y_prev`` (B, D) (``None`` at the first step) and ``x_t`` (B, X).
+
+        Returns ``(dist, state)``: the distribution of the next value, batch (B,), and the new RNN
+        state.
+        """
+        batch = (state[0] if isinstance(state, tuple) else state).shape[1]
+        if y_prev is None:
+            y_prev = self.start.expand(batch, -1)
+        inputs = y_prev if x_t is None else torch.cat([y_prev, x_t], dim=-1)
+        out, state = self.rnn(inputs.unsqueeze(1), state)
+        return self.step_distribution(out.squeeze(1)), state
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_sequences: int,
+        steps: int,
+        x: Tensor | None = None,
+        prime: Tensor | None = None,
+        pi_temperature: float = 1.0,
+        scale_temperature: float = 1.0,
+        scale_mode: str = "variance",
+        greedy_decoding: bool = False,
+    ) -> Tensor:
+        """Generate ``(num_sequences, steps, D)`` by running the RNN on its own samples.
+
+        Arguments:
+            num_sequences: N.
+            steps: how many values to generate after the prime.
+            x: inputs for every step, the prime's included: (N, P + steps, X).
+            prime: a prefix (N, P, D) (or (P, D), shared) to condition on; not returned.
+            pi_temperature, scale_temperature, scale_mode: see
+                :func:`~pyro_frmdn.distributions.temper`.
+            greedy_decoding: take the mean of the most likely component at each step instead of
+                a sample (see :func:`greedy`).
+        """
+        p = 0 if prime is None else prime.shape[-2]
+        if prime is not None:
+            prime = prime.to(self.device).expand(num_sequences, p, self.obs_dim)
+            check_finite("prime", prime)
+        if self.input_dim:
+            if x is None or x.shape[:2] != (num_sequences, p + steps):
+                shape = None if x is None else tuple(x.shape)
+                raise ValueError(
+                    f"x must have shape {(num_sequences, p + steps, self.input_dim)}, got {shape}"
+                )
+            x = x.to(self.device)
+        state, y_prev, out = self.initial_state(num_sequences), None, []
+        for t in range(p + steps):
+            d, state = self.step(state, y_prev, None if x is None else x[:, t])
+            if t < p:
+                y_prev = prime[:, t]
+                continue
+            d = temper(d, pi_temperature, scale_temperature, scale_mode)
+            y_prev = greedy(d) if greedy_decoding else d.sample()
+            out.append(y_prev)
+        return torch.stack(out, dim=1)
+
+
+class RMDN(FRMDN):
+    """Recurrent mixture density network: :class:`FRMDN` without a flow.
+
+    ``rank=0`` is the classic diagonal RMDN (Graves 2013; the MDN-RNN of World Models).
+    """
+
+    def __init__(self, obs_dim: int, **kwargs):
+        if kwargs.get("flow_layers", 0):
+            raise ValueError("RMDN has no flow; use FRMDN(flow_layers=...)")
+        kwargs.setdefault("name", "rmdn")
+        super().__init__(obs_dim, flow_layers=0, **kwargs)

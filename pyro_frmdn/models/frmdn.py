@@ -187,7 +187,8 @@ class FRMDN(nn.Module):
 
     def initial_state(self, batch: int):
         """The RNN state before the first step, for ``batch`` sequences."""
-        h = torch.zeros(self.rnn.num_layers, batch, self.rnn.hidden_size, device=self.device)
+        size = (self.rnn.num_layers, batch, self.rnn.hidden_size)
+        h = self.start.new_zeros(size)
         return (h, h.clone()) if isinstance(self.rnn, nn.LSTM) else h
 
     def step(self, state, y_prev: Tensor | None = None, x_t: Tensor | None = None):

@@ -1,0 +1,201 @@
+"""FRMDN / RMDN / MDN as Pyro programs: exact likelihood, step API, masks, sampling, errors."""
+
+import math
+
+import pyro
+import pytest
+import torch
+from pyro.infer import Trace_ELBO
+
+import pyro_frmdn as pf
+from pyro_frmdn.models import greedy
+
+D, X = 3, 2
+CONFIGS = [
+    dict(num_components=3, rank=0, flow_layers=0),
+    dict(num_components=2, rank=2, parameterization="precision", flow_layers=2, cell="gru"),
+    dict(num_components=2, rank=1, factor="shared", flow_layers=2, flow="spline"),
+    dict(num_components=2, rank=1, flow_layers=1, conditional_flow=True, num_layers=2),
+]
+
+
+def make(config, input_dim=0, seed=0):
+    torch.manual_seed(seed)
+    return pf.FRMDN(D, input_dim=input_dim, hidden_dim=8, **config).double()
+
+
+def data(b=4, t=7, input_dim=0, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(b, t, D, generator=g, dtype=torch.float64)
+    x = torch.randn(b, t, input_dim, generator=g, dtype=torch.float64) if input_dim else None
+    return y, x
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("input_dim", [0, X])
+def test_log_prob_equals_the_step_api_run_by_hand(config, input_dim):
+    m = make(config, input_dim)
+    y, x = data(input_dim=input_dim)
+    state, prev, total = m.initial_state(y.shape[0]), None, 0
+    for t in range(y.shape[1]):
+        d, state = m.step(state, prev, None if x is None else x[:, t])
+        total = total + d.log_prob(y[:, t])
+        prev = y[:, t]
+    assert torch.allclose(m.log_prob(y, x), total, rtol=1e-10)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_elbo_is_exactly_the_negative_log_likelihood(config):
+    m = make(config)
+    y, _ = data()
+    mask = torch.ones(y.shape[:2], dtype=torch.bool)
+    mask[1, 4:] = False
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, y, None, mask)
+    assert torch.allclose(loss, -m.log_prob(y, mask=mask).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_padding_changes_neither_loss_nor_gradient(config):
+    m = make(config)
+    lengths = [7, 3, 5]
+    g = torch.Generator().manual_seed(0)
+    seqs = [torch.randn(n, D, generator=g, dtype=torch.float64) for n in lengths]
+    y, mask = pf.pad_sequences(seqs)
+    assert mask.sum(1).tolist() == lengths
+    # each sequence alone, unpadded
+    alone = torch.cat([m.log_prob(s.unsqueeze(0)) for s in seqs])
+    assert torch.allclose(m.log_prob(y, mask=mask), alone, rtol=1e-10)
+    grads = []
+    for fill in (0.0, 1e3, math.nan):
+        y_fill = torch.where(mask.unsqueeze(-1), y, torch.full_like(y, fill))
+        m.zero_grad()
+        Trace_ELBO().differentiable_loss(m.model, m.guide, y_fill, None, mask).backward()
+        grads.append([p.grad.clone() for p in m.parameters()])
+    for other in grads[1:]:
+        for g0, g1 in zip(grads[0], other, strict=True):
+            assert torch.equal(g0, g1)
+
+
+def test_holes_in_the_mask_are_skipped_and_do_not_feed_the_rnn():
+    m = make(CONFIGS[1])
+    y, _ = data()
+    mask = torch.ones(y.shape[:2], dtype=torch.bool)
+    mask[:, 2] = False
+    y2 = y.clone()
+    y2[:, 2] = 5.0
+    lp = m.step_log_prob(y, mask=mask)
+    assert torch.equal(lp[:, 2], torch.zeros(4, dtype=torch.float64))
+    assert torch.allclose(lp, m.step_log_prob(y2, mask=mask))
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_sample_shapes_prime_inputs_and_greedy(config):
+    m = make(config, input_dim=X)
+    x = torch.randn(5, 3 + 4, X, dtype=torch.float64)
+    prime = torch.randn(3, D, dtype=torch.float64)
+    s = m.sample(5, 4, x=x, prime=prime)
+    assert s.shape == (5, 4, D) and torch.isfinite(s).all()
+    g1 = m.sample(5, 4, x=x, prime=prime, greedy_decoding=True)
+    g2 = m.sample(5, 4, x=x, prime=prime, greedy_decoding=True)
+    assert torch.equal(g1, g2)
+    cold = m.sample(5, 4, x=x, prime=prime, pi_temperature=1e-3, scale_temperature=1e-6)
+    if not config.get("flow_layers"):
+        assert torch.allclose(cold, g1, atol=1e-2)
+    with pytest.raises(ValueError, match="x must have shape"):
+        m.sample(5, 4, prime=prime)
+
+
+def test_greedy_is_the_mean_of_the_most_likely_component():
+    logits = torch.tensor([[0.0, 2.0, 1.0]])
+    loc = torch.arange(6.0).reshape(1, 3, 2)
+    d = pf.low_rank_mixture(logits, loc, None, torch.ones(1, 3, 2))
+    assert torch.equal(greedy(d), loc[:, 1])
+
+
+def test_sampled_sequences_follow_the_model():
+    """Draws of y_1 match the first-step distribution (moments), a check of sample()."""
+    m = make(CONFIGS[0])
+    s = m.sample(4000, 1)[:, 0]
+    d, _ = m.step(m.initial_state(1), None)
+    mean = d.mean[0]
+    std = d.variance[0].sqrt()
+    assert ((s.mean(0) - mean).abs() < 5 * std / math.sqrt(4000)).all()
+
+
+def test_step_distribution_reuses_the_likelihood():
+    m = make(CONFIGS[2])
+    h = torch.randn(6, 5, 8, dtype=torch.float64)
+    d = m.step_distribution(h)
+    assert d.batch_shape == (6, 5) and d.event_shape == (D,)
+
+
+def with_value(t, pos, value):
+    t = t.clone()
+    t[pos] = value
+    return t
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (lambda y: (y[0],), "shape \\(batch, time, 3\\)"),
+        (lambda y: (y[..., :2],), "2 dims per step"),
+        (lambda y: (y, None, torch.ones(4, 6, dtype=torch.bool)), "mask must have shape"),
+        (lambda y: (with_value(y, (1, 2, 0), math.nan),), r"y has NaN at position \(1, 2, 0\)"),
+        (lambda y: (with_value(y, (0, 1, 0), math.inf),), r"y has Inf at position \(0, 1, 0\)"),
+        (lambda y: (y, torch.randn(4, 7, 2, dtype=torch.float64)), "input_dim=0"),
+        (lambda y: (y[:, :0],), "empty"),
+        (lambda y: (y, None, torch.zeros(4, 7, dtype=torch.bool)), "nothing to score"),
+    ],
+)
+def test_bad_input_gives_clear_errors(args, match):
+    m = make(CONFIGS[0])
+    y, _ = data()
+    with pytest.raises(ValueError, match=match):
+        m.log_prob(*args(y))
+    with pytest.raises(ValueError, match=match):
+        m.model(*args(y))
+
+
+def test_bad_options_give_clear_errors():
+    with pytest.raises(ValueError, match="cell"):
+        pf.FRMDN(2, cell="rnn")
+    with pytest.raises(ValueError, match="parameterization"):
+        pf.FRMDN(2, parameterization="cholesky")
+    with pytest.raises(ValueError, match="factor"):
+        pf.FRMDN(2, rank=1, factor="global")
+    with pytest.raises(ValueError, match="kind"):
+        pf.FRMDN(2, flow="planar")
+    with pytest.raises(ValueError, match="no flow"):
+        pf.RMDN(2, flow_layers=2)
+    m = make(CONFIGS[0], input_dim=X)
+    y, _ = data()
+    with pytest.raises(ValueError, match="pass x"):
+        m.log_prob(y)
+
+
+def test_mdn_log_prob_sample_and_errors():
+    torch.manual_seed(0)
+    m = pf.MDN(1, 2, num_components=3, hidden_dims=[8], rank=1)
+    x, y = torch.randn(10, 1), torch.randn(10, 2)
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, x, y)
+    assert torch.allclose(loss, -m.log_prob(x, y).sum())
+    assert m.sample(x, num_samples=4).shape == (4, 10, 2)
+    assert m.sample(x, greedy_decoding=True).shape == (10, 2)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 1\)"):
+        m.log_prob(torch.randn(10, 2), y)
+    with pytest.raises(ValueError, match="y has NaN"):
+        m.log_prob(x, with_value(y, (3, 1), math.nan))
+
+
+def test_pyro_module_names_keep_two_models_apart():
+    a, b = (
+        pf.FRMDN(2, hidden_dim=4, flow_layers=0),
+        pf.FRMDN(2, hidden_dim=4, flow_layers=0, name="b"),
+    )
+    y = torch.randn(2, 3, 2)
+    pyro.clear_param_store()
+    a.model(y)
+    b.model(y)
+    names = list(pyro.get_param_store().keys())
+    assert any(n.startswith("frmdn$$$") for n in names) and any(n.startswith("b$$$") for n in names)

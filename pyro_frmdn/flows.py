@@ -122,7 +122,8 @@ def coupling_flow(
     rational-quadratic, Durkan et al. 2019), followed by a mixing of coordinates so that every
     coordinate is transformed: a fixed random permutation (``mixing="permute"``, seeded), learned
     Householder reflections (``"householder"``, conditional when ``context_dim > 0``) or nothing,
-    and optionally a :class:`~pyro.distributions.transforms.BatchNorm`. For ``dim = 1`` a spline
+    and optionally a :class:`~pyro.distributions.transforms.BatchNorm` (in training mode Pyro's
+    batch norm takes values of shape ``(N, D)`` only: flatten sequences first). For ``dim = 1``, a
     layer is an elementwise spline. Splines are the identity outside ``[-bound, bound]``:
     standardise the data or raise ``bound``.
 

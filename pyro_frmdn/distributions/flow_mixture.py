@@ -24,6 +24,8 @@ def clear_transform_cache(transforms: Iterable[T.Transform]) -> None:
             t._cached_x_y = None, None
         if isinstance(t, T.ComposeTransform):
             clear_transform_cache(t.parts)
+        if isinstance(t, T.IndependentTransform):
+            clear_transform_cache([t.base_transform])
         if isinstance(t, T._InverseTransform):
             clear_transform_cache([t.inv])
 

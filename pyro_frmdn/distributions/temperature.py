@@ -32,7 +32,15 @@ def graves_bias(bias: float) -> dict:
 
 
 def _scale_component(c, factor: float):
-    """A copy of component distribution ``c`` with covariance multiplied by ``factor``."""
+    """A copy of component distribution ``c`` with covariance multiplied by ``factor``.
+
+    With ``factor == 1`` a supported ``c`` is returned as it is; an unsupported one always raises.
+    """
+    gaussian = isinstance(c, (dist.LowRankMultivariateNormal, dist.MultivariateNormal))
+    gaussian |= isinstance(c, LowRankPrecisionMultivariateNormal)
+    gaussian |= isinstance(c, Independent) and isinstance(c.base_dist, Normal)
+    if gaussian and factor == 1.0:
+        return c
     if isinstance(c, LowRankPrecisionMultivariateNormal):
         return LowRankPrecisionMultivariateNormal(
             c.loc, c.prec_factor / math.sqrt(factor), c.prec_diag / factor
@@ -92,7 +100,6 @@ def temper(
         return FlowTransformedDistribution(base, d.transforms)
     if isinstance(d, dist.MixtureSameFamily):
         logits = d.mixture_distribution.logits / pi_temperature
-        comps = d.component_distribution
-        comps = comps if factor == 1.0 else _scale_component(comps, factor)
+        comps = _scale_component(d.component_distribution, factor)
         return dist.MixtureSameFamily(dist.Categorical(logits=logits), comps)
-    return d if factor == 1.0 else _scale_component(d, factor)
+    return _scale_component(d, factor)

@@ -46,7 +46,8 @@ def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable: {e}") from e
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({reason})") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pyro-frmdn checkpoint (expected format {FORMAT})")
     return payload

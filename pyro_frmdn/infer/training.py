@@ -254,7 +254,9 @@ def fit(
             "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
         }
 
-    bar = tqdm(total=(epochs - start) * len(batches), disable=not progress, desc="fit")
+    if patience is not None and bad_epochs >= patience:
+        start = epochs  # the run this resumes had already stopped early
+    bar = tqdm(total=max(epochs - start, 0) * len(batches), disable=not progress, desc="fit")
     for epoch in range(start, epochs):
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0

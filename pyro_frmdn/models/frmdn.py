@@ -258,7 +258,7 @@ class RMDN(FRMDN):
     """
 
     def __init__(self, obs_dim: int, **kwargs):
-        if kwargs.get("flow_layers", 0):
+        if kwargs.pop("flow_layers", 0):
             raise ValueError("RMDN has no flow; use FRMDN(flow_layers=...)")
         kwargs.setdefault("name", "rmdn")
         super().__init__(obs_dim, flow_layers=0, **kwargs)

@@ -126,7 +126,9 @@ def _count(batch: dict) -> int:
     if batch.get("mask") is not None:
         return int(batch["mask"].sum())
     y = batch.get("y")
-    return y.shape[0] * y.shape[1] if y is not None and y.dim() == 3 else len(y)
+    if y is None:
+        raise ValueError(f"the data must hold the observations 'y'; got keys {sorted(batch)}")
+    return y.shape[0] * y.shape[1] if y.dim() == 3 else len(y)
 
 
 @torch.no_grad()
@@ -190,8 +192,8 @@ def fit(
             order of its arguments, a dict of them by name (e.g. ``{"y": y, "mask": mask}``), or a
             ``DataLoader`` yielding any of these.
         epochs, batch_size: passes over ``train`` and its minibatch size (tensor data).
-        lr, clip_norm, lr_decay: Pyro's ``ClippedAdam``: learning rate, gradient-norm clip, and
-            the learning rate's decay factor per epoch (1: constant).
+        lr, clip_norm, lr_decay: Pyro's ``ClippedAdam``: learning rate, the bound each gradient
+            element is clamped to, and the learning rate's decay factor per epoch (1: constant).
         optimizer: any ``pyro.optim`` optimizer instead.
         patience: stop after this many epochs without a better validation NLL.
         restore_best: finish with the parameters of the best validation epoch.

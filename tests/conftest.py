@@ -7,6 +7,15 @@ import torch
 from pyro.distributions.testing.gof import multinomial_goodness_of_fit
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tests use tiny tensors: torch's thread pool only costs time, a lot on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _pyro_test_state():
     pyro.enable_validation(True)

@@ -43,22 +43,6 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's thread pool only costs time, a lot of it on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _validation_and_seed():
-    with pyro.validation_enabled(True):
-        pyro.set_rng_seed(0)
-        yield
-
-
 def _build(kind, dim, mixing, batchnorm, context_dim):
     """A float64 flow whose batch norms have non-trivial parameters and running statistics."""
     flow = coupling_flow(

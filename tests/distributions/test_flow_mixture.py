@@ -39,23 +39,6 @@ F64 = torch.float64
 CONTEXT_DIM = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's thread pool only costs time, a lot of it on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _validation_and_seed():
-    with pyro.validation_enabled(True):
-        pyro.set_rng_seed(0)
-        pyro.clear_param_store()
-        yield
-
-
 def _params(batch, k, d, rank, parameterization):
     """Mixture parameters in float64; ``rank=None`` gives diagonal components."""
     logits = torch.randn(batch + (k,), dtype=F64)

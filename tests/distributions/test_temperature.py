@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import pyro
 import pyro.distributions as dist
 import pytest
 import torch
@@ -29,22 +28,6 @@ from pyro_frmdn.flows import coupling_flow
 
 F64 = torch.float64
 KINDS = ["lowrank-covariance", "lowrank-precision", "diagonal-covariance", "diagonal-precision"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: torch's thread pool only costs time, a lot of it on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _validation_and_seed():
-    with pyro.validation_enabled(True):
-        pyro.set_rng_seed(0)
-        yield
 
 
 def _mixture(kind, batch=(2,), k=3, dim=4, rank=2, shared_components=False):

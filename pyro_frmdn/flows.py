@@ -172,7 +172,10 @@ def coupling_flow(
             layers.append(PT.BatchNorm(dim))
         if dim > 1 and i < num_layers - 1:
             if mixing == "permute":
-                layers.append(Permutation(torch.randperm(dim, generator=gen)))
+                perm = torch.randperm(dim, generator=gen)
+                while bool((perm == torch.arange(dim)).all()):  # an identity would mix nothing
+                    perm = torch.randperm(dim, generator=gen)
+                layers.append(Permutation(perm))
             elif mixing == "householder":
                 layers.append(
                     PT.conditional_householder(dim, context_dim, hidden_dims)

@@ -67,7 +67,7 @@ def banana_sequences(
     v = noise * torch.randn(n, steps, generator=g)
     y2 = curvature * u.square() + v
     y = torch.stack([u, y2 - curvature], dim=-1)
-    return y / torch.tensor([1.0, curvature * math.sqrt(2) + noise])
+    return y / torch.tensor([1.0, abs(curvature) * math.sqrt(2) + noise])
 
 
 TASKS = {"branching": branching_trajectories, "banana": banana_sequences}

@@ -12,7 +12,7 @@ __all__ = ["capacitance_tril", "lowrank_gaussian_log_prob"]
 
 # Elements of (D, r) factors handled per chunk: small enough that a chunk's temporaries stay in the
 # CPU cache and in malloc's heap (a large fresh allocation costs a page fault per 4 KiB touched).
-_CHUNK_ELEMENTS = 1 << 18
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def capacitance_tril(factor: Tensor, diag: Tensor) -> Tensor:
@@ -35,9 +35,13 @@ def _flat(t: Tensor, shape: torch.Size, tail: int) -> Tensor:
 
 def _chunk_terms(diff, factor, diag, precision):
     """Per-row pieces shared by the forward and backward passes, for one chunk of rows."""
+    r = factor.shape[-1]
     inv = diag.reciprocal()
-    fd = factor * inv.unsqueeze(-1)  # D^{-1} W, (n, D, r)
-    cap = fd.mT @ factor  # W^T D^{-1} W, (n, r, r)
+    fd = factor * inv.unsqueeze(-1)  # D⁻¹ W, (n, D, r)
+    # one small product gives both W^T D⁻¹ W and W^T D⁻¹ e (covariance) or Uᵀ e (precision)
+    rhs = diff * diag if precision else diff
+    both = fd.mT @ torch.cat([factor, rhs.unsqueeze(-1)], dim=-1)  # (n, r, r + 1)
+    cap, b = both[..., :r], both[..., r]
     cap.diagonal(dim1=-2, dim2=-1).add_(1.0)
     tril, info = torch.linalg.cholesky_ex(cap)
     if bool(info.any()):
@@ -45,15 +49,16 @@ def _chunk_terms(diff, factor, diag, precision):
             "the low-rank capacitance matrix I + Wᵀ diag⁻¹ W is not positive definite in "
             f"{diff.dtype}: the factor is too large relative to diag; raise the floor on diag"
         )
+    # L⁻¹ (r x r), never C⁻¹: eᵀΣ⁻¹e = Σ e²/d - ‖L⁻¹b‖² loses accuracy in proportion to the
+    # condition number of C when C⁻¹ is formed first; products with L⁻¹ are as accurate as
+    # triangular solves here and much faster for many tiny systems.
+    eye = torch.eye(tril.shape[-1], dtype=tril.dtype, device=tril.device)
+    tril_inv = torch.linalg.solve_triangular(tril, eye, upper=False)
     if precision:
-        proj = (diff.unsqueeze(-2) @ factor).squeeze(-2)  # u = Uᵀ e, (n, r)
-        return inv, fd, tril, proj, None
-    b = (diff.unsqueeze(-2) @ fd).mT  # Wᵀ D⁻¹ e, (n, r, 1)
-    # Triangular solves, never an explicit C⁻¹: eᵀΣ⁻¹e = Σ e²/d - ‖L⁻¹b‖² loses accuracy in
-    # proportion to the condition number of C when C⁻¹ is formed first.
-    white = torch.linalg.solve_triangular(tril, b, upper=False)  # w = L⁻¹ b
-    proj = torch.linalg.solve_triangular(tril.mT, white, upper=True)  # v = C⁻¹ b
-    return inv, fd, tril, white.squeeze(-1), proj.squeeze(-1)
+        return inv, fd, tril, tril_inv, b, None  # b = u = Uᵀ e
+    white = (tril_inv * b.unsqueeze(-2)).sum(-1)  # w = L⁻¹ b
+    proj = (tril_inv * white.unsqueeze(-1)).sum(-2)  # v = L⁻ᵀ w = C⁻¹ b
+    return inv, fd, tril, tril_inv, white, proj
 
 
 class _LowRankLogProb(torch.autograd.Function):
@@ -66,7 +71,7 @@ class _LowRankLogProb(torch.autograd.Function):
         step = max(1, _CHUNK_ELEMENTS // (d * r))
         for i in range(0, e.shape[0], step):
             sl = slice(i, i + step)
-            inv, _, tril, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
+            inv, _, tril, _, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
             logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
             if precision:
                 maha = (e[sl].square() * s[sl]).sum(-1) + white.square().sum(-1)
@@ -96,25 +101,25 @@ class _LowRankLogProb(torch.autograd.Function):
         for i in range(0, n, step):
             sl = slice(i, i + step)
             ec, wc, gc = e[sl], w[sl], g[sl].unsqueeze(-1)
-            inv, fd, tril, proj, v = _chunk_terms(ec, wc, s[sl], precision)
-            # P = D⁻¹ W C⁻¹ and diag(D⁻¹ W C⁻¹ Wᵀ D⁻¹) (the Woodbury correction), by solves
-            x = torch.linalg.solve_triangular(tril, fd.mT, upper=False)  # L⁻¹ Wᵀ D⁻¹, (n, r, D)
+            inv, fd, _, tril_inv, proj, v = _chunk_terms(ec, wc, s[sl], precision)
+            # P = D⁻¹ W C⁻¹ and diag(D⁻¹ W C⁻¹ Wᵀ D⁻¹) (the Woodbury correction)
+            x = tril_inv @ fd.mT  # L⁻¹ Wᵀ D⁻¹, (n, r, D)
             corr = x.square().sum(-2)
-            p = g_factor[sl]
-            p.copy_(torch.linalg.solve_triangular(tril.mT, x, upper=True).mT)
+            p = torch.matmul(x.mT, tril_inv, out=g_factor[sl])
             if precision:
                 # ℓ = -½[eᵀ P e - log det P], P = diag(d) + U Uᵀ, Σ = P⁻¹
                 pe = ec * s[sl] + (wc @ proj.unsqueeze(-1)).squeeze(-1)
                 g_diff[sl] = -gc * pe
                 g_diag[sl] = 0.5 * gc * (inv - corr - ec.square())
-                p.baddbmm_(ec.unsqueeze(-1), proj.unsqueeze(-2), alpha=-1)  # ΣU - e (Uᵀe)ᵀ
+                # g (ΣU - e (Uᵀe)ᵀ)
+                p.mul_(gc.unsqueeze(-1)).addcmul_((-gc * ec).unsqueeze(-1), proj.unsqueeze(-2))
             else:
                 # ℓ = -½[eᵀ Σ⁻¹ e + log det Σ], Σ = W Wᵀ + diag(d); α = Σ⁻¹ e, αᵀW = vᵀ
                 alpha = ec * inv - (fd @ v.unsqueeze(-1)).squeeze(-1)
                 g_diff[sl] = -gc * alpha
                 g_diag[sl] = 0.5 * gc * (alpha.square() - inv + corr)
-                p.baddbmm_(alpha.unsqueeze(-1), v.unsqueeze(-2), beta=-1)  # α vᵀ - Σ⁻¹W
-            p.mul_(gc.unsqueeze(-1))
+                # g (α vᵀ - Σ⁻¹W)
+                p.mul_(-gc.unsqueeze(-1)).addcmul_((gc * alpha).unsqueeze(-1), v.unsqueeze(-2))
         g_diff = g_diff.reshape(shape + (d,))
         g_factor = g_factor.reshape(shape + (d, r))
         g_diag = g_diag.reshape(shape + (d,))

@@ -292,8 +292,9 @@ def test_chunked_kernel_matches_one_chunk(monkeypatch, precision, chunk):
 
 @pytest.mark.parametrize("form", FORMS)
 def test_default_chunking_spans_several_chunks(form):
-    d, r, n = 64, 4, 2500
+    d, r = 64, 4
     rows_per_chunk = _lowrank._CHUNK_ELEMENTS // (d * r)
+    n = 2 * rows_per_chunk + 452
     assert n > 2 * rows_per_chunk
     tensors = (
         torch.randn(d, dtype=F64),

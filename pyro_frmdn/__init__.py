@@ -1,6 +1,6 @@
 """pyro-frmdn: flow-based recurrent mixture density networks in Pyro."""
 
-from . import distributions, flows, infer, models
+from . import data, distributions, flows, infer, models
 from .distributions import low_rank_mixture
 from .infer import evaluate, fit
 from .models import FRMDN, MDN, RMDN, pad_sequences
@@ -12,6 +12,7 @@ __all__ = [
     "MDN",
     "RMDN",
     "__version__",
+    "data",
     "distributions",
     "evaluate",
     "fit",

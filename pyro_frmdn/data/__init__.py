@@ -1,5 +1,37 @@
-"""Data sets: synthetic tasks built in (no download); real data sets behind optional extras."""
+"""Data sets: synthetic tasks built in (no download); real data sets behind the ``data`` extra."""
 
+from .digits import mnist_digits, sklearn_digits
+from .kanji import available_characters, kanji_split, kanji_strokes
+from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
+from .preprocessing import (
+    bits_per_dim,
+    dequantize,
+    inverse_logit_transform,
+    logit_transform,
+    pixel_nll,
+)
 from .synthetic import TASKS, banana_sequences, branching_trajectories, inverse_sine, make_task
+from .vowels import japanese_vowels, japanese_vowels_statistics
 
-__all__ = ["TASKS", "banana_sequences", "branching_trajectories", "inverse_sine", "make_task"]
+__all__ = [
+    "TASKS",
+    "available_characters",
+    "banana_sequences",
+    "bits_per_dim",
+    "branching_trajectories",
+    "dequantize",
+    "frames_to_sequences",
+    "inverse_logit_transform",
+    "inverse_sine",
+    "japanese_vowels",
+    "japanese_vowels_statistics",
+    "kanji_split",
+    "kanji_strokes",
+    "logit_transform",
+    "make_task",
+    "mnist_digits",
+    "moving_mnist",
+    "pixel_nll",
+    "sequences_to_frames",
+    "sklearn_digits",
+]

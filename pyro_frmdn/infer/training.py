@@ -137,7 +137,9 @@ def evaluate(
 ) -> float:
     """Held-out negative log-likelihood in nats per step (masked steps excluded).
 
-    With ``bits_per_dim=True``: bits per dimension, the NLL per step divided by D ln 2.
+    With ``bits_per_dim=True``: bits per dimension of the model's own space, the NLL per step
+    divided by D ln 2. For images in 0-255 pixel space (dequantisation and logit Jacobians
+    counted) use :func:`pyro_frmdn.data.bits_per_dim`.
     """
     device = next(model.parameters()).device if device is None else resolve_device(device)
     was_training = model.training

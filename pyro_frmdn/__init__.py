@@ -2,8 +2,8 @@
 
 from . import data, distributions, flows, infer, models
 from .distributions import low_rank_mixture
-from .infer import evaluate, fit
-from .models import FRMDN, MDN, RMDN, pad_sequences
+from .infer import evaluate, fit, fit_boosted, load_boosted
+from .models import FRMDN, MDN, RMDN, BoostedFlow, BoostedFRMDN, BoostedGuideFlow, pad_sequences
 
 __version__ = "0.1.0"
 
@@ -11,13 +11,18 @@ __all__ = [
     "FRMDN",
     "MDN",
     "RMDN",
+    "BoostedFRMDN",
+    "BoostedFlow",
+    "BoostedGuideFlow",
     "__version__",
     "data",
     "distributions",
     "evaluate",
     "fit",
+    "fit_boosted",
     "flows",
     "infer",
+    "load_boosted",
     "low_rank_mixture",
     "models",
     "pad_sequences",

@@ -11,10 +11,12 @@ from .preprocessing import (
     pixel_nll,
 )
 from .synthetic import TASKS, banana_sequences, branching_trajectories, inverse_sine, make_task
+from .toy2d import TOY2D, toy2d
 from .vowels import japanese_vowels, japanese_vowels_statistics
 
 __all__ = [
     "TASKS",
+    "TOY2D",
     "available_characters",
     "banana_sequences",
     "bits_per_dim",
@@ -34,4 +36,5 @@ __all__ = [
     "pixel_nll",
     "sequences_to_frames",
     "sklearn_digits",
+    "toy2d",
 ]

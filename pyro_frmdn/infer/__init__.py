@@ -11,7 +11,7 @@ from .boosting import (
     rho_gradient,
     save_boosted,
 )
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .training import History, evaluate, fit, resolve_device
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "line_search_rho",
     "load_boosted",
     "load_checkpoint",
+    "load_model_checkpoint",
     "mixture_nll",
     "pit",
     "plot_pit",

@@ -14,7 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..models.boosted import RHO_MAX, BoostedMixture, log_weights_from_rho, rho_from_log_weights
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .training import History, resolve_device
 
 __all__ = [
@@ -353,12 +353,7 @@ def fit_boosted(
     history = History()
     ckpt_dir = None if checkpoint is None else Path(checkpoint)
     if resume and (ckpt_dir / "last.pt").exists():
-        state = load_checkpoint(ckpt_dir / "last.pt", map_location="cpu")
-        if state.get("model_class") != type(model).__name__ or state.get("config") != model.config:
-            raise ValueError(
-                f"checkpoint {ckpt_dir / 'last.pt'} holds a {state.get('model_class')} with "
-                f"config {state.get('config')}, not this {type(model).__name__} ({model.config})"
-            )
+        state = load_model_checkpoint(ckpt_dir / "last.pt", model)
         if state["num_components"] < model.num_components:
             raise ValueError("the model has more components than the checkpoint to resume")
         while model.num_components < state["num_components"]:

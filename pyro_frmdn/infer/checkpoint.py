@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "load_checkpoint", "load_model_checkpoint", "save_checkpoint"]
 
 FORMAT = "pyro-frmdn-checkpoint/1"
 
@@ -51,3 +51,18 @@ def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pyro-frmdn checkpoint (expected format {FORMAT})")
     return payload
+
+
+def load_model_checkpoint(path: str | os.PathLike, model, map_location="cpu") -> dict:
+    """:func:`load_checkpoint`, refusing a checkpoint written by another model class or config.
+
+    ``model`` must have a ``config`` dict; the checkpoint's ``model_class`` and ``config`` must
+    match it exactly, or a ValueError says what the checkpoint holds.
+    """
+    state = load_checkpoint(path, map_location=map_location)
+    if state.get("model_class") != type(model).__name__ or state.get("config") != model.config:
+        raise ValueError(
+            f"checkpoint {path} was written by {state.get('model_class')} with config "
+            f"{state.get('config')}, not by this {type(model).__name__} with config {model.config}"
+        )
+    return state

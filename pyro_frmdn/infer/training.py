@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_model_checkpoint, save_checkpoint
 
 __all__ = ["History", "evaluate", "fit", "resolve_device"]
 
@@ -229,13 +229,7 @@ def fit(
     history, start, best, bad_epochs = History(), 0, None, 0
     ckpt_dir = None if checkpoint is None else Path(checkpoint)
     if resume and (ckpt_dir / "last.pt").exists():
-        state = load_checkpoint(ckpt_dir / "last.pt", map_location="cpu")
-        if state.get("model_class") != type(model).__name__ or state.get("config") != model.config:
-            raise ValueError(
-                f"checkpoint {ckpt_dir / 'last.pt'} was written by {state.get('model_class')} "
-                f"with config {state.get('config')}, not by this {type(model).__name__} "
-                f"with config {model.config}"
-            )
+        state = load_model_checkpoint(ckpt_dir / "last.pt", model)
         model.load_state_dict(state["model"])
         optimizer.set_state(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])

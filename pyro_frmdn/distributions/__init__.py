@@ -1,5 +1,6 @@
 """Per-step observation distributions of FRMDN: pure math on tensors, no networks."""
 
+from .binary import WithBernoulli
 from .flow_mixture import FlowTransformedDistribution, clear_transform_cache, flow_mixture
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 from .mixture import PARAMETERIZATIONS, components, low_rank_mixture, positive
@@ -11,6 +12,7 @@ __all__ = [
     "FlowTransformedDistribution",
     "LowRankCovarianceMultivariateNormal",
     "LowRankPrecisionMultivariateNormal",
+    "WithBernoulli",
     "clear_transform_cache",
     "components",
     "flow_mixture",

@@ -7,6 +7,7 @@ import math
 import pyro.distributions as dist
 from torch.distributions import Independent, Normal
 
+from .binary import WithBernoulli
 from .flow_mixture import FlowTransformedDistribution
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 
@@ -78,11 +79,13 @@ def temper(
       :math:`\tau_s`, covariances by :math:`\tau_s^2`. Graves' bias: see :func:`graves_bias`.
 
     In a flow model (:class:`FlowTransformedDistribution`) the spread is scaled in the base space,
-    before the flow: the flow is left as learned.
+    before the flow: the flow is left as learned. Bits appended by :class:`WithBernoulli` (a pen
+    state) have their log-odds divided by :math:`\tau_\pi`, as sketch-rnn tempers its pen state.
 
     Arguments:
         d: a :class:`~pyro.distributions.MixtureSameFamily` of Gaussians, a single Gaussian
-            component, or a :class:`FlowTransformedDistribution` over one of these.
+            component, a :class:`FlowTransformedDistribution` over one of these, or a
+            :class:`WithBernoulli` over any of them.
         pi_temperature: :math:`\tau_\pi > 0`.
         scale_temperature: :math:`\tau_s > 0`.
         scale_mode: ``"variance"`` or ``"std"``.
@@ -95,6 +98,9 @@ def temper(
     if scale_mode not in SCALE_MODES:
         raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
     factor = scale_temperature if scale_mode == "variance" else scale_temperature**2
+    if isinstance(d, WithBernoulli):
+        continuous = temper(d.continuous, pi_temperature, scale_temperature, scale_mode)
+        return WithBernoulli(continuous, d.logits / pi_temperature)
     if isinstance(d, FlowTransformedDistribution):
         base = temper(d.base_dist, pi_temperature, scale_temperature, scale_mode)
         return FlowTransformedDistribution(base, d.transforms)

@@ -6,7 +6,7 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from ..distributions import FlowTransformedDistribution, flow_mixture, temper
+from ..distributions import FlowTransformedDistribution, WithBernoulli, flow_mixture, temper
 from ..flows import coupling_flow
 from ..nn import MixtureHead
 from .validation import check_finite, check_sequences
@@ -20,7 +20,12 @@ def greedy(d) -> Tensor:
     """The mean of the most likely component of a mixture, pushed through the flow if there is one.
 
     For a Gaussian component the mean is its mode; after a flow it is the image of the base mode.
+    Bits appended by :class:`~pyro_frmdn.distributions.WithBernoulli` take their likelier value.
     """
+    if isinstance(d, WithBernoulli):
+        y = greedy(d.continuous)
+        bits = (d.logits > 0).to(y.dtype).expand(*y.shape[:-1], d.num_bits)
+        return torch.cat([y, bits], dim=-1)
     if isinstance(d, FlowTransformedDistribution):
         z = greedy(d.base_dist)
         for t in d.transforms:
@@ -64,6 +69,11 @@ class FRMDN(nn.Module):
     time (or conditioned on :math:`h_t` with ``conditional_flow=True``). ``flow_layers=0`` is the
     RMDN (Graves 2013; World Models' MDN-RNN); ``rank=0`` makes the components diagonal.
 
+    With ``binary_dims=B`` the last ``B`` coordinates of :math:`y_t` are bits (a pen-up flag, an
+    end-of-sequence flag), modelled by independent Bernoullis given :math:`h_t` beside the
+    mixture, as in Graves' handwriting model; the mixture and the flow act on the other
+    ``obs_dim - B`` coordinates (see :class:`~pyro_frmdn.distributions.WithBernoulli`).
+
     Arguments:
         obs_dim: D, the size of :math:`y_t`.
         input_dim: X, the size of optional inputs :math:`x_t` (text, actions); 0 for none.
@@ -72,6 +82,7 @@ class FRMDN(nn.Module):
             (:class:`~pyro_frmdn.nn.MixtureHead`).
         flow_layers, flow, flow_hidden_dims, conditional_flow, mixing: the flow
             (:func:`~pyro_frmdn.flows.coupling_flow`); ``flow="affine"`` or ``"spline"``.
+        binary_dims: how many trailing coordinates of ``y`` are 0/1 bits with a Bernoulli head.
         name: the prefix of the parameters in Pyro's param store.
 
     Example:
@@ -100,6 +111,7 @@ class FRMDN(nn.Module):
         flow_hidden_dims: list[int] | None = None,
         mixing: str = "permute",
         min_diag: float = 1e-4,
+        binary_dims: int = 0,
         name: str = "frmdn",
     ):
         super().__init__()
@@ -107,6 +119,11 @@ class FRMDN(nn.Module):
             raise ValueError(f"cell must be one of {tuple(CELLS)}, got {cell!r}")
         if obs_dim < 1 or input_dim < 0 or hidden_dim < 1 or num_layers < 1:
             raise ValueError("need obs_dim >= 1, input_dim >= 0, hidden_dim >= 1, num_layers >= 1")
+        if not 0 <= binary_dims < obs_dim:
+            raise ValueError(
+                f"binary_dims must be in [0, obs_dim) (at least one continuous coordinate), got "
+                f"binary_dims={binary_dims} with obs_dim={obs_dim}"
+            )
         self.config = dict(
             obs_dim=obs_dim,
             input_dim=input_dim,
@@ -123,17 +140,21 @@ class FRMDN(nn.Module):
             flow_hidden_dims=flow_hidden_dims,
             mixing=mixing,
             min_diag=min_diag,
+            binary_dims=binary_dims,
             name=name,
         )
         self.obs_dim, self.input_dim, self.name = obs_dim, input_dim, name
+        self.binary_dims = binary_dims
+        continuous_dim = obs_dim - binary_dims
         self.conditional_flow = conditional_flow and flow_layers > 0
         self.rnn = CELLS[cell](obs_dim + input_dim, hidden_dim, num_layers, batch_first=True)
         self.start = nn.Parameter(torch.zeros(obs_dim))  # stands for y_0
         self.head = MixtureHead(
-            hidden_dim, obs_dim, num_components, rank, parameterization, factor, min_diag
+            hidden_dim, continuous_dim, num_components, rank, parameterization, factor, min_diag
         )
+        self.bits = nn.Linear(hidden_dim, binary_dims) if binary_dims else None
         self.flow = coupling_flow(
-            obs_dim,
+            continuous_dim,
             flow_layers,
             kind=flow,
             hidden_dims=flow_hidden_dims,
@@ -155,14 +176,30 @@ class FRMDN(nn.Module):
 
     def step_distribution(self, h: Tensor):
         """The distribution of y_t given RNN features h (..., H): batch (...), event (D,)."""
-        mixture = self.head(h)
-        if len(self.flow) == 0:
-            return mixture
-        return flow_mixture(mixture, self.flow, h if self.conditional_flow else None)
+        d = self.head(h)
+        if len(self.flow):
+            d = flow_mixture(d, self.flow, h if self.conditional_flow else None)
+        return d if self.bits is None else WithBernoulli(d, self.bits(h))
+
+    def _check_bits(self, y: Tensor, mask: Tensor | None) -> None:
+        if not self.binary_dims:
+            return
+        bits = y[..., -self.binary_dims :]
+        bad = (bits != 0) & (bits != 1)
+        if mask is not None:
+            bad &= mask.unsqueeze(-1)
+        if bool(bad.any()):
+            pos = tuple(int(i) for i in bad.nonzero()[0])
+            pos = (*pos[:-1], pos[-1] + self.obs_dim - self.binary_dims)
+            raise ValueError(
+                f"y[{', '.join(map(str, pos))}] = {float(y[pos])}: the last {self.binary_dims} "
+                "coordinates of y are bits (binary_dims) and must be 0 or 1"
+            )
 
     def model(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
         """Pyro model: one observation site over (sequences, time); masked steps are not scored."""
         y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        self._check_bits(y, mask)
         pyro.module(self.name, self)
         d = self.step_distribution(self.features(y, x))
         if mask is not None:
@@ -176,6 +213,7 @@ class FRMDN(nn.Module):
     def step_log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None):
         """log p(y_t | y_<t, x_<=t) in nats, (B, T); zero at masked steps."""
         y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        self._check_bits(y, mask)
         lp = self.step_distribution(self.features(y, x)).log_prob(y)
         return lp if mask is None else lp.masked_fill(~mask, 0.0)
 
@@ -232,6 +270,7 @@ class FRMDN(nn.Module):
         if prime is not None:
             prime = prime.to(self.device).expand(num_sequences, p, self.obs_dim)
             check_finite("prime", prime)
+            self._check_bits(prime, None)
         if self.input_dim:
             if x is None or x.shape[:2] != (num_sequences, p + steps):
                 shape = None if x is None else tuple(x.shape)

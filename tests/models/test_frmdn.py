@@ -199,3 +199,76 @@ def test_pyro_module_names_keep_two_models_apart():
     b.model(y)
     names = list(pyro.get_param_store().keys())
     assert any(n.startswith("frmdn$$$") for n in names) and any(n.startswith("b$$$") for n in names)
+
+
+# -- a Bernoulli head for trailing bits (pen-up flags) --------------------------------------
+
+
+def strokes(b=6, t=12, seed=3):
+    """(dx, dy, pen_up) with the pen lifted every fourth step: the bits follow from the past."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randn(b, t, 3, generator=g, dtype=torch.float64)
+    y[..., 2] = (torch.arange(t) % 4 == 3).double()
+    return y
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_bits_are_scored_by_a_bernoulli_beside_the_continuous_model(config):
+    torch.manual_seed(0)
+    m = pf.FRMDN(3, hidden_dim=8, binary_dims=1, **config).double()
+    y = strokes()
+    h = m.features(y)
+    cont = m.head(h)
+    if len(m.flow):
+        cont = pf.distributions.flow_mixture(cont, m.flow, h if m.conditional_flow else None)
+    p = torch.sigmoid(m.bits(h)).squeeze(-1)
+    bits = torch.where(y[..., 2] == 1, p, 1 - p).log()
+    assert torch.allclose(m.step_log_prob(y), cont.log_prob(y[..., :2]) + bits, rtol=1e-10)
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, y)
+    assert torch.allclose(loss, -m.log_prob(y).sum(), rtol=1e-10)
+    assert cont.event_shape == (2,) and m.step_distribution(h).event_shape == (3,)
+
+
+def test_bits_sample_as_zeros_and_ones_and_greedy_takes_the_likelier_value():
+    torch.manual_seed(0)
+    m = pf.FRMDN(3, hidden_dim=8, num_components=2, rank=1, flow_layers=1, binary_dims=1)
+    s = m.sample(50, steps=6)
+    assert s.shape == (50, 6, 3) and set(s[..., 2].unique().tolist()) <= {0.0, 1.0}
+    d, _ = m.step(m.initial_state(2))
+    g = greedy(d)
+    assert torch.equal(g[:, 2], (d.logits[:, 0] > 0).float())
+    assert torch.allclose(g[:, :2], greedy(d.continuous))
+
+
+def test_a_fitted_bernoulli_head_learns_when_the_pen_lifts():
+    torch.manual_seed(0)
+    m = pf.RMDN(3, hidden_dim=16, num_components=1, binary_dims=1)
+    y = strokes(b=64, t=16).float()
+    mask = torch.ones(y.shape[:2], dtype=torch.bool)
+    mask[::2, 12:] = False  # ragged lengths; padding may hold any value
+    y[::2, 12:, 2] = 0.5
+    before = -m.step_log_prob(y, mask=mask)
+    pf.fit(m, {"y": y, "mask": mask}, epochs=60, batch_size=64, lr=2e-2, progress=False)
+    with torch.no_grad():
+        p = torch.sigmoid(m.bits(m.features(y))).squeeze(-1)
+    truth = y[..., 2] == 1
+    # the lift is certain from the past: the head's probability moves to the right side of 1/2
+    assert ((p > 0.5) == truth)[mask].float().mean() > 0.99
+    with torch.no_grad():
+        after = -m.step_log_prob(y, mask=mask)
+    assert after[mask].mean() < before[mask].mean() - 0.5
+
+
+def test_bits_are_checked_where_the_mask_is_on():
+    m = pf.FRMDN(3, hidden_dim=4, flow_layers=0, binary_dims=1)
+    y = strokes().float()
+    y[1, 5, 2] = 0.5
+    with pytest.raises(ValueError, match=r"y\[1, 5, 2\] = 0.5.*must be 0 or 1"):
+        m.log_prob(y)
+    mask = torch.ones(y.shape[:2], dtype=torch.bool)
+    mask[1, 5:] = False
+    assert torch.isfinite(m.log_prob(y, mask=mask)).all()
+    with pytest.raises(ValueError, match="binary_dims must be in"):
+        pf.FRMDN(2, binary_dims=2)
+    with pytest.raises(ValueError, match="0 or 1"):
+        m.sample(1, 2, prime=torch.tensor([[0.0, 0.0, 2.0]]))

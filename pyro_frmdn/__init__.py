@@ -3,7 +3,18 @@
 from . import data, distributions, flows, infer, models
 from .distributions import low_rank_mixture
 from .infer import evaluate, fit, fit_boosted, load_boosted
-from .models import FRMDN, MDN, RMDN, BoostedFlow, BoostedFRMDN, BoostedGuideFlow, pad_sequences
+from .models import (
+    FRMDN,
+    MDN,
+    RMDN,
+    BoostedFlow,
+    BoostedFRMDN,
+    BoostedGuideFlow,
+    SequenceDistribution,
+    WorldModel,
+    dream,
+    pad_sequences,
+)
 
 __version__ = "0.1.0"
 
@@ -14,9 +25,12 @@ __all__ = [
     "BoostedFRMDN",
     "BoostedFlow",
     "BoostedGuideFlow",
+    "SequenceDistribution",
+    "WorldModel",
     "__version__",
     "data",
     "distributions",
+    "dream",
     "evaluate",
     "fit",
     "fit_boosted",

@@ -1,5 +1,6 @@
 """Data sets: synthetic tasks built in (no download); real data sets behind the ``data`` extra."""
 
+from .carracing import collect_rollouts, load_rollouts
 from .digits import mnist_digits, sklearn_digits
 from .kanji import available_characters, kanji_split, kanji_strokes
 from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
@@ -21,6 +22,7 @@ __all__ = [
     "banana_sequences",
     "bits_per_dim",
     "branching_trajectories",
+    "collect_rollouts",
     "dequantize",
     "frames_to_sequences",
     "inverse_logit_transform",
@@ -29,6 +31,7 @@ __all__ = [
     "japanese_vowels_statistics",
     "kanji_split",
     "kanji_strokes",
+    "load_rollouts",
     "logit_transform",
     "make_task",
     "mnist_digits",

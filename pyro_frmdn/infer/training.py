@@ -122,13 +122,19 @@ def _to(batch: dict, device) -> dict:
 
 
 def _count(batch: dict) -> int:
-    """Number of scored steps in a batch: unmasked (sequence, step) pairs, or rows."""
+    """Number of scored steps in a batch: unmasked (sequence, step) pairs, or rows.
+
+    The observations are ``y``, or else the batch's first tensor (``frames`` of a world model):
+    a tensor of 3 or more dims is (sequences, steps, ...), a smaller one is rows.
+    """
     if batch.get("mask") is not None:
         return int(batch["mask"].sum())
     y = batch.get("y")
     if y is None:
-        raise ValueError(f"the data must hold the observations 'y'; got keys {sorted(batch)}")
-    return y.shape[0] * y.shape[1] if y.dim() == 3 else len(y)
+        y = next((v for v in batch.values() if isinstance(v, Tensor)), None)
+    if y is None:
+        raise ValueError(f"the data must hold the observations; got keys {sorted(batch)}")
+    return y.shape[0] * y.shape[1] if y.dim() >= 3 else len(y)
 
 
 @torch.no_grad()
@@ -171,7 +177,7 @@ def fit(
     epochs: int = 10,
     batch_size: int = 32,
     lr: float = 1e-3,
-    clip_norm: float = 10.0,
+    clip_norm: float | None = 10.0,
     lr_decay: float = 1.0,
     optimizer: pyro.optim.PyroOptim | None = None,
     patience: int | None = None,
@@ -195,7 +201,9 @@ def fit(
             ``DataLoader`` yielding any of these.
         epochs, batch_size: passes over ``train`` and its minibatch size (tensor data).
         lr, clip_norm, lr_decay: Pyro's ``ClippedAdam``: learning rate, the bound each gradient
-            element is clamped to, and the learning rate's decay factor per epoch (1: constant).
+            element is clamped to (``None``: no clamping; use it for losses summed over many
+            values, such as the pixels of a world model, whose gradient elements are large), and
+            the learning rate's decay factor per epoch (1: constant).
         optimizer: any ``pyro.optim`` optimizer instead.
         patience: stop after this many epochs without a better validation NLL.
         restore_best: finish with the parameters of the best validation epoch.
@@ -224,7 +232,8 @@ def fit(
     val_batches = None if val is None else val
     if optimizer is None:
         decay = lr_decay ** (1.0 / max(len(batches), 1))
-        optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": clip_norm, "lrd": decay})
+        clip = math.inf if clip_norm is None else clip_norm
+        optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": clip, "lrd": decay})
     _forget_params(model.name)
     history, start, best, bad_epochs = History(), 0, None, 0
     ckpt_dir = None if checkpoint is None else Path(checkpoint)

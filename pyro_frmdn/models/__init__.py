@@ -1,4 +1,4 @@
-"""Pyro programs: MDN, RMDN and FRMDN."""
+"""Pyro programs: MDN, RMDN, FRMDN, boosted flows and world models."""
 
 from .boosted import (
     RHO_MAX,
@@ -15,12 +15,24 @@ from .boosted import (
 )
 from .frmdn import CELLS, FRMDN, RMDN, greedy, pad_sequences
 from .mdn import MDN
+from .sequence import SequenceDistribution, shift_actions
 from .validation import check_finite, check_sequences
+from .world import (
+    GUIDE_FLOWS,
+    PRIORS,
+    Dream,
+    WorldModel,
+    dream,
+    evaluate_bounds,
+    save_dream,
+)
 
 __all__ = [
     "CELLS",
     "FRMDN",
+    "GUIDE_FLOWS",
     "MDN",
+    "PRIORS",
     "RHO_MAX",
     "RMDN",
     "BoostedFRMDN",
@@ -30,11 +42,18 @@ __all__ = [
     "BoostedMixture",
     "BoostedMixtureDistribution",
     "BoostingComponent",
+    "Dream",
     "FlowComponent",
+    "SequenceDistribution",
+    "WorldModel",
     "check_finite",
     "check_sequences",
+    "dream",
+    "evaluate_bounds",
     "greedy",
     "log_weights_from_rho",
     "pad_sequences",
     "rho_from_log_weights",
+    "save_dream",
+    "shift_actions",
 ]

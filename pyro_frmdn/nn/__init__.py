@@ -1,5 +1,22 @@
 """Network pieces that map features to distributions."""
 
+from .frames import (
+    PIXEL_LIKELIHOODS,
+    ConvDecoder,
+    ConvEncoder,
+    DiscretizedLogistic,
+    PixelLikelihood,
+    check_frame_shape,
+)
 from .mixture_head import FACTOR_MODES, MixtureHead
 
-__all__ = ["FACTOR_MODES", "MixtureHead"]
+__all__ = [
+    "FACTOR_MODES",
+    "PIXEL_LIKELIHOODS",
+    "ConvDecoder",
+    "ConvEncoder",
+    "DiscretizedLogistic",
+    "MixtureHead",
+    "PixelLikelihood",
+    "check_frame_shape",
+]

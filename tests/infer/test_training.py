@@ -193,3 +193,47 @@ def test_fit_and_sample_on_cuda():
     pf.fit(m, banana(), epochs=1, batch_size=16, device="cuda", progress=False)
     assert m.start.device.type == "cuda"
     assert m.sample(3, 4).device.type == "cuda"
+
+
+def test_clip_norm_none_is_plain_adam_and_a_clamp_changes_the_steps():
+    import copy
+
+    y = banana(n=32)
+    start = tiny(seed=3)
+
+    def by_hand():  # Adam as ClippedAdam writes it (eps added to the root of v), no clamp
+        m = copy.deepcopy(start)
+        params = list(m.parameters())
+        avg = [torch.zeros_like(p) for p in params]
+        avg_sq = [torch.zeros_like(p) for p in params]
+        for step in (1, 2):  # two epochs of one full batch: the order does not change the sum
+            grads = torch.autograd.grad(-m.log_prob(y).sum(), params)
+            size = 0.05 * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+            with torch.no_grad():
+                for p, g, a, v in zip(params, grads, avg, avg_sq, strict=True):
+                    a.mul_(0.9).add_(0.1 * g)
+                    v.mul_(0.999).add_(0.001 * g * g)
+                    p.sub_(size * a / (v.sqrt() + 1e-8))
+        return torch.cat([p.detach().flatten() for p in params])
+
+    def fitted(clip_norm):
+        m = copy.deepcopy(start)
+        pf.fit(m, y, epochs=2, batch_size=32, lr=0.05, clip_norm=clip_norm, progress=False)
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    expected = by_hand()
+    assert torch.allclose(fitted(None), expected, atol=1e-5)
+    assert not torch.allclose(fitted(1e-3), expected, atol=1e-3)
+
+
+def test_the_step_count_falls_back_to_the_first_tensor():
+    from pyro_frmdn.infer.training import _count
+
+    frames = torch.zeros(3, 5, 1, 4, 4)
+    assert _count({"frames": frames, "actions": None}) == 15
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[0, 3:] = False
+    assert _count({"frames": frames, "mask": mask}) == 13
+    assert _count({"x": torch.zeros(7, 2)}) == 7
+    with pytest.raises(ValueError, match="observations"):
+        _count({"actions": None})

@@ -1,0 +1,722 @@
+r"""World models: a VAE whose latent dynamics follow an FRMDN, written as one Pyro program.
+
+The World Models recipe (Ha & Schmidhuber 2018) encodes each frame :math:`x_t` to a latent
+:math:`z_t` with a VAE and lets an MDN-RNN predict :math:`z_{t+1}` from :math:`z_t` and the action
+:math:`a_t`. Here the two are one generative model, trained jointly by SVI,
+
+.. math::
+    p(x_{1:T}, z_{1:T} \mid a) = \prod_t p(z_t \mid z_{<t}, a_{<t})\, p(x_t \mid z_t),
+
+with the FRMDN (Razavi et al. 2020) as the transition prior, a convolutional decoder for
+:math:`p(x_t \mid z_t)`, and an amortised convolutional encoder :math:`q(z_t \mid x_t)` as the
+guide (optionally refined by an IAF, Kingma et al. 2016, or a boosted flow, Giaquinto & Banerjee
+2020, and conditioned on a backward RNN over the frames as in the DMM of Krishnan et al. 2017).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyro
+import pyro.distributions as dist
+import pyro.distributions.transforms as PT
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.distributions.conditional import ConditionalTransformModule
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..flows import Permutation
+from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, check_frame_shape
+from .boosted import BoostedGuideFlow
+from .frmdn import FRMDN
+from .sequence import SequenceDistribution, shift_actions
+from .validation import check_finite
+
+__all__ = [
+    "GUIDE_FLOWS",
+    "PRIORS",
+    "Dream",
+    "WorldModel",
+    "dream",
+    "evaluate_bounds",
+    "save_dream",
+]
+
+PRIORS = {
+    "frmdn": dict(num_components=5, rank=1, flow_layers=2),
+    "rmdn": dict(num_components=5, rank=0, flow_layers=0),
+    "gaussian": dict(num_components=1, rank=0, flow_layers=0),
+    "normal": None,
+}
+"""Named transition priors: the FRMDN (low-rank mixture after a flow), the RMDN (a diagonal
+mixture, World Models' MDN-RNN), a single Gaussian transition (DMM-like) and ``"normal"``: no
+dynamics, :math:`z_t \\sim \\mathcal N(0, I)` independently (a plain VAE, the first stage of the
+two-stage recipe)."""
+
+GUIDE_FLOWS = (None, "iaf", "boosted")
+
+
+class WorldModel(nn.Module):
+    r"""A VAE over frames whose latent sequence has FRMDN dynamics conditioned on actions.
+
+    Generative model (:meth:`model`), for frames ``(B, T, C, H, W)`` and actions ``(B, T, A)``
+    (``actions[:, t]`` is taken after frame t):
+
+    .. math::
+        z_{1:T} \sim \mathrm{FRMDN}(\cdot \mid a_{<t}), \quad
+        x_t \mid z_t \sim p_\theta(x_t \mid z_t), \quad
+        r_t \sim \mathcal N(\mu_r(z_t, a_t), \sigma_r^2(z_t, a_t)), \quad
+        d_t \sim \mathrm{Bernoulli}(\pi_d(z_t, a_t))
+
+    (reward and done heads optional). The prior site ``"z"`` is one
+    :class:`~pyro_frmdn.models.SequenceDistribution` over the whole sequence, fed
+    ``shift_actions(actions)`` so that step t reads :math:`a_{t-1}`. The guide (:meth:`guide`)
+    draws all of ``z`` at once from :math:`q(z_t \mid x_t)` (or :math:`q(z_t \mid x_{t:T})` with
+    ``backward_rnn``), a diagonal Gaussian from a convolutional encoder, optionally pushed through
+    an IAF or replaced by a boosted mixture of conditional flows. Masked frames are scored by
+    neither the prior, the guide nor the decoder.
+
+    KL annealing: with ``kl_warmup = N`` the ``"z"`` sites of the model and the guide are scaled
+    by :math:`\beta` rising linearly from ``kl_start`` to 1 over the first N training calls of
+    :meth:`model` (SVI steps; counted in ``kl_steps``, a buffer saved with the weights), i.e. the
+    loss is :math:`-E_q[\log p(x \mid z)] + \beta\, \mathrm{KL}`. :meth:`elbo`,
+    :meth:`iwae_bound` and :meth:`log_prob` are always unannealed.
+
+    Arguments:
+        frame_shape: ``(C, H, W)``; H and W must divide by ``2 ** len(channels)``.
+        latent_dim: D (>= 2 for the FRMDN prior's affine couplings).
+        action_dim: A; 0 for an action-free world.
+        likelihood: ``"logistic"`` (discretised logistic, 8-bit pixels), ``"bernoulli"`` (binary
+            frames) or ``"gaussian"`` (see :class:`~pyro_frmdn.nn.PixelLikelihood`).
+        channels: convolution channels of the encoder (the decoder mirrors them).
+        features: size of the encoder's features.
+        prior: a name from :data:`PRIORS`, or an :class:`~pyro_frmdn.models.FRMDN` of
+            ``obs_dim=latent_dim`` and ``input_dim=action_dim``.
+        hidden_dim: the prior RNN's size (named priors).
+        prior_options: keyword arguments of the named prior's FRMDN that override
+            :data:`PRIORS` (e.g. ``{"rank": 2, "cell": "gru"}``).
+        guide_flow: ``None``, ``"iaf"`` (conditional affine autoregressive layers) or
+            ``"boosted"`` (:class:`~pyro_frmdn.models.BoostedGuideFlow`).
+        guide_flow_layers, guide_components: layers of that flow, components of the boosted one.
+        backward_rnn: condition the guide on a GRU run backwards over the frames' features.
+        rnn_dim: that GRU's size.
+        reward, done: add the reward and done heads (scored when ``rewards``/``dones`` are given).
+        kl_warmup, kl_start: KL annealing (see above).
+        min_scale: floor of the guide's standard deviations.
+        name: prefix of the parameters in Pyro's param store.
+
+    Example:
+        >>> wm = WorldModel((1, 8, 8), latent_dim=2, channels=(4,), features=8, hidden_dim=8,
+        ...                 likelihood="bernoulli")
+        >>> frames = torch.randint(0, 2, (3, 4, 1, 8, 8)).float()
+        >>> wm.elbo(frames).shape, wm.encode(frames).shape
+        (torch.Size([3]), torch.Size([3, 4, 2]))
+    """
+
+    def __init__(
+        self,
+        frame_shape,
+        latent_dim: int = 32,
+        action_dim: int = 0,
+        *,
+        likelihood: str = "logistic",
+        channels=(32, 64, 128, 256),
+        features: int = 256,
+        prior: str | FRMDN = "frmdn",
+        hidden_dim: int = 256,
+        prior_options: dict | None = None,
+        guide_flow: str | None = None,
+        guide_flow_layers: int = 2,
+        guide_components: int = 2,
+        backward_rnn: bool = False,
+        rnn_dim: int = 128,
+        reward: bool = False,
+        done: bool = False,
+        kl_warmup: int = 0,
+        kl_start: float = 0.1,
+        min_scale: float = 1e-3,
+        name: str = "world",
+    ):
+        super().__init__()
+        if latent_dim < 1 or action_dim < 0 or features < 1 or rnn_dim < 1:
+            raise ValueError("need latent_dim >= 1, action_dim >= 0, features >= 1, rnn_dim >= 1")
+        if guide_flow not in GUIDE_FLOWS:
+            raise ValueError(f"guide_flow must be one of {GUIDE_FLOWS}, got {guide_flow!r}")
+        if kl_warmup < 0 or not 0 <= kl_start <= 1:
+            raise ValueError(
+                f"need kl_warmup >= 0 and 0 <= kl_start <= 1; got {kl_warmup}, {kl_start}"
+            )
+        channels = [int(c) for c in channels]
+        self.frame_shape = check_frame_shape(frame_shape, len(channels))
+        self.pixels = PixelLikelihood(likelihood, self.frame_shape[0])
+        self.encoder = ConvEncoder(frame_shape, features, channels)
+        self.decoder = ConvDecoder(
+            latent_dim, frame_shape, self.pixels.maps_per_channel * self.frame_shape[0], channels
+        )
+        if likelihood != "bernoulli":  # start the pixel locations mid-range
+            with torch.no_grad():
+                self.decoder.deconvs[-1].bias[: self.frame_shape[0]].fill_(0.5)
+        self.latent_dim, self.action_dim, self.name = latent_dim, action_dim, name
+        self.obs_dim = math.prod(self.frame_shape)  # what pf.evaluate reads for bits/dim
+        self.prior = self._build_prior(prior, hidden_dim, prior_options)
+        self.prior_kind = prior if isinstance(prior, str) else "custom"
+
+        self.backward_rnn = nn.GRU(features, rnn_dim, batch_first=True) if backward_rnn else None
+        context = features + (rnn_dim if backward_rnn else 0)
+        self.min_scale, self.guide_flow_kind = min_scale, guide_flow
+        flow_hidden = [max(32, 2 * latent_dim)]
+        if guide_flow == "boosted":
+            self.guide_head = None
+            self.guide_flow = BoostedGuideFlow(
+                latent_dim, context, guide_components, guide_flow_layers, hidden_dims=flow_hidden,
+                min_scale=min_scale,
+            )  # fmt: skip
+        else:
+            self.guide_head = nn.Linear(context, 2 * latent_dim)
+            layers = []
+            for i in range(guide_flow_layers if guide_flow == "iaf" else 0):
+                if i:  # reverse the order between autoregressive layers
+                    layers.append(Permutation(torch.arange(latent_dim - 1, -1, -1)))
+                layers.append(
+                    PT.conditional_affine_autoregressive(latent_dim, context, flow_hidden)
+                )
+            self.guide_flow = nn.ModuleList(layers)
+
+        self.reward_head = self._head(2) if reward else None
+        self.done_head = self._head(1) if done else None
+        self.kl_warmup, self.kl_start = kl_warmup, kl_start
+        self.register_buffer("kl_steps", torch.zeros((), dtype=torch.long))
+        self.config = dict(
+            frame_shape=list(self.frame_shape),
+            latent_dim=latent_dim,
+            action_dim=action_dim,
+            likelihood=likelihood,
+            channels=channels,
+            features=features,
+            prior=self.prior_kind,
+            hidden_dim=hidden_dim,
+            prior_options=None if prior_options is None else dict(prior_options),
+            guide_flow=guide_flow,
+            guide_flow_layers=guide_flow_layers,
+            guide_components=guide_components,
+            backward_rnn=backward_rnn,
+            rnn_dim=rnn_dim,
+            reward=reward,
+            done=done,
+            kl_warmup=kl_warmup,
+            kl_start=kl_start,
+            min_scale=min_scale,
+            name=name,
+            prior_config=None if self.prior is None else dict(self.prior.config),
+        )
+
+    def _build_prior(self, prior, hidden_dim, options) -> FRMDN | None:
+        if isinstance(prior, FRMDN):
+            if options:
+                raise ValueError("prior_options apply to a named prior, not to an FRMDN instance")
+            if (prior.obs_dim, prior.input_dim) != (self.latent_dim, self.action_dim):
+                raise ValueError(
+                    f"the prior models obs_dim={prior.obs_dim} with input_dim={prior.input_dim}; "
+                    f"the world model needs {self.latent_dim} and {self.action_dim}"
+                )
+            return prior
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be an FRMDN or one of {tuple(PRIORS)}, got {prior!r}")
+        if PRIORS[prior] is None:
+            if options:
+                raise ValueError(f"prior={prior!r} takes no prior_options")
+            return None
+        kwargs = {**PRIORS[prior], "hidden_dim": hidden_dim, **(options or {})}
+        return FRMDN(self.latent_dim, input_dim=self.action_dim, name="prior", **kwargs)
+
+    def _head(self, outputs: int) -> nn.Module:
+        d = self.latent_dim + self.action_dim
+        return nn.Sequential(nn.Linear(d, 2 * d + 16), nn.ReLU(), nn.Linear(2 * d + 16, outputs))
+
+    @classmethod
+    def from_config(cls, config: dict) -> WorldModel:
+        """Rebuild a model (untrained) from its ``config``, e.g. one saved in a checkpoint."""
+        kwargs = {k: v for k, v in config.items() if k != "prior_config"}
+        if kwargs.get("prior") == "custom":
+            kwargs["prior"] = FRMDN(**config["prior_config"])
+        return cls(**kwargs)
+
+    def with_prior(self, prior: FRMDN) -> WorldModel:
+        """A copy of this model (encoder, decoder, heads) with ``prior`` as its dynamics.
+
+        The second stage of the two-stage recipe: fit this model with ``prior="normal"`` (a VAE),
+        fit an FRMDN on ``shift_actions``-conditioned codes of :meth:`encode`, then compose them.
+        """
+        new = copy.deepcopy(self)
+        new.prior = new._build_prior(prior, None, None)
+        new.prior_kind = "custom"
+        new.config.update(prior="custom", prior_options=None, prior_config=dict(prior.config))
+        return new
+
+    @property
+    def device(self) -> torch.device:
+        return self.kl_steps.device
+
+    @property
+    def kl_scale(self) -> float:
+        """The current KL weight :math:`\\beta` of training (1 without annealing)."""
+        if not self.kl_warmup:
+            return 1.0
+        done = min(1.0, float(self.kl_steps) / self.kl_warmup)
+        return self.kl_start + (1.0 - self.kl_start) * done
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _check_frames(self, frames, mask):
+        """Validate frames and mask; return frames as floats (masked ones zeroed) and the mask."""
+        shape = ("batch", "time", *self.frame_shape)
+        if not isinstance(frames, Tensor) or frames.dim() != 5:
+            got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+            raise ValueError(f"frames must be a tensor of shape {shape}, got {got}")
+        if tuple(frames.shape[2:]) != self.frame_shape:
+            raise ValueError(
+                f"frames have shape {tuple(frames.shape)}; the model was built for {shape}"
+            )
+        b, t = frames.shape[:2]
+        if b == 0 or t == 0:
+            raise ValueError(f"frames are empty: shape {tuple(frames.shape)}")
+        if mask is not None:
+            if mask.shape != (b, t):
+                raise ValueError(f"mask must have shape {(b, t)}, got {tuple(mask.shape)}")
+            mask = mask.bool()
+            if not bool(mask.any()):
+                raise ValueError("mask is false everywhere: there is nothing to score")
+            zero = torch.zeros((), dtype=frames.dtype, device=frames.device)
+            frames = torch.where(mask.reshape(b, t, 1, 1, 1), frames, zero)
+        return self.pixels.prepare(frames).to(self.guide_dtype), mask
+
+    def _check(self, frames, actions, mask, rewards, dones):
+        """Validate the inputs; return them with masked steps zeroed and frames as floats."""
+        frames, mask = self._check_frames(frames, mask)
+        b, t = frames.shape[:2]
+        dtype = frames.dtype
+
+        def per_step(name, value, trailing):
+            if value is None:
+                return None
+            if value.shape != (b, t, *trailing):
+                raise ValueError(
+                    f"{name} must have shape {(b, t, *trailing)}, got {tuple(value.shape)}"
+                )
+            value = value.to(dtype)
+            if mask is not None:
+                value = value.masked_fill(~mask.reshape(b, t, *([1] * len(trailing))), 0.0)
+            check_finite(name, value)
+            return value
+
+        if self.action_dim and actions is None:
+            raise ValueError(f"the model was built with action_dim={self.action_dim}: pass actions")
+        if not self.action_dim and actions is not None:
+            raise ValueError("actions were given but the model was built with action_dim=0")
+        actions = per_step("actions", actions, (self.action_dim,))
+        if rewards is not None and self.reward_head is None:
+            raise ValueError("rewards were given but the model has no reward head (reward=True)")
+        if dones is not None and self.done_head is None:
+            raise ValueError("dones were given but the model has no done head (done=True)")
+        rewards = per_step("rewards", rewards, ())
+        dones = per_step("dones", dones, ())
+        if dones is not None and not bool(((dones == 0) | (dones == 1)).all()):
+            raise ValueError("dones must be 0/1 (or bool)")
+        return frames, actions, mask, rewards, dones
+
+    # -- the pieces of the model and the guide -------------------------------------------------
+
+    def prior_distribution(
+        self, actions: Tensor | None, mask: Tensor | None, batch: int, steps: int
+    ):
+        """:math:`p(z_{1:T} \\mid a)`: batch ``(B,)``, event ``(T, D)``."""
+        if self.prior is None:
+            zero = self.kl_steps.new_zeros((), dtype=self.guide_dtype)
+            d = dist.Normal(zero, 1.0).expand((batch, steps, self.latent_dim)).to_event(1)
+            return (d if mask is None else d.mask(mask)).to_event(1)
+        x = None if actions is None else shift_actions(actions)
+        return SequenceDistribution(self.prior, x, mask, batch_size=batch, steps=steps)
+
+    @property
+    def guide_dtype(self) -> torch.dtype:
+        return self.encoder.linear.weight.dtype
+
+    def _context(self, frames: Tensor, mask: Tensor | None) -> Tensor:
+        """The guide's per-frame context ``(B, T, F [+ R])``: encoder features, and the backward
+        GRU's state over frames t..T of each sequence (up to its last unmasked frame)."""
+        e = F.relu(self.encoder(frames))
+        if self.backward_rnn is None:
+            return e
+        b, t, _ = e.shape
+        steps = torch.arange(t, device=e.device)
+        if mask is None:
+            length = torch.full((b, 1), t, device=e.device)
+        else:
+            length = (mask * (steps + 1)).amax(1, keepdim=True)  # last unmasked step + 1
+        index = torch.where(steps < length, length - 1 - steps, steps)  # reverse within length
+        reverse = e.gather(1, index[..., None].expand_as(e))
+        g = self.backward_rnn(reverse)[0]
+        g = g.gather(1, index[..., None].expand(b, t, g.shape[-1]))
+        return torch.cat([e, g], dim=-1)
+
+    def step_posterior(self, frames: Tensor, mask: Tensor | None = None):
+        """:math:`q(z_t \\mid x)` per frame: batch ``(B, T)``, event ``(D,)`` (checked inputs)."""
+        context = self._context(frames, mask)
+        if self.guide_head is None:
+            return self.guide_flow(context)
+        loc, raw = self.guide_head(context).chunk(2, dim=-1)
+        q = dist.Normal(loc, F.softplus(raw) + self.min_scale).to_event(1)
+        if len(self.guide_flow) == 0:
+            return q
+        flow = [
+            t.condition(context) if isinstance(t, ConditionalTransformModule) else t
+            for t in self.guide_flow
+        ]
+        return dist.TransformedDistribution(q, flow)
+
+    def posterior(self, frames: Tensor, mask: Tensor | None = None):
+        """:math:`q(z_{1:T} \\mid x)`: batch ``(B,)``, event ``(T, D)``, masked steps unscored."""
+        q = self.step_posterior(frames, mask)
+        return (q if mask is None else q.mask(mask)).to_event(1)
+
+    def frame_distribution(self, z: Tensor, mask: Tensor | None = None):
+        """:math:`p(x_{1:T} \\mid z_{1:T})` for ``z`` (..., T, D): batch ``(...)``, event
+        ``(T, C, H, W)``."""
+        px = self.pixels(self.decoder(z))
+        return (px if mask is None else px.mask(mask)).to_event(1)
+
+    def _head_distributions(self, z: Tensor, actions: Tensor | None, mask: Tensor | None):
+        inputs = z if actions is None else torch.cat([z, actions.expand(*z.shape[:-1], -1)], -1)
+        out = {}
+        if self.reward_head is not None:
+            loc, raw = self.reward_head(inputs).unbind(-1)
+            out["reward"] = dist.Normal(loc, F.softplus(raw) + self.min_scale)
+        if self.done_head is not None:
+            out["done"] = dist.Bernoulli(logits=self.done_head(inputs).squeeze(-1))
+        return {k: (d if mask is None else d.mask(mask)).to_event(1) for k, d in out.items()}
+
+    # -- the Pyro program ---------------------------------------------------------------------
+
+    def model(self, frames, actions=None, mask=None, rewards=None, dones=None) -> None:
+        """Pyro model: sites ``"z"`` (the latent sequence), ``"x"`` (the frames) and, when given,
+        ``"reward"`` and ``"done"``, under a plate over sequences."""
+        frames, actions, mask, rewards, dones = self._check(frames, actions, mask, rewards, dones)
+        pyro.module(self.name, self)
+        b, t = frames.shape[:2]
+        with pyro.plate("sequences", b):
+            with poutine.scale(scale=self.kl_scale):
+                z = pyro.sample("z", self.prior_distribution(actions, mask, b, t))
+            pyro.sample("x", self.frame_distribution(z, mask), obs=frames)
+            heads = self._head_distributions(z, actions, mask)
+            for site, value in (("reward", rewards), ("done", dones)):
+                if value is not None:
+                    pyro.sample(site, heads[site], obs=value)
+        if self.training and torch.is_grad_enabled():
+            self.kl_steps += 1
+
+    def guide(self, frames, actions=None, mask=None, rewards=None, dones=None) -> None:
+        """Pyro guide: all of ``"z"`` at once from the amortised encoder."""
+        frames, actions, mask, rewards, dones = self._check(frames, actions, mask, rewards, dones)
+        pyro.module(self.name, self)
+        with pyro.plate("sequences", frames.shape[0]), poutine.scale(scale=self.kl_scale):
+            pyro.sample("z", self.posterior(frames, mask))
+
+    # -- bounds -------------------------------------------------------------------------------
+
+    def log_weights(
+        self,
+        frames,
+        actions=None,
+        mask=None,
+        rewards=None,
+        dones=None,
+        num_samples: int = 1,
+        chunk_size: int = 16,
+    ) -> Tensor:
+        r"""Importance log-weights :math:`\log p(x, z_i) - \log q(z_i \mid x)`, ``(k, B)``, for
+        ``k = num_samples`` draws of the guide (``chunk_size`` of them decoded at a time)."""
+        if num_samples < 1 or chunk_size < 1:
+            raise ValueError(
+                f"need num_samples >= 1 and chunk_size >= 1, got {num_samples}, {chunk_size}"
+            )
+        frames, actions, mask, rewards, dones = self._check(frames, actions, mask, rewards, dones)
+        b, t = frames.shape[:2]
+        q = self.posterior(frames, mask)
+        prior = self.prior_distribution(actions, mask, b, t)
+        out = []
+        for start in range(0, num_samples, chunk_size):
+            z = q.rsample((min(chunk_size, num_samples - start),))  # (n, B, T, D)
+            lw = prior.log_prob(z) + self.frame_distribution(z, mask).log_prob(frames)
+            heads = self._head_distributions(z, actions, mask)
+            for site, value in (("reward", rewards), ("done", dones)):
+                if value is not None:
+                    lw = lw + heads[site].log_prob(value)
+            out.append(lw - q.log_prob(z))
+        return torch.cat(out)
+
+    def elbo(self, frames, actions=None, mask=None, rewards=None, dones=None, num_samples=1):
+        """The ELBO of each sequence in nats, ``(B,)``: the mean of ``num_samples`` estimates."""
+        return self.log_weights(frames, actions, mask, rewards, dones, num_samples).mean(0)
+
+    def iwae_bound(self, frames, actions=None, mask=None, rewards=None, dones=None, num_samples=64):
+        r"""The importance-weighted bound of each sequence in nats, ``(B,)`` (Burda et al. 2016):
+        :math:`\log \frac1k \sum_i w_i \le \log p(x)`, tighter as ``k = num_samples`` grows."""
+        lw = self.log_weights(frames, actions, mask, rewards, dones, num_samples)
+        return torch.logsumexp(lw, 0) - math.log(num_samples)
+
+    def log_prob(self, frames, actions=None, mask=None, rewards=None, dones=None) -> Tensor:
+        """A one-sample ELBO per sequence, ``(B,)``: what :func:`pyro_frmdn.evaluate` reads (a
+        bound, so its "NLL" is an upper bound, in nats per frame)."""
+        return self.elbo(frames, actions, mask, rewards, dones)
+
+    # -- codes --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(self, frames: Tensor, mask: Tensor | None = None, sample: bool = False) -> Tensor:
+        """Codes ``(B, T, D)`` of frames: the guide's Gaussian mean pushed through its flow (with
+        ``"boosted"``, through the flow of its heaviest component), or with ``sample=True`` a
+        draw of :math:`q(z_t \\mid x)` (what World Models trained its MDN-RNN on)."""
+        frames, mask = self._check_frames(frames, mask)
+        if sample:
+            return self.step_posterior(frames, mask).sample()
+        context = self._context(frames, mask)
+        if self.guide_head is None:
+            best = int(self.guide_flow.log_weights().argmax())
+            q = self.guide_flow.components[best](context)
+        else:
+            q = self.step_posterior(frames, mask)
+        if not isinstance(q, dist.TransformedDistribution):
+            return q.mean
+        z = q.base_dist.mean
+        for transform in q.transforms:
+            z = transform(z)
+        return z
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """Frames to show, ``(..., C, H, W)`` in ``[0, 1]``, for latents ``(..., D)``."""
+        return self.pixels.frame(self.decoder(z))
+
+
+# -- dreams -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Dream:
+    """What :func:`dream` returns (``B`` sequences of ``S`` dreamed steps)."""
+
+    frames: Tensor  # (B, S, C, H, W) in [0, 1]
+    latents: Tensor  # (B, S, D)
+    rewards: Tensor | None = None  # (B, S) predicted mean rewards
+    dones: Tensor | None = None  # (B, S) probabilities of the episode ending
+
+
+@torch.no_grad()
+def dream(
+    world_model: WorldModel,
+    frames: Tensor,
+    actions: Tensor | None = None,
+    steps: int = 16,
+    pi_temperature: float = 1.0,
+    scale_temperature: float = 1.0,
+) -> Dream:
+    r"""Roll the latent dynamics forward from encoded frames, and decode ("dreaming", Ha &
+    Schmidhuber 2018).
+
+    The ``P`` given frames are encoded (:meth:`WorldModel.encode`) and prime the prior's RNN;
+    then ``steps`` latents are drawn from :math:`p(z_t \mid z_{<t}, a_{<t})` with the
+    temperatures of :func:`~pyro_frmdn.distributions.temper` (World Models' convention: logits
+    divided by ``pi_temperature``, covariances multiplied by ``scale_temperature``, in the flow's
+    base space), and decoded.
+
+    Arguments:
+        world_model: a :class:`WorldModel` with dynamics (not ``prior="normal"``).
+        frames: the context ``(B, P, C, H, W)``.
+        actions: ``(B, P + steps, A)`` (longer is cut): the action after each context frame and
+            each dreamed one (the last is read only by the reward and done heads).
+        steps: how many frames to dream.
+    """
+    wm = world_model
+    if wm.prior is None:
+        raise ValueError("a world model with prior='normal' has no dynamics to dream with")
+    if frames.dim() != 5 or frames.shape[1] < 1:
+        raise ValueError(f"frames must have shape (B, P >= 1, C, H, W), got {tuple(frames.shape)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    b, p = frames.shape[:2]
+    frames = frames.to(wm.device)
+    if wm.action_dim:
+        if (
+            actions is None
+            or actions.dim() != 3
+            or actions.shape[0] != b
+            or actions.shape[1] < p + steps
+        ):
+            shape = None if actions is None else tuple(actions.shape)
+            raise ValueError(
+                f"actions must have shape ({b}, >= {p + steps}, {wm.action_dim}), got {shape}"
+            )
+        actions = actions[:, : p + steps].to(wm.device, wm.guide_dtype)
+        check_finite("actions", actions)
+    elif actions is not None:
+        raise ValueError("actions were given but the model was built with action_dim=0")
+    was_training = wm.training
+    wm.eval()
+    try:
+        prime = wm.encode(frames)
+        x = None if actions is None else shift_actions(actions)
+        z = wm.prior.sample(
+            b, steps, x=x, prime=prime,
+            pi_temperature=pi_temperature, scale_temperature=scale_temperature,
+        )  # fmt: skip
+        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None)
+        out = Dream(wm.decode(z), z)
+        if "reward" in heads:
+            out.rewards = heads["reward"].base_dist.mean
+        if "done" in heads:
+            out.dones = heads["done"].base_dist.probs
+        return out
+    finally:
+        wm.train(was_training)
+
+
+def _to_uint8(frames: Tensor):
+    """(N, T, C, H, W) in [0, 1] -> numpy (N, T, H, W, 3) uint8."""
+    x = frames.detach().float().clamp(0, 1).cpu()
+    if x.shape[2] == 1:
+        x = x.expand(-1, -1, 3, -1, -1)
+    return (x.permute(0, 1, 3, 4, 2) * 255).round().byte().numpy()
+
+
+def save_dream(
+    path, dreamed: Tensor, real: Tensor | None = None, fps: int = 8, scale: int = 3, num: int = 4
+) -> tuple[Path, Path]:
+    """Save dreamed frames beside the real future: ``path.gif`` (animated, real above, dream
+    below, one column per sequence) and ``path.png`` (a strip: for each sequence a row of real
+    frames and a row of dreamed ones).
+
+    Arguments:
+        path: the file stem (any suffix is replaced).
+        dreamed: ``(B, S, C, H, W)`` in ``[0, 1]`` (``Dream.frames``).
+        real: the real frames of the same steps, same shape, or ``None``.
+        fps, scale: GIF frame rate and pixel upscaling.
+        num: the first ``num`` sequences are shown.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    if real is not None and real.shape[:2] != dreamed.shape[:2]:
+        raise ValueError(f"real {tuple(real.shape)} and dreamed {tuple(dreamed.shape)} differ")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [("dream", _to_uint8(dreamed[:num]))]
+    if real is not None:
+        rows.insert(0, ("real", _to_uint8(real[:num])))
+    n, steps = rows[0][1].shape[:2]
+    pad = lambda a: np.pad(a, ((1, 1), (1, 1), (0, 0)), constant_values=255)  # noqa: E731
+    images = []
+    for s in range(steps):
+        grid = np.concatenate(
+            [np.concatenate([pad(a[i, s]) for i in range(n)], 1) for _, a in rows], 0
+        )
+        images.append(
+            Image.fromarray(grid).resize(
+                (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+            )
+        )
+    gif = path.with_suffix(".gif")
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+    fig, axes = plt.subplots(
+        n * len(rows), steps, figsize=(0.8 * steps, 0.8 * n * len(rows)), squeeze=False
+    )
+    for i in range(n):
+        for r, (label, a) in enumerate(rows):
+            for s in range(steps):
+                ax = axes[i * len(rows) + r, s]
+                ax.imshow(a[i, s], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if s == 0:
+                    ax.set_ylabel(f"{label} {i}", fontsize=7)
+                if i == 0 and r == 0:
+                    ax.set_title(f"t+{s + 1}", fontsize=7)
+    fig.tight_layout(pad=0.2)
+    png = path.with_suffix(".png")
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    return gif, png
+
+
+# -- held-out bounds ----------------------------------------------------------------------------
+
+_ARGS = ("frames", "actions", "mask", "rewards", "dones")
+
+
+def evaluate_bounds(
+    world_model: WorldModel,
+    data,
+    num_samples: int = 64,
+    batch_size: int = 16,
+    chunk_size: int = 16,
+    progress: bool = False,
+) -> dict:
+    r"""Held-out ELBO and importance-weighted bound per frame, in nats (higher is better).
+
+    Each sequence gets ``k = num_samples`` draws of the guide; the ELBO is the mean of the
+    log-weights, the IWAE bound :math:`\log \frac1k \sum_i w_i`; both are summed over sequences
+    and divided by the number of unmasked frames. For discrete pixel likelihoods
+    (``"logistic"``, ``"bernoulli"``) the bounds are also given in bits per dimension
+    (:math:`-\text{bound} / (C H W \ln 2)`, an upper bound on the code length).
+
+    Arguments:
+        data: frames ``(N, T, C, H, W)``, a tuple in the order of :meth:`WorldModel.model`'s
+            arguments, or a dict of them by name.
+        num_samples, batch_size, chunk_size: k, sequences per batch, draws decoded at a time.
+
+    Returns:
+        ``{"elbo", "iwae", "frames", "num_samples"}`` and, for discrete pixels,
+        ``"elbo_bits_per_dim"`` and ``"iwae_bits_per_dim"``.
+    """
+    if isinstance(data, Tensor):
+        data = (data,)
+    if isinstance(data, (tuple, list)):
+        data = dict(zip(_ARGS, data, strict=False))
+    data = {k: v for k, v in data.items() if v is not None}
+    unknown = set(data) - set(_ARGS)
+    if unknown or "frames" not in data:
+        raise ValueError(f"data must hold 'frames' and only keys of {_ARGS}; got {sorted(data)}")
+    n = len(data["frames"])
+    wm = world_model
+    was_training = wm.training
+    wm.eval()
+    elbo = iwae = 0.0
+    count = 0
+    try:
+        with torch.no_grad():
+            for start in tqdm(range(0, n, batch_size), disable=not progress, desc="bounds"):
+                batch = {k: v[start : start + batch_size].to(wm.device) for k, v in data.items()}
+                lw = wm.log_weights(**batch, num_samples=num_samples, chunk_size=chunk_size)
+                elbo += float(lw.mean(0).sum())
+                iwae += float((torch.logsumexp(lw, 0) - math.log(num_samples)).sum())
+                mask = batch.get("mask")
+                count += (
+                    int(mask.sum()) if mask is not None else math.prod(batch["frames"].shape[:2])
+                )
+    finally:
+        wm.train(was_training)
+    out = {"elbo": elbo / count, "iwae": iwae / count, "frames": count, "num_samples": num_samples}
+    if wm.pixels.discrete:
+        bits = wm.obs_dim * math.log(2)
+        out["elbo_bits_per_dim"] = -out["elbo"] / bits
+        out["iwae_bits_per_dim"] = -out["iwae"] / bits
+    return out

@@ -1,24 +1,34 @@
-"""Gradient-boosted normalizing flows: toy heat-maps and a real density task.
+"""Gradient-boosted normalizing flows: 2-D toys and two real density tasks, with seeds.
 
-1. **2-D toys** (``pyro_frmdn.data.toy2d``: 8 Gaussians, moons, pinwheel, checkerboard, rings): one
-   boosted flow per density, grown to 8 components; the density is drawn after 1, 2, 4 and 8
-   components (``toys.png``) and the held-out NLL recorded.
-2. **Dequantised 8×8 digits** (scikit-learn's ``load_digits``: 1,797 images, 64 pixels, values
-   0-16; BSD-3). Pixels are dequantised (``v + u``, ``u ~ U(0, 1)``), divided by 17, mapped by
-   ``logit(α + (1 - 2α) x)`` and standardised; the NLL is reported in bits per dimension of the
-   dequantised data ``v + u`` (every Jacobian counted; the uniform density on [0, 17) gives
-   log2(17) = 4.09). Several dequantised copies of the training images are used as training
-   data. For each (C, K): a boosted flow of C components of K affine couplings, learned ρ
-   (line search) and fixed ρ (equal weights, ``fixed_rho="uniform"``), against a single flow
-   of C·K couplings (the same couplings, so exactly the same parameter count) trained for C
-   times the epochs of one component (the same number of optimizer steps). Early stopping on a
-   validation split; held-out NLL on a test split; several seeds (each its own split, noise
-   and initialisation).
+1. **toys** (``pyro_frmdn.data.toy2d``: 8 Gaussians, moons, pinwheel, checkerboard, rings): per
+   density and seed, one boosted flow grown to 8 components (its test NLL after 1, 2, 4, 8) and
+   one flow of 4·K couplings trained 4× the epochs (the same parameters and optimizer steps as
+   C = 4). ``toys.png``: the densities of seed 0.
+2. **digits**: scikit-learn's 8×8 digits through the package's loaders
+   (:func:`pyro_frmdn.data.sklearn_digits`, split 1,438 / 180 / 179), dequantised with 17 levels
+   (:func:`~pyro_frmdn.data.dequantize`), logit-transformed
+   (:func:`~pyro_frmdn.data.logit_transform`, λ = 0.05) and standardised; test NLL in bits per
+   dimension of the dequantised pixels (:func:`~pyro_frmdn.data.bits_per_dim`, every Jacobian
+   counted; uniform noise on [0, 17) is log2 17 = 4.09).
+3. **vowels**: JapaneseVowels frames as i.i.d. 12-D points
+   (:func:`~pyro_frmdn.data.japanese_vowels`, standardised by the training frames; 9
+   speakers). Training: the training utterances but 5 per speaker (the validation set, drawn
+   per seed); test: the official 370 test utterances. Test NLL in nats per frame (in the
+   standardised units; the original units add a constant).
 
-Results go to ``--out`` (``results.md``, ``results.json``, ``toys.png``) and a table is printed.
+For each (C, K) of a real task: boosted flows of C components of K affine couplings (ρ by line
+search on the training set, the paper's objective; ρ by line search on the validation set;
+fixed equal weights; ρ on the training set plus the second refit pass) against one flow of C·K
+couplings (exactly the same parameter count) given C times the epochs of one component (the
+same optimizer budget). Every fit stops early on the validation NLL. The table gives mean ± std
+over seeds and paired per-seed differences.
 
-    python benchmarks/boosting.py --quick          # ~2 minutes on 2 CPU cores
-    python benchmarks/boosting.py                  # the default run (~6 minutes on 2 CPU cores)
+    python benchmarks/boosting.py                       # everything: ~40 min on one busy core
+    python benchmarks/boosting.py --tasks vowels        # one task (results of the others kept)
+    python benchmarks/boosting.py --quick --out /tmp/b  # a smoke run, ~1 minute
+
+Results go to ``--out`` (default ``benchmarks/results/boosting/``): ``<task>.json`` per task,
+``results.md`` (rebuilt from all task files there), ``toys.png`` and ``real.png``.
 """
 
 from __future__ import annotations
@@ -29,39 +39,56 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from tqdm.auto import tqdm
 
-from pyro_frmdn.data.toy2d import TOY2D, toy2d
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from pyro_frmdn.data import (
+    TOY2D,
+    bits_per_dim,
+    dequantize,
+    japanese_vowels,
+    logit_transform,
+    sklearn_digits,
+    toy2d,
+)
 from pyro_frmdn.infer.boosting import fit_boosted
 from pyro_frmdn.models.boosted import BoostedFlow
+
+TASKS = ("toys", "digits", "vowels")
+VARIANTS = {  # name: (rho_search, rho_data, second_pass, sample_weighting)
+    "boosted": ("line", "train", False, "weighted"),
+    "boosted-val": ("line", "val", False, "weighted"),
+    "boosted-fixed": ("fixed", "train", False, "weighted"),
+    "boosted-2pass": ("line", "train", True, "weighted"),
+    "ensemble": ("fixed", "train", False, "uniform"),  # no boosting weights: the ablation
+}
+LOGIT_LAMBDA = 0.05  # RealNVP's λ for low-resolution digits
+STAGES = (1, 2, 4, 8)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
 
 # -- 2-D toys ---------------------------------------------------------------------------------
 
 
-def toy_density_grid(args, out: Path) -> list[dict]:
-    """Grow one boosted flow per toy density and draw it after 1, 2, 4, 8 components; fit a
-    single flow of 4·K couplings (4× the epochs) as the matched reference of C = 4."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = [1, 2, 4, 8]
-    lim, res = 4.5, 120
+def run_toys(args) -> dict:
+    rows, lim, res = [], 4.5, 120
     axis = torch.linspace(-lim, lim, res)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
-    names = list(TOY2D)
-    cols = len(stages) + 2
-    fig, axes = plt.subplots(len(names), cols, figsize=(2.2 * cols, 2.2 * len(names)))
-    rows = []
+    densities = {}  # (name, stage) -> density on the grid, seed 0
 
     def flow(layers: int) -> BoostedFlow:
-        kind, hidden = args.toy_kind, [args.toy_hidden]
-        return BoostedFlow(2, num_layers=layers, kind=kind, hidden_dims=hidden, bound=lim)
+        return BoostedFlow(
+            2, num_layers=layers, kind=args.toy_kind, hidden_dims=[args.toy_hidden], bound=lim
+        )
 
     def fit(model, train, c, epochs, seed):
         return fit_boosted(
@@ -75,336 +102,471 @@ def toy_density_grid(args, out: Path) -> list[dict]:
             progress=False,
         )
 
-    def show(ax, model, title):
+    def nll(model, data) -> float:
         with torch.no_grad():
-            density = model.log_prob(grid).exp().reshape(res, res)
-        vmax = float(density.flatten().quantile(0.995))  # a few spikes would flatten the rest
-        ax.imshow(density.numpy(), origin="lower", extent=[-lim, lim, -lim, lim], vmax=vmax)
-        ax.set_title(title, fontsize=9)
+            return -float(model.log_prob(data).mean())
 
-    for i, name in enumerate(names):
-        train, test = toy2d(name, args.toy_n, seed=0), toy2d(name, 2000, seed=1)
-        x, y = train[:, 0].numpy(), train[:, 1].numpy()
-        axes[i, 0].hist2d(x, y, bins=res // 2, range=[[-lim, lim]] * 2)
-        axes[i, 0].set_ylabel(name)
-        model, t0 = flow(args.toy_layers), time.perf_counter()
-        for j, c in enumerate(stages):
-            history = fit(model, train, c, args.toy_epochs, seed=c)
-            with torch.no_grad():
-                test_nll = -float(model.log_prob(test).mean())
+    bar = tqdm(total=len(TOY2D) * args.seeds, desc="toys")
+    for seed in range(args.seeds):
+        for name in TOY2D:
+            train, test = toy2d(name, args.toy_n, seed=seed), toy2d(name, 2000, seed=1000 + seed)
+            torch.manual_seed(seed)
+            model, t0 = flow(args.toy_layers), time.perf_counter()
+            for c in STAGES:
+                fit(model, train, c, args.toy_epochs, seed=100 * seed + c)
+                rows.append(
+                    dict(
+                        density=name,
+                        seed=seed,
+                        model="boosted",
+                        components=c,
+                        test_nll=nll(model, test),
+                        rho=model.rho.tolist(),
+                        time=time.perf_counter() - t0,
+                    )
+                )
+                if seed == 0:
+                    with torch.no_grad():
+                        densities[name, c] = model.log_prob(grid).exp().reshape(res, res)
+            torch.manual_seed(seed)
+            single, t0 = flow(4 * args.toy_layers), time.perf_counter()
+            fit(single, train, 1, 4 * args.toy_epochs, seed=seed)
             rows.append(
-                {
-                    "density": name,
-                    "model": "boosted",
-                    "components": c,
-                    "couplings": c * args.toy_layers,
-                    "test_nll": test_nll,
-                    "train_nll": history["train_nll"][-1],
-                    "rho": model.rho.tolist(),
-                    "time": time.perf_counter() - t0,
-                }
+                dict(
+                    density=name,
+                    seed=seed,
+                    model="single",
+                    components=1,
+                    test_nll=nll(single, test),
+                    time=time.perf_counter() - t0,
+                )
             )
-            show(axes[i, j + 1], model, f"C={c}: {test_nll:.3f}")
-            print(
-                f"  {name:13s} boosted C={c}  test NLL {test_nll:.4f}  ({rows[-1]['time']:.0f} s)"
+            if seed == 0:
+                with torch.no_grad():
+                    densities[name, "single"] = single.log_prob(grid).exp().reshape(res, res)
+                densities[name, "data"] = train
+            bar.update()
+            bar.set_postfix(density=name, seed=seed, test_nll=f"{rows[-1]['test_nll']:.3f}")
+    bar.close()
+    plot_toys(densities, rows, lim, res, args)
+    return {"rows": rows}
+
+
+def plot_toys(densities, rows, lim, res, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = len(STAGES) + 2
+    fig, axes = plt.subplots(len(TOY2D), cols, figsize=(2.2 * cols, 2.2 * len(TOY2D)))
+    for i, name in enumerate(TOY2D):
+        data = densities[name, "data"]
+        axes[i, 0].hist2d(*data.T.numpy(), bins=res // 2, range=[[-lim, lim]] * 2)
+        axes[i, 0].set_ylabel(name)
+        for j, stage in enumerate([*STAGES, "single"]):
+            d = densities[name, stage]
+            r = next(
+                x["test_nll"]
+                for x in rows
+                if x["density"] == name
+                and x["seed"] == 0
+                and (x["model"] == "single" if stage == "single" else x["components"] == stage)
             )
-        single, t0 = flow(4 * args.toy_layers), time.perf_counter()
-        fit(single, train, 1, 4 * args.toy_epochs, seed=0)
-        with torch.no_grad():
-            test_nll = -float(single.log_prob(test).mean())
-        rows.append(
-            {
-                "density": name,
-                "model": "single",
-                "components": 1,
-                "couplings": 4 * args.toy_layers,
-                "test_nll": test_nll,
-                "time": time.perf_counter() - t0,
-            }
-        )
-        show(axes[i, -1], single, f"single ×4: {test_nll:.3f}")
-        print(f"  {name:13s} single {4 * args.toy_layers} couplings  test NLL {test_nll:.4f}")
+            ax = axes[i, j + 1]
+            vmax = float(d.flatten().quantile(0.995))  # a few spikes would flatten the rest
+            ax.imshow(d.numpy(), origin="lower", extent=[-lim, lim, -lim, lim], vmax=vmax)
+            label = f"single ×4: {r:.3f}" if stage == "single" else f"C={stage}: {r:.3f}"
+            ax.set_title(label, fontsize=9)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0, 0].set_title("data", fontsize=9)
     fig.suptitle(
-        f"boosted flows of {args.toy_layers} {args.toy_kind} couplings per component, and one "
-        f"flow of {4 * args.toy_layers} (title: test NLL, nats)"
+        f"seed 0: boosted flows of {args.toy_layers} {args.toy_kind} couplings per component, and "
+        f"one flow of {4 * args.toy_layers} (title: test NLL, nats)"
     )
     fig.tight_layout()
-    fig.savefig(out / "toys.png", dpi=80)
+    fig.savefig(Path(args.out) / "toys.png", dpi=80)
     plt.close(fig)
-    return rows
 
 
-# -- dequantised digits ---------------------------------------------------------------------
+# -- real tasks -------------------------------------------------------------------------------
 
 
-def digits_splits(seed: int, copies: int, pca: int = 0, alpha: float = 0.05):
-    """Train (``copies`` dequantised copies), validation and test sets in the model's space, and
-    the log-Jacobian of the map back to the dequantised pixels, for each set."""
-    from sklearn.datasets import load_digits
-
-    pixels = torch.tensor(load_digits().data, dtype=torch.float32)  # (1797, 64), 0..16
+def digits_data(seed: int, copies: int):
+    """Standardised logit-space digits per split, and the scorer: bits/dim of the pixels."""
     g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(pixels), generator=g)
-    parts = {"train": order[:1100], "val": order[1100:1450], "test": order[1450:]}
+    z = {}
+    for split, key in (("train", "train"), ("validation", "val"), ("test", "test")):
+        images = sklearn_digits(split).reshape(-1, 64)
+        if key == "train":
+            images = images.repeat(copies, 1)  # fresh noise for each copy
+        z[key] = logit_transform(dequantize(images, levels=17, generator=g), LOGIT_LAMBDA)
+    mean, std = z["train"].mean(0), z["train"].std(0)
+    data = {k: (v - mean) / std for k, v in z.items()}
 
-    def dequantise(idx: Tensor, n_copies: int) -> tuple[Tensor, Tensor]:
-        v = pixels[idx].repeat(n_copies, 1)
-        s = alpha + (1 - 2 * alpha) * (v + torch.rand(v.shape, generator=g)) / 17.0
-        y = s.log() - torch.log1p(-s)
-        ldj = (math.log((1 - 2 * alpha) / 17.0) - s.log() - torch.log1p(-s)).sum(-1)  # dy/d(v+u)
-        return y, ldj
+    def score(split: str, log_prob) -> float:
+        nll_z = -log_prob.double() + std.double().log().sum()  # undo the standardisation
+        return bits_per_dim(nll_z, z[split], logit_lambda=LOGIT_LAMBDA, levels=17)
 
-    data = {k: dequantise(idx, copies if k == "train" else 1) for k, idx in parts.items()}
-    mean, std = data["train"][0].mean(0), data["train"][0].std(0)
-    out = {}
-    for k, (y, ldj) in data.items():
-        out[k] = ((y - mean) / std, ldj - std.log().sum())
-    if pca:
-        # the density of the first `pca` whitened principal coordinates: a different (lower-D)
-        # task; its log-Jacobian is a constant, left out (NLL in nats/dim of those coordinates)
-        _, sv, vt = torch.linalg.svd(out["train"][0], full_matrices=False)
-        basis = vt[:pca].T / (sv[:pca] / math.sqrt(len(out["train"][0]) - 1))
-        out = {k: (y @ basis, torch.zeros(len(y))) for k, (y, _) in out.items()}
-    return out
+    return data, score
 
 
-def bits_per_dim(model, y: Tensor, ldj: Tensor, pca: int = 0) -> float:
-    """NLL of the dequantised pixels in bits per dimension (the flow's NLL minus log|dy/dx|);
-    with a PCA reduction, the NLL in nats per dimension of the whitened coordinates."""
+def vowels_data(seed: int, per_speaker: int = 5):
+    """Frames of the training utterances (minus ``per_speaker`` per speaker for validation,
+    drawn by ``seed``) and of the official test utterances; the scorer: nats per frame."""
+    train, speakers = japanese_vowels("train", return_labels=True)
+    test = japanese_vowels("test")
+    g = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(speakers), dtype=torch.bool)
+    for s in speakers.unique():
+        idx = (speakers == s).nonzero().flatten()
+        held[idx[torch.randperm(len(idx), generator=g)[:per_speaker]]] = True
+    data = {
+        "train": train["y"][~held][train["mask"][~held]],
+        "val": train["y"][held][train["mask"][held]],
+        "test": test["y"][test["mask"]],
+    }
+    return data, lambda split, log_prob: -float(log_prob.double().mean())
+
+
+def fit_real(variant: str, c: int, k: int, data, score, seed: int, args) -> dict:
+    dim = data["train"].shape[-1]
+    single = variant == "single"
+    torch.manual_seed(seed)
+    model = BoostedFlow(
+        dim, num_layers=c * k if single else k, kind=args.kind, hidden_dims=[args.hidden]
+    )
+    search, rho_data, second, weighting = VARIANTS.get(variant, VARIANTS["boosted"])
+    t0 = time.perf_counter()
+    history = fit_boosted(
+        model,
+        data["train"],
+        data["val"],
+        num_components=1 if single else c,
+        epochs_per_component=(c if single else 1) * args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        rho_search=search,
+        rho_data=rho_data,
+        second_pass=second,
+        sample_weighting=weighting,
+        seed=seed,
+        progress=False,
+    )
+    elapsed = time.perf_counter() - t0
     with torch.no_grad():
-        nll = -(model.log_prob(y) + ldj).mean()
-    return float(nll) / (y.shape[-1] * (1.0 if pca else math.log(2)))
+        scores = {s: score(s, model.log_prob(data[s])) for s in ("train", "val", "test")}
+    batches = math.ceil(len(data["train"]) / args.batch_size)
+    return dict(
+        model=variant,
+        C=c,
+        K=k,
+        depth=c * k,
+        seed=seed,
+        params=sum(p.numel() for p in model.parameters()),
+        **{f"{s}_nll": v for s, v in scores.items()},
+        rho=model.rho.tolist(),
+        epochs=history["epochs"],
+        steps=sum(history["epochs"]) * batches,
+        time=elapsed,
+    )
 
 
-def digits_grid(args) -> list[dict]:
+def run_real(task: str, args) -> dict:
+    grid = [tuple(map(int, ck.split("x"))) for ck in args.grid[task]]
+    jobs = [(v, c, k) for c, k in grid for v in ["single", *args.variants]]
     rows = []
-    configs = []
-    for c in args.components:
-        for k in args.depths:
-            configs.append(("single", c, k))
-            if c > 1:
-                configs.append(("boosted", c, k))
-                configs.append(("boosted-fixed", c, k))
+    path = Path(args.out) / f"{task}.json"
+    if args.append and path.exists():  # keep the fits already there, run the missing ones
+        rows = json.loads(path.read_text())["rows"]
+    done = {(r["model"], r["C"], r["K"], r["seed"]) for r in rows}
+    bar = tqdm(total=len(jobs) * args.seeds, desc=task)
     for seed in range(args.seeds):
-        data = digits_splits(seed, args.copies, args.pca)
-        (ytr, _), (yva, _) = data["train"], data["val"]
-        dim = ytr.shape[-1]
-        for kind, c, k in configs:
-            torch.manual_seed(seed)
-            if kind == "single":
-                model = BoostedFlow(
-                    dim, num_layers=c * k, kind=args.kind, hidden_dims=[args.hidden]
-                )
-                num, epochs, search = 1, c * args.epochs, "line"
-            else:
-                model = BoostedFlow(dim, num_layers=k, kind=args.kind, hidden_dims=[args.hidden])
-                num, epochs = c, args.epochs
-                search = "line" if kind == "boosted" else "fixed"
-            t0 = time.perf_counter()
-            history = fit_boosted(
-                model,
-                ytr,
-                yva,
-                num_components=num,
-                epochs_per_component=epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                rho_search=search,
-                fixed_rho="uniform",
-                patience=args.patience,
-                seed=seed,
-                progress=False,
-            )
-            row = {
-                "model": kind,
-                "C": c,
-                "K": k,
-                "seed": seed,
-                "params": sum(p.numel() for p in model.parameters()),
-                "test_bpd": bits_per_dim(model, *data["test"], args.pca),
-                "val_bpd": bits_per_dim(model, *data["val"], args.pca),
-                "train_bpd": bits_per_dim(model, *data["train"], args.pca),
-                "rho": model.rho.tolist(),
-                "epochs": sum(r["epochs"] for r in history.records),
-                "time": time.perf_counter() - t0,
-            }
+        data, score = digits_data(seed, args.copies) if task == "digits" else vowels_data(seed)
+        for variant, c, k in jobs:
+            if (variant, c, k, seed) in done:
+                bar.update()
+                continue
+            row = fit_real(variant, c, k, data, score, seed, args)
             rows.append(row)
-            print(
-                f"  seed {seed} {kind:13s} C={c} K={k}  test {row['test_bpd']:.4f} bits/dim  "
-                f"ρ={[round(r, 3) for r in row['rho']]}  ({row['time']:.1f} s)",
-                flush=True,
-            )
-    return rows
-
-
-def sem(values: list[float]) -> float | None:
-    """The standard error of the mean (None for fewer than two values)."""
-    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+            bar.update()
+            bar.set_postfix(model=variant, C=c, K=k, seed=seed, test=f"{row['test_nll']:.4f}")
+    bar.close()
+    return {"rows": rows}
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean and standard error of the test bits/dim per (model, C, K), with the seeds' paired
-    difference to the single flow of the same total depth (negative: better than it)."""
-    groups: dict[tuple, list[dict]] = {}
+    """Per (model, C, K): mean ± std of the test NLL over seeds; paired per-seed differences to
+    the single flow of the same depth and budget, to the single flow of any depth up to C·K
+    with the best validation NLL in that seed, and to fixed ρ (negative: better)."""
+    by = {(r["model"], r["C"], r["K"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    best_single = {}  # (depth, seed) -> the single flow of depth <= depth best on validation
     for r in rows:
-        groups.setdefault((r["model"], r["C"], r["K"]), []).append(r)
-    single = {(r["C"] * r["K"], r["C"], r["seed"]): r for r in rows if r["model"] == "single"}
-    fixed = {(r["C"], r["K"], r["seed"]): r for r in rows if r["model"] == "boosted-fixed"}
+        if r["model"] == "single":
+            for s in rows:
+                if s["model"] == "single" and s["seed"] == r["seed"] and s["depth"] <= r["depth"]:
+                    key = (r["depth"], r["seed"])
+                    if key not in best_single or s["val_nll"] < best_single[key]["val_nll"]:
+                        best_single[key] = s
     table = []
-    for (kind, c, k), rs in sorted(
-        groups.items(), key=lambda t: (t[0][1] * t[0][2], t[0][1], t[0][0])
+    for model, c, k in sorted(
+        {(r["model"], r["C"], r["K"]) for r in rows},
+        key=lambda t: (t[1] * t[2], t[1], t[0] != "single", t[0]),
     ):
-        vals = [r["test_bpd"] for r in rs]
-        diffs = [
-            r["test_bpd"] - single[(c * k, c, r["seed"])]["test_bpd"]
-            for r in rs
-            if kind != "single"
-        ]
-        vs_fixed = [
-            r["test_bpd"] - fixed[(c, k, r["seed"])]["test_bpd"] for r in rs if kind == "boosted"
-        ]
+        mine = [by[model, c, k, s] for s in seeds if (model, c, k, s) in by]
+
+        def paired(other: str, model=model, mine=mine, c=c, k=k):
+            pairs = [(r, by.get((other, c, k, r["seed"]))) for r in mine]
+            diffs = [a["test_nll"] - b["test_nll"] for a, b in pairs if b is not None]
+            return diffs if len(diffs) == len(mine) and model != other else None
+
         table.append(
-            {
-                "model": kind,
-                "C": c,
-                "K": k,
-                "depth": c * k,
-                "params": rs[0]["params"],
-                "test_bpd": statistics.fmean(vals),
-                "sem": sem(vals),
-                "vs_single": statistics.fmean(diffs) if diffs else None,
-                "vs_single_sem": sem(diffs),
-                "vs_fixed": statistics.fmean(vs_fixed) if vs_fixed else None,
-                "vs_fixed_sem": sem(vs_fixed),
-                "time": statistics.fmean(r["time"] for r in rs),
-                "seeds": len(rs),
-            }
+            dict(
+                model=model,
+                C=c,
+                K=k,
+                depth=c * k,
+                params=mine[0]["params"],
+                seeds=len(mine),
+                test=mean_std([r["test_nll"] for r in mine]),
+                val=mean_std([r["val_nll"] for r in mine]),
+                vs_single=paired("single"),
+                vs_fixed=None if model == "single" else paired("boosted-fixed"),
+                vs_best=None
+                if model == "single"
+                else [r["test_nll"] - best_single[c * k, r["seed"]]["test_nll"] for r in mine],
+                steps=statistics.fmean(r["steps"] for r in mine),
+                time=statistics.fmean(r["time"] for r in mine),
+            )
         )
     return table
 
 
-def markdown(args, toys, table, elapsed) -> str:
-    lines = [
-        "# Boosted flows: measured results",
-        "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); mode "
-        f"{'quick' if args.quick else 'default'}; total {elapsed / 60:.1f} min.",
-        "",
-    ]
-    if toys:
-        k = args.toy_layers
-        lines += [
-            f"## 2-D toys: test NLL (nats) of boosted flows after C components ({k} "
-            f"{args.toy_kind} couplings per component, {args.toy_epochs} epochs each), and of "
-            f"one flow of {4 * k} couplings trained {4 * args.toy_epochs} epochs (the same "
-            "parameters and steps as C = 4)",
-            "",
-            f"| density | C=1 | C=2 | C=4 | C=8 | single, {4 * k} couplings | ρ at C=8 |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for name in TOY2D:
-            rs = [r for r in toys if r["density"] == name and r["model"] == "boosted"]
-            single = [r for r in toys if r["density"] == name and r["model"] == "single"]
-            if not rs:
-                continue
-            cells = " | ".join(f"{r['test_nll']:.3f}" for r in rs)
-            rho = ", ".join(f"{x:.2f}" for x in rs[-1]["rho"])
-            lines.append(f"| {name} | {cells} | {single[0]['test_nll']:.3f} | {rho} |")
-        lines.append("")
-    if table:
-        unit = f"nats/dim of {args.pca} whitened principal coordinates" if args.pca else "bits/dim"
-        lines += [
-            f"## Dequantised digits: test {unit} ({args.seeds} seeds, mean ± s.e.)",
-            "",
-            f"{args.kind} couplings, hidden width {args.hidden}, {args.epochs} epochs per "
-            f"component (single flows: C × that), batch {args.batch_size}, lr {args.lr}, patience "
-            f"{args.patience}, {args.copies} dequantised copies of the 1,100 training images. "
-            "Paired differences are per seed (same split, noise and initialisation seed); "
-            "negative is better.",
-            "",
-            "| model | C | K | couplings | params | test | minus single | minus fixed ρ "
-            "| time (s) |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
+def plot_real(results: dict, out: Path) -> None:
+    import matplotlib
 
-        def cell(mean, err):
-            if mean is None:
-                return ""
-            return f"{mean:+.4f}" + ("" if err is None else f" ± {err:.4f}")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-        for t in table:
+    tasks = [t for t in ("digits", "vowels") if t in results]
+    if not tasks:
+        return
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = results[task]["rows"]
+        configs = sorted({(r["C"], r["K"]) for r in rows})
+        models = ["single", *[v for v in VARIANTS if any(r["model"] == v for r in rows)]]
+        values = [r["test_nll"] for r in rows]
+        med = statistics.median(values)
+        spread = statistics.median(abs(v - med) for v in values)
+        top = max(v for v in values if v < med + 20 * spread) + spread  # diverged fits above
+        width = 0.8 / len(models)
+        for i, m in enumerate(models):
+            colour = f"C{i}"
+            for j, (c, k) in enumerate(configs):
+                x = j + (i - (len(models) - 1) / 2) * width
+                ys = [r["test_nll"] for r in rows if (r["model"], r["C"], r["K"]) == (m, c, k)]
+                inside = [y for y in ys if y <= top]
+                ax.plot([x] * len(inside), inside, "o", color=colour, ms=4, alpha=0.6)
+                ax.plot([x] * (len(ys) - len(inside)), [top] * (len(ys) - len(inside)), "^",
+                        color=colour, ms=7)  # fmt: skip
+                if ys:
+                    ax.plot([x - width / 2, x + width / 2], [statistics.median(ys)] * 2,
+                            color=colour, lw=2, label=m if j == 0 else None)  # fmt: skip
+        ax.set_xticks(
+            range(len(configs)), [f"C={c}, K={k}\n({c * k} couplings)" for c, k in configs]
+        )
+        unit = "bits/dim" if task == "digits" else "nats/frame"
+        ax.set_ylabel(f"test NLL ({unit})")
+        ax.set_title(f"{task}: seeds (dots), median (bar); ▲ off the scale (diverged)", fontsize=9)
+        ax.set_ylim(min(values) - spread, top + 0.5 * spread)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out / "real.png", dpi=90)
+    plt.close(fig)
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def fmt(ms: tuple[float, float], digits: int = 4) -> str:
+    """``mean ± std``; numbers of diverged fits (|x| >= 10^4) in scientific notation."""
+
+    def number(x: float) -> str:
+        return f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.2e}"
+
+    return f"{number(ms[0])} ± {number(ms[1])}"
+
+
+def diff_cell(diffs: list[float] | None) -> str:
+    """``mean ± std (wins/seeds)`` of paired differences; a win is a negative difference."""
+    if not diffs:
+        return ""
+    return f"{fmt(mean_std(diffs))} ({sum(d < 0 for d in diffs)}/{len(diffs)})"
+
+
+def markdown(results: dict) -> str:
+    lines = ["# Boosted flows: measured results", ""]
+    for task, res in results.items():
+        meta = res["meta"]
+        a = meta["args"]
+        lines += [
+            f"## {task}",
+            "",
+            f"`{meta['command']}`: {meta['machine']}; {meta['minutes']:.1f} min.",
+            "",
+        ]
+        if task == "toys":
+            rows = res["rows"]
+            lines += [
+                f"Test NLL (nats, 2,000 held-out points), mean ± std over {a['seeds']} seeds; "
+                f"boosted: {a['toy_layers']} {a['toy_kind']} couplings per component, "
+                f"{a['toy_epochs']} epochs each, lr {a['toy_lr']}, {a['toy_n']} training points; "
+                f"single: {4 * a['toy_layers']} couplings, {4 * a['toy_epochs']} epochs (the "
+                "parameters and optimizer steps of C = 4). Last column: single minus boosted "
+                "C = 4, paired by seed (positive: boosting better; in how many seeds).",
+                "",
+                f"| density | C=1 | C=2 | C=4 | C=8 | single, {4 * a['toy_layers']} couplings "
+                "| single − C=4 |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for name in TOY2D:
+                cells = []
+                for c in STAGES:
+                    v = [
+                        r["test_nll"]
+                        for r in rows
+                        if r["density"] == name and r["model"] == "boosted" and r["components"] == c
+                    ]
+                    cells.append(fmt(mean_std(v), 3))
+                single = {
+                    r["seed"]: r["test_nll"]
+                    for r in rows
+                    if r["density"] == name and r["model"] == "single"
+                }
+                c4 = {
+                    r["seed"]: r["test_nll"]
+                    for r in rows
+                    if r["density"] == name and r["model"] == "boosted" and r["components"] == 4
+                }
+                d = [single[s] - c4[s] for s in single]
+                wins = sum(x > 0 for x in d)
+                lines.append(
+                    f"| {name} | {' | '.join(cells)} | {fmt(mean_std(list(single.values())), 3)} "
+                    f"| {fmt(mean_std(d), 3)} ({wins}/{len(d)}) |"
+                )
+            lines.append("")
+            continue
+        unit = "bits/dim" if task == "digits" else "nats/frame"
+        lines += [
+            f"Test NLL ({unit}), mean ± std over {a['seeds']} seeds. {a['kind']} couplings, "
+            f"hidden width {a['hidden']}, {a['epochs']} epochs per component (single: C × that), "
+            f"batch {a['batch_size']}, lr {a['lr']}, early stopping with patience "
+            f"{a['patience']} on the validation NLL. Differences are paired by seed, mean ± std "
+            "(in how many seeds the first is better); negative: better. − single: the flow of "
+            "C·K couplings and C × the epochs; − best single: the single flow of at most C·K "
+            "couplings in this grid with the best validation NLL in that seed. `steps`: "
+            "optimizer steps actually taken (mean).",
+            "",
+            "| model | C | K | couplings | params | test | val | − single | − best single "
+            "| − fixed ρ | steps | time (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in summarise(res["rows"]):
             lines.append(
                 f"| {t['model']} | {t['C']} | {t['K']} | {t['depth']} | {t['params']} | "
-                f"{cell(t['test_bpd'], t['sem']).lstrip('+')} | "
-                f"{cell(t['vs_single'], t['vs_single_sem'])} | "
-                f"{cell(t['vs_fixed'], t['vs_fixed_sem'])} | {t['time']:.1f} |"
+                f"{fmt(t['test'])} | {fmt(t['val'])} | {diff_cell(t['vs_single'])} | "
+                f"{diff_cell(t['vs_best'])} | {diff_cell(t['vs_fixed'])} | {t['steps']:.0f} | "
+                f"{t['time']:.1f} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip()
+    except (OSError, IndexError):
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s), {gpu}"
+    )
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="a small run (about 2 minutes)")
-    p.add_argument("--out", default="runs/boosting")
-    p.add_argument("--skip-toys", action="store_true")
-    p.add_argument("--skip-digits", action="store_true")
-    p.add_argument("--seeds", type=int, default=None)
-    p.add_argument("--components", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--depths", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--epochs", type=int, default=None, help="epochs per component (digits)")
+    p.add_argument(
+        "--tasks", nargs="*", choices=TASKS, default=list(TASKS), help="none: only the report"
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke run: 1 seed, few epochs")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "boosting"))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--digits-grid", nargs="+", default=["2x2", "4x2", "2x4"], help="CxK")
+    p.add_argument("--vowels-grid", nargs="+", default=["2x2", "4x2", "2x4", "4x4"])
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--epochs", type=int, default=40, help="epochs per component (real tasks)")
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--kind", default="affine", help="coupling kind of the digits flows")
-    p.add_argument("--pca", type=int, default=0, help="model the first N principal coordinates")
-    p.add_argument("--copies", type=int, default=4)
+    p.add_argument("--kind", default="affine", choices=("affine", "spline"))
+    p.add_argument("--copies", type=int, default=4, help="dequantised copies of the digits")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=5)
-    p.add_argument("--toy-epochs", type=int, default=None)
-    p.add_argument("--toy-n", type=int, default=None)
+    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--toy-epochs", type=int, default=20)
+    p.add_argument("--toy-n", type=int, default=4000)
     p.add_argument("--toy-layers", type=int, default=2)
-    p.add_argument("--toy-kind", default="spline")
+    p.add_argument("--toy-kind", default="spline", choices=("affine", "spline"))
     p.add_argument("--toy-hidden", type=int, default=32)
     p.add_argument("--toy-lr", type=float, default=5e-3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--append", action="store_true", help="keep the fits in <task>.json, run only new ones"
+    )
     args = p.parse_args(argv)
-    args.seeds = args.seeds or (2 if args.quick else 3)
-    args.epochs = args.epochs or (15 if args.quick else 40)
-    args.toy_epochs = args.toy_epochs or (8 if args.quick else 20)
-    args.toy_n = args.toy_n or (2000 if args.quick else 4000)
+    if args.quick:
+        args.seeds, args.epochs, args.toy_epochs, args.toy_n = 1, 4, 2, 1000
+    args.grid = {"digits": args.digits_grid, "vowels": args.vowels_grid}
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    toys, rows = [], []
-    if not args.skip_toys:
-        print("2-D toys")
-        toys = toy_density_grid(args, out)
-    if not args.skip_digits:
-        try:
-            import sklearn  # noqa: F401
-        except ImportError:
-            print(
-                "scikit-learn is not installed: skipping the digits task (pip install scikit-learn)"
+    machine = describe_machine()
+    command = "python benchmarks/boosting.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for task in args.tasks:
+        t0 = time.perf_counter()
+        path = out / f"{task}.json"
+        before = json.loads(path.read_text())["meta"] if args.append and path.exists() else None
+        result = run_toys(args) if task == "toys" else run_real(task, args)
+        result["meta"] = dict(
+            args={k: v for k, v in vars(args).items() if k != "grid"},
+            command=command.strip(),
+            machine=machine,
+            minutes=(time.perf_counter() - t0) / 60,
+        )
+        if before is not None and task != "toys":  # the first run's settings, both commands
+            result["meta"].update(
+                args=before["args"],
+                command=f"{before['command']}`, then `{command.strip()}",
+                minutes=before["minutes"] + result["meta"]["minutes"],
             )
-        else:
-            print("dequantised 8x8 digits")
-            rows = digits_grid(args)
-    table = summarise(rows) if rows else []
-    text = markdown(args, toys, table, time.perf_counter() - t0)
-    print()
-    print(text)
+        path.write_text(json.dumps(result, indent=1))
+    results = {
+        t: json.loads((out / f"{t}.json").read_text())
+        for t in TASKS
+        if (out / f"{t}.json").exists()
+    }
+    plot_real(results, out)
+    text = markdown(results)
     (out / "results.md").write_text(text)
-    (out / "results.json").write_text(
-        json.dumps({"args": vars(args), "toys": toys, "digits": rows, "summary": table}, indent=1)
-    )
+    print(text)
     print(f"written to {out}/")
 
 

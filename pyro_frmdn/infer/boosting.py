@@ -18,6 +18,7 @@ from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .training import History, resolve_device
 
 __all__ = [
+    "RHO_DATA",
     "RHO_SEARCHES",
     "SAMPLE_WEIGHTINGS",
     "boosting_sample_weights",
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 RHO_SEARCHES = ("line", "gradient", "fixed")
-SAMPLE_WEIGHTINGS = ("weighted", "resample")
+RHO_DATA = ("train", "val")
+SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -170,13 +172,72 @@ def load_boosted(path, map_location=None) -> BoostedMixture:
 # -- the boosting loop -----------------------------------------------------------------------
 
 
+def _as_data(model: BoostedMixture, data, what: str) -> dict[str, Tensor]:
+    """``data`` (a tensor of examples, a tuple ``(y, *inputs)`` or a dict) as a validated dict
+    ``{"y": ..., **inputs}`` with the inputs the mixture's components take (``input_names``)."""
+    names = ("y", *model.input_names)
+    kind = type(model).__name__
+    if isinstance(data, Tensor):
+        data = {"y": data}
+    elif isinstance(data, (tuple, list)):
+        if not 1 <= len(data) <= len(names):
+            raise ValueError(
+                f"{what} is a tuple of {len(data)}; a {kind} takes {names}, in that order"
+            )
+        data = dict(zip(names, data, strict=False))
+    elif isinstance(data, dict):
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"{what} has unknown keys {unknown}; a {kind} takes {list(names)}")
+        if data.get("y") is None:
+            raise ValueError(f"{what} must hold the examples under 'y'; got keys {sorted(data)}")
+    else:
+        raise TypeError(
+            f"fit_boosted takes {what} as a tensor, a tuple or a dict of tensors (all examples "
+            f"are scored to cache densities), got {type(data).__name__}"
+        )
+    for key, value in data.items():
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"{what}[{key!r}] must be a tensor, got {type(value).__name__}")
+    y, inputs = model.check_data(data["y"], **{k: v for k, v in data.items() if k != "y"})
+    return {"y": y, **inputs}
+
+
+def _to(data: dict[str, Tensor], device, dtype) -> dict[str, Tensor]:
+    """Move to ``device``; floating tensors to ``dtype`` (masks stay bool)."""
+    return {
+        k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in data.items()
+    }
+
+
+def _scored_steps(data: dict[str, Tensor]) -> int:
+    """Scored steps of a data set: unmasked (sequence, step) pairs, or examples."""
+    if "mask" in data:
+        return int(data["mask"].sum())
+    y = data["y"]
+    return y.shape[0] * math.prod(y.shape[1:-1])
+
+
+def _rows(data: dict[str, Tensor], index) -> dict[str, Tensor]:
+    return {k: v[index] for k, v in data.items()}
+
+
+def _component_log_prob(component, batch: dict[str, Tensor]) -> Tensor:
+    inputs = {k: v for k, v in batch.items() if k != "y"}
+    return component.log_prob(batch["y"], **inputs)
+
+
 @torch.no_grad()
-def _log_probs(component, data: Tensor, chunk: int) -> Tensor:
-    """log g(x_i) for all rows of ``data`` in eval mode, float64, (N,)."""
+def _log_probs(component, data: dict[str, Tensor], chunk: int) -> Tensor:
+    """log g(y_i) for all examples of ``data`` in eval mode, float64, (N,)."""
     was_training = component.training
     component.eval()
+    n = len(data["y"])
     try:
-        parts = [component.log_prob(data[i : i + chunk]) for i in range(0, len(data), chunk)]
+        parts = [
+            _component_log_prob(component, _rows(data, slice(i, i + chunk)))
+            for i in range(0, n, chunk)
+        ]
     finally:
         component.train(was_training)
     return torch.cat(parts).double()
@@ -218,6 +279,10 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
             )
     if options["rho_search"] not in RHO_SEARCHES:
         raise ValueError(f"rho_search must be one of {RHO_SEARCHES}, got {options['rho_search']!r}")
+    if options["rho_data"] not in RHO_DATA:
+        raise ValueError(f"rho_data must be one of {RHO_DATA}, got {options['rho_data']!r}")
+    if options["rho_data"] == "val" and options["val"] is None:
+        raise ValueError("rho_data='val' fits rho on validation data: pass val=")
     if options["sample_weighting"] not in SAMPLE_WEIGHTINGS:
         raise ValueError(
             f"sample_weighting must be one of {SAMPLE_WEIGHTINGS}, "
@@ -239,8 +304,8 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
 
 def fit_boosted(
     model: BoostedMixture,
-    train: Tensor,
-    val: Tensor | None = None,
+    train: Tensor | tuple | dict,
+    val: Tensor | tuple | dict | None = None,
     *,
     num_components: int = 4,
     epochs_per_component: int = 20,
@@ -251,6 +316,7 @@ def fit_boosted(
     sample_weighting: str = "weighted",
     rho_search: str = "line",
     fixed_rho: float | str = "uniform",
+    rho_data: str = "train",
     second_pass: bool = False,
     patience: int | None = None,
     device=None,
@@ -272,8 +338,10 @@ def fit_boosted(
        weighted NLL is minimised directly; with ``"resample"`` the minibatch is resampled by the
        weights and an ordinary NLL step taken, as the reference code does. Both have the same
        expected gradient; the weighted form uses every point of the batch, has no resampling
-       noise and never duplicates points, so its variance is lower. :math:`\log G_{c-1}(x_i)` is
-       computed once per component for the whole training set (the frozen components do not
+       noise and never duplicates points, so its variance is lower. ``"uniform"`` drops the
+       weights (every component by maximum likelihood from its own initialisation: an
+       ensemble, the ablation that shows what the reweighting adds). :math:`\log G_{c-1}(x_i)`
+       is computed once per component for the whole training set (the frozen components do not
        change), so a step costs one flow, whatever :math:`c`.
     2. **Fit** :math:`\rho_c` on the training NLL of
        :math:`G_c = (1 - \rho_c) G_{c-1} + \rho_c g_c`, a convex function of :math:`\rho_c`:
@@ -283,11 +351,15 @@ def fit_boosted(
        ``"fixed"`` (``fixed_rho``; ``"uniform"`` is :math:`1/(c+1)`, equal weights, what the
        reference code ends up with as it never updates ρ). Both searches include
        :math:`\rho_c = 0`, so a new component never makes the training NLL worse.
+       ``rho_data="val"`` fits :math:`\rho_c` on the validation NLL instead (one number per
+       component, chosen on held-out data like the early-stopping epoch; then it is the
+       validation NLL that never rises).
 
     With ``second_pass=True`` each component is then refitted once more against the mixture of
     the others (weights :math:`\propto 1/G_{-c}`), its weight re-searched (the others keep their
     proportions; the steps ρ are recomputed from the weights and clipped to ``RHO_MAX``), and
-    the refit is kept only if the training NLL did not rise.
+    the refit is kept only if the NLL that ρ is fitted on (training, or validation with
+    ``rho_data="val"``) did not rise.
 
     Early stopping: with ``val``, each component keeps the parameters of its best epoch by the
     validation NLL of the mixture it would make (:math:`\rho_c` searched on the validation
@@ -297,13 +369,18 @@ def fit_boosted(
     Arguments:
         model: a :class:`~pyro_frmdn.models.BoostedFlow`, :class:`~pyro_frmdn.models.BoostedFRMDN`
             or other :class:`~pyro_frmdn.models.BoostedMixture`.
-        train, val: tensors of examples, ``(N, D)`` for flows, ``(N, T, D)`` for sequences.
+        train, val: the examples: a tensor ``(N, D)`` for flows, ``(N, T, D)`` for sequences;
+            or, for mixtures whose components take inputs (:class:`~pyro_frmdn.BoostedFRMDN`:
+            ``x`` (N, T, X), ``mask`` (N, T)), a dict ``{"y": ..., "x": ..., "mask": ...}`` or a
+            tuple ``(y, x, mask)``, passed to every component. With a mask the NLLs are per
+            unmasked step.
         num_components: the final number of components C.
         epochs_per_component, batch_size, lr, clip_norm: Adam on each component's parameters,
             gradient norm clipped to ``clip_norm`` (None: no clipping).
         weight_clip: the clamp of the normalised sample weights, or None.
-        sample_weighting: ``"weighted"`` or ``"resample"``.
+        sample_weighting: ``"weighted"``, ``"resample"`` or ``"uniform"`` (no boosting weights).
         rho_search, fixed_rho: how ρ is chosen.
+        rho_data: ``"train"`` (default) or ``"val"``: the data ρ is fitted on.
         second_pass: refit each component once more with the others fixed.
         patience: early stopping per component (needs ``val``).
         device: default CUDA when available.
@@ -329,6 +406,7 @@ def fit_boosted(
     """
     options = dict(
         rho_search=rho_search,
+        rho_data=rho_data,
         sample_weighting=sample_weighting,
         fixed_rho=fixed_rho,
         patience=patience,
@@ -339,14 +417,14 @@ def fit_boosted(
     _check_arguments(
         model, num_components, epochs_per_component, batch_size, lr, weight_clip, options
     )
-    if not isinstance(train, Tensor) or (val is not None and not isinstance(val, Tensor)):
-        raise TypeError("fit_boosted takes tensors (all examples are scored to cache densities)")
+    train = _as_data(model, train, "train")
+    val = None if val is None else _as_data(model, val, "val")
     device = resolve_device(device)
     model.to(device)
     dtype = model.rho.dtype
-    train = model.check_data(train).to(device, dtype)
-    val = None if val is None else model.check_data(val).to(device, dtype)
-    steps = math.prod(train.shape[1:-1])  # scored steps per example: 1, or T for sequences
+    train = _to(train, device, dtype)
+    val = None if val is None else _to(val, device, dtype)
+    counts = {"train": _scored_steps(train), "val": None if val is None else _scored_steps(val)}
     chunk = max(batch_size, 1024)
     pyro.set_rng_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -371,8 +449,8 @@ def fit_boosted(
             return gradient_search_rho(log_prev, log_new, lo, hi, init=init)
         return init if init is not None else 1.0 / (c + 1) if fixed_rho == "uniform" else fixed_rho
 
-    def nll(lp: Tensor, log_w: Tensor) -> float:
-        return -float(_mixture(lp, log_w).mean()) / steps
+    def nll(lp: Tensor, log_w: Tensor, split: str = "train") -> float:
+        return -float(_mixture(lp, log_w).sum()) / counts[split]
 
     def payload() -> dict:
         return {
@@ -381,15 +459,16 @@ def fit_boosted(
             "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
         }
 
-    def cache(data: Tensor) -> Tensor:  # log g_c(x_i) of the components already there, (N, C)
+    def cache(data: dict) -> Tensor:  # log g_c(y_i) of the components already there, (N, C)
         columns = [_log_probs(m, data, chunk) for m in model.components]
-        return torch.stack(columns, -1) if columns else data.new_zeros(len(data), 0).double()
+        if not columns:
+            return torch.zeros(len(data["y"]), 0, dtype=torch.float64, device=device)
+        return torch.stack(columns, -1)
 
-    lp_train = cache(train)
-    lp_val = None if val is None else cache(val)
+    lp = {"train": cache(train), "val": None if val is None else cache(val)}
     start = model.num_components
     refits_done = sum(r["pass"] == 2 for r in history.records)
-    per_component = epochs_per_component * math.ceil(len(train) / batch_size)
+    per_component = epochs_per_component * math.ceil(len(train["y"]) / batch_size)
     todo = num_components - start + (num_components - refits_done if second_pass else 0)
     bar = tqdm(total=todo * per_component, disable=not progress, desc="fit_boosted")
     train_component = _ComponentTrainer(
@@ -405,25 +484,26 @@ def fit_boosted(
         patience=patience,
         generator=generator,
         chunk=chunk,
-        steps=steps,
+        steps=counts["train"] / len(train["y"]),
         bar=bar,
     )
+    splits = {"train": train, "val": val}
 
     for c in range(start, num_components):
         t0 = time.perf_counter()
         model.add_component()
         log_w_prev = model.log_weights()[:c] if c else None  # G_{c-1}: ρ_c is still 0
-        rest_train = _mixture(lp_train, log_w_prev) if c else None
-        rest_val = _mixture(lp_val, log_w_prev) if c and val is not None else None
-        info = train_component(c, rest_train, rest_val, lambda a, b, c=c: choose(a, b, c))
-        lp_train = torch.cat([lp_train, _log_probs(model.components[c], train, chunk)[:, None]], -1)
-        if val is not None:
-            lp_val = torch.cat([lp_val, _log_probs(model.components[c], val, chunk)[:, None]], -1)
+        rest = {k: _mixture(lp[k], log_w_prev) if c and lp[k] is not None else None for k in lp}
+        info = train_component(c, rest["train"], rest["val"], lambda a, b, c=c: choose(a, b, c))
+        for k, data in splits.items():
+            if data is not None:
+                column = _log_probs(model.components[c], data, chunk)
+                lp[k] = torch.cat([lp[k], column[:, None]], -1)
         if c:
             rho = model.rho.clone()
-            rho[c] = choose(rest_train, lp_train[:, c], c)
+            rho[c] = choose(rest[rho_data], lp[rho_data][:, c], c)
             model.set_rho(rho)
-        record = _record(model, c, 1, info, lp_train, lp_val, nll, t0)
+        record = _record(model, c, 1, info, lp, nll, t0)
         history.records.append(record)
         bar.set_postfix(component=c, nll=f"{record['train_nll']:.4f}", rho=f"{record['rho']:.3f}")
         if ckpt_dir is not None:
@@ -435,22 +515,23 @@ def fit_boosted(
             t0 = time.perf_counter()
             log_w = model.log_weights().double()
             old = (copy.deepcopy(model.components[c].state_dict()), model.rho.clone())
-            old_nll, old_col = nll(lp_train, log_w), lp_train[:, c].clone()
-            old_val_col = None if val is None else lp_val[:, c].clone()
-            rest_train = _rest(lp_train, log_w, c)
-            rest_val = None if val is None or rest_train is None else _rest(lp_val, log_w, c)
+            old_nll = nll(lp[rho_data], log_w, rho_data)
+            old_cols = {k: None if v is None else v[:, c].clone() for k, v in lp.items()}
+            rest = {k: None if v is None else _rest(v, log_w, c) for k, v in lp.items()}
+            if rest["train"] is None:
+                rest["val"] = None
             w_c = float(log_w[c].exp())
             lo, hi = (1.0 - RHO_MAX, 1.0) if c == 0 else (0.0, RHO_MAX)
 
             def refit_choose(a, b, c=c, lo=lo, hi=hi, w_c=w_c):
                 return choose(a, b, c, lo, hi, init=w_c)
 
-            info = train_component(c, rest_train, rest_val, refit_choose)
-            lp_train[:, c] = _log_probs(model.components[c], train, chunk)
-            if val is not None:
-                lp_val[:, c] = _log_probs(model.components[c], val, chunk)
-            if rest_train is not None:
-                omega = refit_choose(rest_train, lp_train[:, c])
+            info = train_component(c, rest["train"], rest["val"], refit_choose)
+            for k, data in splits.items():
+                if data is not None:
+                    lp[k][:, c] = _log_probs(model.components[c], data, chunk)
+            if rest[rho_data] is not None:
+                omega = refit_choose(rest[rho_data], lp[rho_data][:, c])
                 log_w_new = log_w + math.log1p(-omega) - math.log1p(-w_c) if omega < 1 else None
                 if log_w_new is None:
                     log_w_new = torch.full_like(log_w, -math.inf)
@@ -458,14 +539,15 @@ def fit_boosted(
                 rho = rho_from_log_weights(log_w_new).clamp(0.0, RHO_MAX)
                 rho[0] = 1.0
                 model.set_rho(rho)
-            accepted = nll(lp_train, log_weights_from_rho(model.rho.double())) <= old_nll
+            new_log_w = log_weights_from_rho(model.rho.double())
+            accepted = nll(lp[rho_data], new_log_w, rho_data) <= old_nll
             if not accepted:
                 model.components[c].load_state_dict(old[0])
                 model.set_rho(old[1])
-                lp_train[:, c] = old_col
-                if val is not None:
-                    lp_val[:, c] = old_val_col
-            record = _record(model, c, 2, info, lp_train, lp_val, nll, t0, accepted)
+                for k, col in old_cols.items():
+                    if col is not None:
+                        lp[k][:, c] = col
+            record = _record(model, c, 2, info, lp, nll, t0, accepted)
             history.records.append(record)
             bar.set_postfix(refit=c, nll=f"{record['train_nll']:.4f}", accepted=accepted)
             if ckpt_dir is not None:
@@ -476,16 +558,16 @@ def fit_boosted(
     return history
 
 
-def _record(model, c, pass_, info, lp_train, lp_val, nll, t0, accepted=True) -> dict:
+def _record(model, c, pass_, info, lp, nll, t0, accepted=True) -> dict:
     log_w = model.log_weights().double()
     record = {
         "component": c,
         "pass": pass_,
         "rho": float(model.rho[c]),
         "weights": model.weights().tolist(),
-        "train_nll": nll(lp_train, log_w),
-        "val_nll": None if lp_val is None else nll(lp_val, log_w),
-        "component_nll": nll(lp_train[:, c : c + 1], log_w.new_zeros(1)),
+        "train_nll": nll(lp["train"], log_w),
+        "val_nll": None if lp["val"] is None else nll(lp["val"], log_w, "val"),
+        "component_nll": nll(lp["train"][:, c : c + 1], log_w.new_zeros(1)),
         "accepted": accepted,
         **info,
         "time": time.perf_counter() - t0,
@@ -518,16 +600,18 @@ class _ComponentTrainer:
         params = [p for p in component.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=self.lr)
         best, best_epoch, best_state, bad, losses, skipped = math.inf, None, None, 0, [], 0
-        n = len(train)
+        n = len(train["y"])
         epoch = 0
         for epoch in range(1, self.epochs + 1):
             component.train()
-            order = torch.randperm(n, generator=self.generator).to(train.device)
+            order = torch.randperm(n, generator=self.generator).to(train["y"].device)
             total = 0.0
             for i in range(0, n, self.batch_size):
                 idx = order[i : i + self.batch_size]
                 loss = self.loss(
-                    component, train[idx], None if log_rest_train is None else log_rest_train[idx]
+                    component,
+                    _rows(train, idx),
+                    None if log_rest_train is None else log_rest_train[idx],
                 )
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -569,11 +653,13 @@ class _ComponentTrainer:
             "skipped_steps": skipped,
         }
 
-    def loss(self, component, x: Tensor, log_rest: Tensor | None) -> Tensor:
-        if log_rest is None:
-            return -component.log_prob(x).mean()
-        w = boosting_sample_weights(-log_rest, self.weight_clip).to(x.dtype)
+    def loss(self, component, batch: dict[str, Tensor], log_rest: Tensor | None) -> Tensor:
+        """The (sample-weighted) mean NLL per example of a minibatch."""
+        if log_rest is None or self.sample_weighting == "uniform":
+            return -_component_log_prob(component, batch).mean()
+        y = batch["y"]
+        w = boosting_sample_weights(-log_rest, self.weight_clip).to(y.dtype)
         if self.sample_weighting == "resample":
-            pick = torch.multinomial(w.cpu(), len(x), replacement=True, generator=self.generator)
-            return -component.log_prob(x[pick.to(x.device)]).mean()
-        return -(w * component.log_prob(x)).sum()
+            pick = torch.multinomial(w.cpu(), len(y), replacement=True, generator=self.generator)
+            return -_component_log_prob(component, _rows(batch, pick.to(y.device))).mean()
+        return -(w * _component_log_prob(component, batch)).sum()

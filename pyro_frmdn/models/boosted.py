@@ -10,9 +10,10 @@ so that :math:`G_C = \\sum_c w_c g_c` with :math:`w_c = \\rho_c \\prod_{j>c} (1 
 module holds the mixtures (their exact density, sampling, a Pyro distribution, checkpoints); the
 boosting loop that trains them is :func:`pyro_frmdn.infer.fit_boosted`.
 
-A component is any ``nn.Module`` with ``log_prob(data) -> (N,)`` and ``sample(n, **kwargs)``
-(:class:`BoostingComponent`): :class:`FlowComponent` (a coupling flow over a standard normal) and
-:class:`~pyro_frmdn.models.FRMDN` (whole sequences, ``sample(n, steps=T)``) both are.
+A component is any ``nn.Module`` with ``log_prob(data, **inputs) -> (N,)`` and
+``sample(n, **kwargs)`` (:class:`BoostingComponent`): :class:`FlowComponent` (a coupling flow over
+a standard normal) and :class:`~pyro_frmdn.models.FRMDN` (whole sequences, with optional inputs
+``x`` and a ``mask``; ``sample(n, steps=T, x=...)``) both are.
 """
 
 from __future__ import annotations
@@ -54,11 +55,12 @@ RHO_MAX = 0.999
 class BoostingComponent(Protocol):
     """What the boosting loop needs of a component (an ``nn.Module``).
 
-    ``log_prob(data)`` returns the log density of each example, shape ``(N,)`` (for sequences,
-    of the whole sequence); ``sample(n, **kwargs)`` returns ``n`` examples.
+    ``log_prob(data, **inputs)`` returns the log density of each example, shape ``(N,)`` (for
+    sequences, of the whole sequence; ``inputs`` such as ``x`` and ``mask`` are those the mixture
+    declares in ``input_names``); ``sample(n, **kwargs)`` returns ``n`` examples.
     """
 
-    def log_prob(self, data: Tensor) -> Tensor: ...
+    def log_prob(self, data: Tensor, **inputs) -> Tensor: ...
 
     def sample(self, n: int, **kwargs) -> Tensor: ...
 
@@ -120,11 +122,13 @@ class BoostedMixture(nn.Module):
     trained are frozen (``requires_grad=False`` and eval mode).
 
     Subclasses implement :meth:`new_component` and :meth:`check_data` and set ``config`` (the
-    keyword arguments that rebuild the model, saved in checkpoints) and ``obs_dim``.
+    keyword arguments that rebuild the model, saved in checkpoints) and ``obs_dim``; those whose
+    components take more than the examples (inputs, masks) name them in ``input_names``.
     """
 
     _registry: dict[str, type[BoostedMixture]] = {}
     event_dims = 1
+    input_names: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -143,13 +147,26 @@ class BoostedMixture(nn.Module):
         """A fresh component (a :class:`BoostingComponent`) for position ``index``."""
         raise NotImplementedError
 
-    def check_data(self, data: Tensor) -> Tensor:
-        """Validate a batch of examples; raise a ValueError saying what was expected."""
+    def check_data(self, data: Tensor, **inputs) -> tuple[Tensor, dict[str, Tensor]]:
+        """Validate a batch of examples and their ``inputs`` (names from ``input_names``; None
+        for absent ones); raise a ValueError saying what was expected.
+
+        Returns the examples and the inputs to pass to every component (the absent ones left
+        out).
+        """
         raise NotImplementedError
 
     def sample_kwargs(self, event_shape: torch.Size) -> dict:
         """Extra arguments of the components' ``sample`` for examples of ``event_shape``."""
         return {}
+
+    def sample_component(self, component: nn.Module, index: Tensor, **kwargs) -> Tensor:
+        """Draw the examples at positions ``index`` (of the ``n`` asked for) from ``component``.
+
+        Subclasses whose ``sample`` takes per-example tensors (such as inputs ``x``) slice them
+        by ``index`` here.
+        """
+        return component.sample(len(index), **kwargs)
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -211,18 +228,19 @@ class BoostedMixture(nn.Module):
 
     # -- density and sampling -----------------------------------------------------------------
 
-    def component_log_probs(self, data: Tensor) -> Tensor:
-        """``log g_c(x_i)`` for every example and component, (N, C)."""
-        data = self.check_data(data)
-        return torch.stack([c.log_prob(data) for c in self.components], dim=-1)
+    def component_log_probs(self, y: Tensor, **inputs) -> Tensor:
+        """``log g_c(y_i)`` for every example and component, (N, C)."""
+        y, inputs = self.check_data(y, **inputs)
+        return torch.stack([c.log_prob(y, **inputs) for c in self.components], dim=-1)
 
-    def log_prob(self, y: Tensor) -> Tensor:
+    def log_prob(self, y: Tensor, **inputs) -> Tensor:
         r"""Exact :math:`\log G_C(y)` per example, (N,): a logsumexp over the components with
-        positive weight (those with :math:`\rho_c = 0` are skipped)."""
+        positive weight (those with :math:`\rho_c = 0` are skipped). ``inputs`` (those of
+        ``input_names``) go to every component."""
         log_w = self.log_weights()
-        y = self.check_data(y)
+        y, inputs = self.check_data(y, **inputs)
         active = torch.isfinite(log_w).nonzero().flatten().tolist()
-        lp = torch.stack([self.components[c].log_prob(y) for c in active], dim=-1)
+        lp = torch.stack([self.components[c].log_prob(y, **inputs) for c in active], dim=-1)
         return torch.logsumexp(lp + log_w[active], dim=-1)
 
     @torch.no_grad()
@@ -230,28 +248,34 @@ class BoostedMixture(nn.Module):
         """``n`` examples, each from a component drawn by the weights (one choice per example).
 
         ``return_components=True`` also returns the component index of each example, (n,).
-        Extra keyword arguments go to the components' ``sample``.
+        Extra keyword arguments go to the components' ``sample`` (:meth:`sample_component`).
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         k = torch.multinomial(self.weights(), n, replacement=True)  # (n,)
-        counts = torch.bincount(k, minlength=self.num_components).tolist()
-        parts = [
-            comp.sample(m, **kwargs) for comp, m in zip(self.components, counts, strict=True) if m
-        ]
-        drawn = torch.cat(parts)  # grouped by component, in component order
-        out = torch.empty_like(drawn)
-        out[torch.argsort(k, stable=True)] = drawn
+        out = None
+        for c, component in enumerate(self.components):
+            index = (k == c).nonzero().flatten()
+            if len(index):
+                drawn = self.sample_component(component, index, **kwargs)
+                if out is None:
+                    out = drawn.new_empty(n, *drawn.shape[1:])
+                out[index] = drawn
         return (out, k) if return_components else out
 
-    def distribution(self, event_shape: tuple | None = None) -> BoostedMixtureDistribution:
+    def distribution(
+        self, event_shape: tuple | None = None, **inputs
+    ) -> BoostedMixtureDistribution:
         """The mixture as a Pyro distribution (batch ``()``, event ``event_shape``).
 
-        Usable as ``pyro.sample("y", m.distribution(), obs=y)`` under a ``pyro.plate``.
+        Usable as ``pyro.sample("y", m.distribution(), obs=y)`` under a ``pyro.plate``. With
+        ``inputs`` (per-example tensors such as ``x`` and ``mask`` of :class:`BoostedFRMDN`) the
+        batch shape is ``(N,)``, one entry per example.
         """
         if event_shape is None:
             event_shape = self.default_event_shape()
-        return BoostedMixtureDistribution(self, torch.Size(event_shape))
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        return BoostedMixtureDistribution(self, torch.Size(event_shape), inputs=inputs)
 
     def default_event_shape(self) -> tuple:
         return (self.obs_dim,)
@@ -264,12 +288,15 @@ class BoostedMixture(nn.Module):
         Only unfrozen components register parameters, so :func:`pyro_frmdn.fit` trains those
         against the mixture's NLL at fixed weights (with one component: maximum likelihood).
         """
-        y = self.check_data(y)
+        self._observe(y, {})
+
+    def _observe(self, y: Tensor, inputs: dict) -> None:
+        y, inputs = self.check_data(y, **inputs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not registered in the param store")
             pyro.module(self.name, self)
         with pyro.plate("data", y.shape[0]):
-            pyro.sample("y", self.distribution(tuple(y.shape[1:])), obs=y)
+            pyro.sample("y", self.distribution(tuple(y.shape[1:]), **inputs), obs=y)
 
     def guide(self, y: Tensor) -> None:
         """Nothing is latent: ``Trace_ELBO``'s loss is exactly the negative log-likelihood."""
@@ -307,13 +334,35 @@ class BoostedMixture(nn.Module):
 
 class BoostedMixtureDistribution(dist.TorchDistribution):
     """A :class:`BoostedMixture` as a Pyro ``TorchDistribution`` (no ``rsample``: a mixture's
-    component choice is not reparameterizable; use it as an observation)."""
+    component choice is not reparameterizable; use it as an observation).
+
+    ``inputs`` are per-example tensors for the components (``x``, ``mask`` of
+    :class:`BoostedFRMDN`), each with a leading dim N: the batch shape is then ``(N,)`` and
+    ``log_prob`` takes values of batch shape ``(N,)``; ``sample`` zeroes masked steps.
+    """
 
     arg_constraints = {}
     has_rsample = False
 
-    def __init__(self, mixture: BoostedMixture, event_shape, batch_shape=(), validate_args=None):
-        self.mixture = mixture
+    def __init__(
+        self,
+        mixture: BoostedMixture,
+        event_shape,
+        batch_shape=None,
+        validate_args=None,
+        inputs: dict[str, Tensor] | None = None,
+    ):
+        self.mixture, self.inputs = mixture, dict(inputs or {})
+        sizes = {len(v) for v in self.inputs.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"the inputs have different lengths along dim 0: {sorted(sizes)}")
+        if batch_shape is None:
+            batch_shape = tuple(sizes)
+        if self.inputs and tuple(batch_shape) != tuple(sizes):
+            raise ValueError(
+                f"with inputs of {sizes.pop()} examples the batch shape must be that, "
+                f"got {tuple(batch_shape)}"
+            )
         super().__init__(torch.Size(batch_shape), torch.Size(event_shape), validate_args)
 
     @constraints.dependent_property
@@ -321,10 +370,16 @@ class BoostedMixtureDistribution(dist.TorchDistribution):
         return constraints.independent(constraints.real, len(self.event_shape))
 
     def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        if self.inputs and batch_shape != self.batch_shape:
+            raise ValueError(
+                f"a mixture with per-example inputs has batch shape {tuple(self.batch_shape)}; "
+                f"it cannot be expanded to {tuple(batch_shape)}"
+            )
         new = self._get_checked_instance(BoostedMixtureDistribution, _instance)
-        new.mixture = self.mixture
+        new.mixture, new.inputs = self.mixture, self.inputs
         super(BoostedMixtureDistribution, new).__init__(
-            torch.Size(batch_shape), self.event_shape, validate_args=False
+            batch_shape, self.event_shape, validate_args=False
         )
         new._validate_args = self._validate_args
         return new
@@ -333,6 +388,13 @@ class BoostedMixtureDistribution(dist.TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         shape = value.shape[: value.dim() - len(self.event_shape)]
+        if self.inputs:
+            if shape != self.batch_shape:
+                raise ValueError(
+                    f"value has batch shape {tuple(shape)}, the inputs are for "
+                    f"{tuple(self.batch_shape)}"
+                )
+            return self.mixture.log_prob(value, **self.inputs)
         lp = self.mixture.log_prob(value.reshape(-1, *self.event_shape))
         return lp.reshape(shape)
 
@@ -340,7 +402,15 @@ class BoostedMixtureDistribution(dist.TorchDistribution):
         shape = self._extended_shape(sample_shape)
         n = math.prod(shape[: len(shape) - len(self.event_shape)])
         kwargs = self.mixture.sample_kwargs(self.event_shape)
-        return self.mixture.sample(n, **kwargs).reshape(shape)
+        if not self.inputs:
+            return self.mixture.sample(n, **kwargs).reshape(shape)
+        if torch.Size(sample_shape):
+            raise ValueError("a mixture with per-example inputs draws one sample per example")
+        y = self.mixture.sample(n, x=self.inputs.get("x"), **kwargs)
+        mask = self.inputs.get("mask")
+        if mask is not None:  # padding is zero, as check_sequences makes it
+            y = y.masked_fill(~mask.bool()[..., None], 0.0)
+        return y
 
 
 class FlowComponent(nn.Module):
@@ -380,8 +450,8 @@ class FlowComponent(nn.Module):
         base = dist.Normal(self.loc, torch.ones_like(self.loc)).to_event(1)
         return FlowTransformedDistribution(base, list(self.flow))
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        return self.distribution().log_prob(x)
+    def log_prob(self, y: Tensor) -> Tensor:
+        return self.distribution().log_prob(y)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
@@ -454,14 +524,17 @@ class BoostedFlow(BoostedMixture):
         cfg = {k: v for k, v in self.config.items() if k != "name"}
         return FlowComponent(seed=index, **cfg)
 
-    def check_data(self, y: Tensor) -> Tensor:
+    def check_data(self, y: Tensor, **inputs) -> tuple[Tensor, dict]:
+        given = sorted(k for k, v in inputs.items() if v is not None)
+        if given:
+            raise ValueError(f"a BoostedFlow scores y (N, D) alone; got also {given}")
         if not isinstance(y, Tensor) or y.dim() != 2 or y.shape[-1] != self.obs_dim:
             shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
             raise ValueError(f"y must be a tensor of shape (N, {self.obs_dim}), got {shape}")
         if y.shape[0] == 0:
             raise ValueError("y is empty: shape (0, D)")
         check_finite("y", y)
-        return y
+        return y, {}
 
 
 class BoostedFRMDN(BoostedMixture):
@@ -469,48 +542,75 @@ class BoostedFRMDN(BoostedMixture):
     :class:`~pyro_frmdn.models.FRMDN` (or an RMDN with ``flow_layers=0``).
 
     .. math::
-        \log G(y_{1:T}) = \operatorname{logsumexp}_c
-        \left[\log w_c + \log p_c(y_{1:T})\right]
+        \log G(y_{1:T} \mid x_{1:T}) = \operatorname{logsumexp}_c
+        \left[\log w_c + \sum_{t:\, m_t} \log p_c(y_t \mid y_{<t}, x_{\le t})\right]
 
-    The component is chosen once per sequence, not per step. Data are ``(N, T, D)`` tensors with
-    no mask and no inputs (the components are unconditional, ``input_dim=0``).
+    The component is chosen once per sequence, not per step; the weights do not depend on
+    the inputs. Data are ``y`` ``(N, T, D)``, with optional inputs ``x`` ``(N, T, X)`` (for
+    components built with ``input_dim=X``) and a ``mask`` ``(N, T)`` for sequences of different
+    lengths: every component scores the unmasked steps of each sequence, and padding (trailing,
+    as :func:`~pyro_frmdn.pad_sequences` makes it) is never seen. ``log_prob``, ``model``,
+    :func:`~pyro_frmdn.infer.fit_boosted` and :func:`~pyro_frmdn.evaluate` take them by name
+    (a dict ``{"y": ..., "x": ..., "mask": ...}``) or in that order (a tuple).
 
     Arguments:
         obs_dim: D.
         steps: the default length of sampled sequences (``sample(n, steps=...)`` overrides it).
         name: prefix of the parameters in Pyro's param store.
-        **frmdn_kwargs: passed to every :class:`~pyro_frmdn.models.FRMDN`.
+        **frmdn_kwargs: passed to every :class:`~pyro_frmdn.models.FRMDN` (``input_dim`` too).
 
     Example:
         >>> m = BoostedFRMDN(2, steps=5, hidden_dim=4, num_components=1, flow_layers=1)
         >>> _ = m.add_component(); _ = m.add_component(rho=0.5)
-        >>> m.log_prob(torch.randn(3, 5, 2)).shape
+        >>> y, mask = torch.randn(3, 5, 2), torch.tensor([[True] * 5, [True] * 3 + [False] * 2,
+        ...                                               [True] * 4 + [False]])
+        >>> m.log_prob(y, mask=mask).shape
         torch.Size([3])
         >>> m.sample(4).shape
         torch.Size([4, 5, 2])
     """
 
     event_dims = 2
+    input_names = ("x", "mask")
 
     def __init__(
         self, obs_dim: int, steps: int | None = None, name: str = "boosted_frmdn", **frmdn_kwargs
     ):
-        if frmdn_kwargs.get("input_dim", 0):
-            raise ValueError("boosted FRMDN components must be unconditional: input_dim=0")
         if steps is not None and steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         super().__init__(name)
         with torch.random.fork_rng(devices=[]):  # fail here on bad kwargs, RNG untouched
             FRMDN(obs_dim, **frmdn_kwargs)
         self.obs_dim, self.steps = obs_dim, steps
+        self.input_dim = frmdn_kwargs.get("input_dim", 0)
         self.frmdn_kwargs = dict(frmdn_kwargs)
         self.config = dict(obs_dim=obs_dim, steps=steps, name=name, **frmdn_kwargs)
 
     def new_component(self, index: int) -> FRMDN:
         return FRMDN(self.obs_dim, **self.frmdn_kwargs)
 
-    def check_data(self, y: Tensor) -> Tensor:
-        return check_sequences(y, None, None, self.obs_dim, 0)[0]
+    def check_data(
+        self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None
+    ) -> tuple[Tensor, dict]:
+        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        return y, {k: v for k, v in (("x", x), ("mask", mask)) if v is not None}
+
+    def log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """Exact log-density of each sequence (its unmasked steps), (N,)."""
+        return super().log_prob(y, x=x, mask=mask)
+
+    def component_log_probs(
+        self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """``log p_c(y_i)`` of every sequence and component, (N, C)."""
+        return super().component_log_probs(y, x=x, mask=mask)
+
+    def model(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
+        """Pyro model: each sequence observed under the mixture (masked steps not scored)."""
+        self._observe(y, {"x": x, "mask": mask})
+
+    def guide(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
+        """Nothing is latent."""
 
     def default_event_shape(self) -> tuple:
         if self.steps is None:
@@ -520,12 +620,39 @@ class BoostedFRMDN(BoostedMixture):
     def sample_kwargs(self, event_shape: torch.Size) -> dict:
         return {"steps": event_shape[0]}
 
-    def sample(self, n: int, steps: int | None = None, return_components: bool = False):
-        """``n`` sequences ``(n, steps, D)``, each from one component drawn by the weights."""
+    def sample_component(self, component: nn.Module, index: Tensor, **kwargs) -> Tensor:
+        x = kwargs.pop("x", None)
+        return component.sample(len(index), x=None if x is None else x[index], **kwargs)
+
+    def sample(
+        self,
+        n: int,
+        steps: int | None = None,
+        x: Tensor | None = None,
+        return_components: bool = False,
+    ):
+        """``n`` sequences ``(n, steps, D)``, each from one component drawn by the weights.
+
+        ``x`` ``(n, steps, X)``: the inputs of each sequence (needed when ``input_dim > 0``);
+        sequence ``i`` is generated with ``x[i]`` by whichever component it drew. To sample
+        sequences of different lengths, sample the longest and cut (the components are
+        causal: a step never depends on later ones).
+        """
         steps = steps or self.steps
         if steps is None:
             raise ValueError("give the sequence length: sample(n, steps=T) or steps=T at init")
-        return super().sample(n, return_components=return_components, steps=steps)
+        if self.input_dim:
+            if x is None or tuple(x.shape) != (n, steps, self.input_dim):
+                got = None if x is None else tuple(x.shape)
+                raise ValueError(
+                    f"the components take inputs: x must have shape "
+                    f"{(n, steps, self.input_dim)}, got {got}"
+                )
+            check_finite("x", x)
+        elif x is not None:
+            raise ValueError("x was given but the components were built with input_dim=0")
+        kwargs = {"steps": steps} if x is None else {"steps": steps, "x": x}
+        return super().sample(n, return_components=return_components, **kwargs)
 
 
 # -- the paper's VAE use: a boosted variational posterior --------------------------------------

@@ -354,6 +354,100 @@ def test_fit_boosted_grows_a_mixture_of_frmdns(tmp_path):
     assert torch.equal(loaded.log_prob(y), m.log_prob(y))
 
 
+def conditional_frmdn_mixture(rho=(1.0, 0.3)):
+    """Two FRMDN components with inputs x (X = 2), weights from ``rho``."""
+    torch.manual_seed(1)
+    m = BoostedFRMDN(2, steps=5, input_dim=2, hidden_dim=4, num_components=2, flow_layers=1)
+    m = m.double()
+    for _ in rho:
+        m.add_component()
+    m.set_rho(torch.tensor(rho, dtype=torch.float64))
+    return m
+
+
+def ragged(n=5, steps=6, seed=0):
+    """y (n, steps, 2) and x (n, steps, 2) with NaN padding after each sequence's length."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, steps + 1, (n,), generator=g)
+    lengths[0] = steps
+    mask = torch.arange(steps) < lengths[:, None]
+    y = torch.randn(n, steps, 2, generator=g, dtype=torch.float64)
+    x = torch.randn(n, steps, 2, generator=g, dtype=torch.float64)
+    return y.masked_fill(~mask[..., None], math.nan), x, mask, lengths.tolist()
+
+
+def test_masked_sequences_with_inputs_equal_a_manual_logsumexp_of_truncated_sequences():
+    m = conditional_frmdn_mixture()
+    y, x, mask, lengths = ragged()
+    # each sequence on its own, cut to its length, no mask: the components are causal
+    manual = torch.stack(
+        [
+            torch.logsumexp(
+                torch.stack(
+                    [c.log_prob(y[i : i + 1, :n], x[i : i + 1, :n])[0] for c in m.components]
+                )
+                + torch.tensor([0.7, 0.3], dtype=torch.float64).log(),
+                0,
+            )
+            for i, n in enumerate(lengths)
+        ]
+    )
+    assert torch.allclose(m.log_prob(y, x, mask), manual, rtol=1e-12, atol=1e-12)
+    assert m.component_log_probs(y, x=x, mask=mask).shape == (5, 2)
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, y, x, mask)
+    assert torch.allclose(loss, -manual.sum(), rtol=1e-12)
+    assert pf.evaluate(m, {"y": y, "x": x, "mask": mask}) == pytest.approx(
+        -float(manual.detach().sum()) / sum(lengths), rel=1e-12
+    )
+
+
+def test_sampling_with_inputs_gives_each_sequence_its_own_inputs():
+    m = conditional_frmdn_mixture(rho=(1.0, 0.5))
+    x = torch.randn(7, 5, 2, dtype=torch.float64)
+    pyro.set_rng_seed(3)
+    y, k = m.sample(7, x=x, return_components=True)
+    assert y.shape == (7, 5, 2)
+    pyro.set_rng_seed(3)  # the same draws by hand: components, then each component's rows
+    k_manual = torch.multinomial(m.weights(), 7, replacement=True)
+    assert torch.equal(k, k_manual)
+    expected = torch.empty_like(y)
+    for c, component in enumerate(m.components):
+        rows = (k == c).nonzero().flatten()
+        if len(rows):
+            expected[rows] = component.sample(len(rows), steps=5, x=x[rows])
+    assert torch.equal(y, expected)
+    _, _, mask, _ = ragged(n=7, steps=5)
+    drawn = m.distribution(x=x, mask=mask).sample()
+    assert drawn.shape == (7, 5, 2) and bool((drawn[~mask] == 0).all())
+
+
+def test_frmdn_mixture_input_errors():
+    m = conditional_frmdn_mixture()
+    y, x, mask, _ = ragged()
+    with pytest.raises(ValueError, match="pass x"):
+        m.log_prob(y, mask=mask)
+    with pytest.raises(ValueError, match=r"mask must have shape \(5, 6\)"):
+        m.log_prob(y, x, mask[:, :3])
+    with pytest.raises(ValueError, match=r"x must have shape \(5, 6, 2\)"):
+        m.log_prob(y, x[:, :3], mask)
+    with pytest.raises(ValueError, match=r"x must have shape \(3, 5, 2\)"):
+        m.sample(3)
+    with pytest.raises(ValueError, match="has NaN"):
+        m.log_prob(y, x)  # the padding is NaN: without the mask it is scored
+    with pytest.raises(ValueError, match="x was given but"):
+        frmdn_mixture(1).sample(2, x=torch.zeros(2, 4, 2))
+    with pytest.raises(ValueError, match="alone; got also"):
+        flow(components=1).log_prob(blobs(4), mask=torch.ones(4, dtype=torch.bool))
+    d = m.distribution((6, 2), x=x, mask=mask)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        d.log_prob(y[:4])
+    with pyro.validation_enabled(False):
+        with pytest.raises(ValueError, match=r"batch shape \(4,\), the inputs are for \(5,\)"):
+            m.distribution((6, 2), x=x, mask=mask).log_prob(y[:4])
+    with pytest.raises(ValueError, match="cannot be expanded"):
+        d.expand((2, 5))
+
+
 # -- the boosted guide ---------------------------------------------------------------------------
 
 
@@ -441,8 +535,6 @@ def test_bad_arguments_raise_clear_errors():
         BoostedFlow(2, kind="planar")
     with pytest.raises(ValueError, match="affine coupling needs dim >= 2"):
         BoostedFlow(1)
-    with pytest.raises(ValueError, match="unconditional"):
-        BoostedFRMDN(2, input_dim=3)
     m = flow(components=2)
     with pytest.raises(ValueError, match=r"rho\[c\] for c >= 1 must lie in"):
         m.set_rho(torch.tensor([1.0, 1.0]))
@@ -465,13 +557,15 @@ def test_bad_arguments_raise_clear_errors():
         (dict(rho_search="newton"), "rho_search must be one of"),
         (dict(sample_weighting="bagging"), "sample_weighting must be one of"),
         (dict(fixed_rho=1.5), "fixed_rho must be"),
+        (dict(rho_data="test"), "rho_data must be one of"),
+        (dict(rho_data="val"), "rho_data='val' fits rho on validation data"),
         (dict(patience=2), "needs validation data"),
         (dict(resume=True), "needs the checkpoint folder"),
     ]
     for kwargs, message in bad:
         with pytest.raises(ValueError, match=message):
             fit_boosted(m, y, **{"num_components": 3, "progress": False, **kwargs})
-    with pytest.raises(TypeError, match="takes tensors"):
+    with pytest.raises(TypeError, match="takes train as a tensor, a tuple or a dict"):
         fit_boosted(flow(), torch.utils.data.DataLoader(y), progress=False)
     with pytest.raises(ValueError, match="lo < hi"):
         line_search_rho(y[:, 0], y[:, 1], lo=0.5, hi=0.5)

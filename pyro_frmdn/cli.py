@@ -6,6 +6,8 @@ A run lives in one folder::
     pyro-frmdn train --run-dir runs/a --resume --epochs 20
     pyro-frmdn evaluate --run-dir runs/a --bits-per-dim
     pyro-frmdn sample --run-dir runs/a --num 16 --steps 24
+    pyro-frmdn bench --quick --out runs/bench      # the real-data experiments (docs/bench.md)
+    pyro-frmdn collect --out runs/rollouts --episodes 48 --steps 300   # CarRacing, world extra
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import pyro
 import torch
 from torch import Tensor
 
-from . import __version__
+from . import __version__, bench
 from .data import make_task
+from .data.carracing import add_collect_parser
 from .infer import History, evaluate, fit, load_checkpoint, resolve_device
 from .models import FRMDN, RMDN
 
@@ -473,6 +476,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples")
     p.add_argument("--out", help="samples file, a .png beside it; default: RUN/samples.pt")
+
+    help = "Real-data experiments: five models at matched size and budget (docs/bench.md)."
+    p = commands.add_parser("bench", help=help, description=help, formatter_class=_Formatter)
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.main)
+    add_collect_parser(commands, formatter_class=_Formatter)
     return parser
 
 
@@ -480,12 +489,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pyro-frmdn`` command; errors print one line on stderr and exit with status 2."""
     args = _parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except (ValueError, OSError, FloatingPointError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"pyro-frmdn {args.command}: error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -209,3 +209,14 @@ def test_split_is_deterministic_and_disjoint():
 def test_example_config_is_valid():
     config = load_config(Path(__file__).parents[1] / "examples" / "configs" / "default.toml")
     assert config["data"]["task"] == "branching" and config["model"]["flow_layers"] == 4
+
+
+def test_collect_is_a_command_of_the_cli(tmp_path, capsys):
+    pytest.importorskip("gymnasium", reason="the CarRacing collector needs gymnasium[box2d]")
+    pytest.importorskip("Box2D", reason="CarRacing needs Box2D (gymnasium[box2d])")
+    out = tmp_path / "rollouts"
+    argv = ["collect", "--out", str(out), "--episodes", "1", "--steps", "4", "--skip-frames", "1"]
+    assert main([*argv, "--no-progress"]) == 0
+    assert sorted(p.name for p in out.glob("*.npz")) == ["episode_00000.npz"]
+    assert main([*argv[:3], "--steps", "0", "--no-progress"]) == 2
+    assert "collect: error: need episodes >= 0, steps >= 1" in capsys.readouterr().err

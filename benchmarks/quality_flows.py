@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-import time
 from pathlib import Path
 
 import pyro
 import torch
 
-from pyro_frmdn.bench import DATASETS, build_variant, count_parameters, load_dataset
+from pyro_frmdn.bench import (
+    DATASETS,
+    build_variant,
+    count_parameters,
+    load_dataset,
+    train_and_test,
+)
 from pyro_frmdn.data import bits_per_dim
-from pyro_frmdn.infer import History, fit, load_checkpoint
 from pyro_frmdn.models import FRMDN
 
 
@@ -40,17 +43,6 @@ def spline_frmdn(spec, data, hidden: int, flow_hidden: int) -> FRMDN:
         flow_hidden_dims=[flow_hidden],
         binary_dims=data.binary_dims,
     )
-
-
-@torch.no_grad()
-def test_nll(model, test: dict) -> torch.Tensor:
-    """Per-step test NLL (B, T) in nats, zero at masked steps."""
-    model.eval()
-    out = []
-    for i in range(0, len(test["y"]), 64):
-        mask = None if test["mask"] is None else test["mask"][i : i + 64]
-        out.append(-model.step_log_prob(test["y"][i : i + 64], mask=mask).double())
-    return torch.cat(out)
 
 
 def run(name: str, flow_hidden: int, seeds: list[int]) -> list[dict]:
@@ -70,27 +62,8 @@ def run(name: str, flow_hidden: int, seeds: list[int]) -> list[dict]:
         torch.manual_seed(seed)
         pyro.set_rng_seed(seed)
         model = spline_frmdn(spec, data, hidden, flow_hidden)
-        start, diverged = time.perf_counter(), None
-        with tempfile.TemporaryDirectory() as folder, pyro.validation_enabled(False):
-            try:
-                history = fit(
-                    model,
-                    {k: v for k, v in data.train.items() if v is not None},
-                    {k: v for k, v in data.val.items() if v is not None},
-                    epochs=spec.epochs,
-                    batch_size=spec.batch_size,
-                    lr=spec.lr,
-                    lr_decay=0.3 ** (1 / spec.epochs),
-                    checkpoint=folder,
-                    seed=seed,
-                    progress=False,
-                )
-            except FloatingPointError as err:
-                diverged = str(err)
-                history = History(load_checkpoint(Path(folder) / "last.pt")["history"])
-                model.load_state_dict(load_checkpoint(Path(folder) / "best.pt")["model"])
-        nll = test_nll(model, data.test)
-        steps = nll.numel() if data.test["mask"] is None else int(data.test["mask"].sum())
+        history, diverged, train_time, nll = train_and_test(model, spec, data, seed)
+        mask = data.test["mask"]
         row = {
             "dataset": name,
             "seed": seed,
@@ -98,9 +71,9 @@ def run(name: str, flow_hidden: int, seeds: list[int]) -> list[dict]:
             "flow_hidden": flow_hidden,
             "params": count(hidden),
             "target": target,
-            "test_nll": float(nll.sum() / steps),
+            "test_nll": float((nll if mask is None else nll[mask]).mean()),
             "val_nll": history["val_nll"],
-            "train_time": time.perf_counter() - start,
+            "train_time": train_time,
             "diverged": diverged,
         }
         if spec.kind in ("frames", "rows"):  # bits per pixel of the 0-255 (0-16) levels

@@ -36,6 +36,7 @@ from pyro.infer import SVI, Trace_ELBO
 from torch import Tensor, nn
 
 from pyro_frmdn import FRMDN, RMDN
+from pyro_frmdn.bench import cpu_name
 from pyro_frmdn.distributions import positive
 from pyro_frmdn.infer import resolve_device
 
@@ -82,12 +83,7 @@ def machine(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                name = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-        except (OSError, StopIteration):
-            pass
+        name = cpu_name()
     return (
         f"{device.type}: {name} ({os.cpu_count()} cores); torch threads {torch.get_num_threads()}; "
         f"torch {torch.__version__}, pyro {pyro.__version__}, python {platform.python_version()}"

@@ -59,9 +59,11 @@ __all__ = [
     "DatasetSpec",
     "build_variant",
     "count_parameters",
+    "cpu_name",
     "load_dataset",
     "match_hidden",
     "run_bench",
+    "train_and_test",
     "write_report",
 ]
 
@@ -337,15 +339,14 @@ def _samples(model, spec: DatasetSpec, data: Prepared, seed: int) -> Tensor:
     return model.sample(6, data.test["y"].shape[1]).cpu()
 
 
-def run_job(job: dict) -> dict:
-    """Train one model on one data set with one seed; returns its numbers (and plot data)."""
-    torch.set_num_threads(job["threads"])
-    spec, variant, seed = DatasetSpec(**job["spec"]), job["variant"], job["seed"]
-    device = resolve_device(job["device"])
-    data = _cached_dataset(spec)
-    torch.manual_seed(seed)
-    pyro.set_rng_seed(seed)
-    model = build_variant(variant, spec, data.obs_dim, job["hidden_dim"], data.binary_dims)
+def train_and_test(model, spec: DatasetSpec, data: Prepared, seed: int, device=None):
+    """Train ``model`` on a data set with the suite's budget and score its test split.
+
+    Returns ``(history, diverged, train_time, nll)``: ``diverged`` is the error message of a
+    run whose loss became NaN (it keeps its best validation epoch before it), else ``None``;
+    ``nll`` is the per-step test NLL (B, T) in nats, 0 at masked steps.
+    """
+    device = resolve_device(device)
     start, diverged = time.perf_counter(), None
     with tempfile.TemporaryDirectory() as folder, pyro.validation_enabled(False):
         try:
@@ -370,6 +371,20 @@ def run_job(job: dict) -> dict:
             model.load_state_dict(load_checkpoint(Path(folder) / "best.pt")["model"])
         train_time = time.perf_counter() - start
         nll = _step_nll(model, data.test, max(spec.batch_size, 64), device)
+    return history, diverged, train_time, nll
+
+
+def run_job(job: dict) -> dict:
+    """Train one model on one data set with one seed; returns its numbers (and plot data)."""
+    torch.set_num_threads(job["threads"])
+    spec, variant, seed = DatasetSpec(**job["spec"]), job["variant"], job["seed"]
+    device = resolve_device(job["device"])
+    data = _cached_dataset(spec)
+    torch.manual_seed(seed)
+    pyro.set_rng_seed(seed)
+    model = build_variant(variant, spec, data.obs_dim, job["hidden_dim"], data.binary_dims)
+    start = time.perf_counter()
+    history, diverged, train_time, nll = train_and_test(model, spec, data, seed, device)
     mask = data.test["mask"]
     scored = nll if mask is None else nll[mask]
     result = {
@@ -406,16 +421,19 @@ def run_job(job: dict) -> dict:
 # -- the suite ------------------------------------------------------------------------------------
 
 
-def machine(device) -> dict:
-    """The machine the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or platform.machine()
+
+
+def machine(device) -> dict:
+    """The machine the numbers were measured on."""
     info = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

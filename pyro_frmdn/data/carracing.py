@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from ._cache import _write
 
 __all__ = [
     "ENV_ID",
@@ -122,17 +123,6 @@ def _read_episode(path: Path) -> dict | None:
     return arrays
 
 
-def _write_episode(path: Path, arrays: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def collect_rollouts(
     out_dir: str | Path,
     episodes: int,
@@ -204,7 +194,7 @@ def collect_rollouts(
             arrays = _episode(
                 env, env_seed, np.random.default_rng(ss), steps, skip_frames, size, hold
             )
-            _write_episode(paths[i], arrays)
+            _write(paths[i], arrays)  # atomic: a crash leaves no half-written episode
             bar.update()
             bar.set_postfix(
                 episode=i, steps=len(arrays["frames"]), ret=f"{arrays['rewards'].sum():.1f}"

@@ -16,7 +16,7 @@ from .boosted import (
 from .frmdn import CELLS, FRMDN, RMDN, greedy, pad_sequences
 from .mdn import MDN
 from .sequence import SequenceDistribution, shift_actions
-from .validation import check_finite, check_sequences
+from .validation import check_finite, check_mask, check_sequences
 from .world import (
     GUIDE_FLOWS,
     PRIORS,
@@ -47,6 +47,7 @@ __all__ = [
     "SequenceDistribution",
     "WorldModel",
     "check_finite",
+    "check_mask",
     "check_sequences",
     "dream",
     "evaluate_bounds",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_finite", "check_sequences"]
+__all__ = ["check_finite", "check_mask", "check_sequences"]
 
 
 def check_finite(name: str, t: Tensor, where: Tensor | None = None) -> None:
@@ -19,6 +19,18 @@ def check_finite(name: str, t: Tensor, where: Tensor | None = None) -> None:
         raise ValueError(
             f"{name} has {kind} at position {pos}; all (unmasked) values must be finite"
         )
+
+
+def check_mask(mask: Tensor, shape: tuple[int, int], against: str = "y") -> Tensor:
+    """Validate a (B, T) ``mask`` for the tensor named ``against``; return it as bool."""
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"mask must have shape {tuple(shape)} to match {against}, got {tuple(mask.shape)}"
+        )
+    mask = mask.bool()
+    if not bool(mask.any()):
+        raise ValueError("mask is false everywhere: there is nothing to score")
+    return mask
 
 
 def check_sequences(
@@ -38,11 +50,7 @@ def check_sequences(
     if b == 0 or t == 0:
         raise ValueError(f"y is empty: shape {tuple(y.shape)}")
     if mask is not None:
-        if mask.shape != (b, t):
-            raise ValueError(f"mask must have shape {(b, t)} to match y, got {tuple(mask.shape)}")
-        mask = mask.bool()
-        if not bool(mask.any()):
-            raise ValueError("mask is false everywhere: there is nothing to score")
+        mask = check_mask(mask, (b, t))
         check_finite("y", y, mask.unsqueeze(-1))
         y = torch.where(mask.unsqueeze(-1), y, torch.zeros((), dtype=y.dtype, device=y.device))
     else:

@@ -35,7 +35,7 @@ from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, check_frame_shape
 from .boosted import BoostedGuideFlow
 from .frmdn import FRMDN
 from .sequence import SequenceDistribution, shift_actions
-from .validation import check_finite
+from .validation import check_finite, check_mask
 
 __all__ = [
     "GUIDE_FLOWS",
@@ -286,11 +286,7 @@ class WorldModel(nn.Module):
         if b == 0 or t == 0:
             raise ValueError(f"frames are empty: shape {tuple(frames.shape)}")
         if mask is not None:
-            if mask.shape != (b, t):
-                raise ValueError(f"mask must have shape {(b, t)}, got {tuple(mask.shape)}")
-            mask = mask.bool()
-            if not bool(mask.any()):
-                raise ValueError("mask is false everywhere: there is nothing to score")
+            mask = check_mask(mask, (b, t), "frames")
             zero = torch.zeros((), dtype=frames.dtype, device=frames.device)
             frames = torch.where(mask.reshape(b, t, 1, 1, 1), frames, zero)
         return self.pixels.prepare(frames).to(self.guide_dtype), mask

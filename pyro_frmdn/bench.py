@@ -86,7 +86,10 @@ class DatasetSpec:
     ``kind`` is ``"frames"`` (video frames flattened per step), ``"rows"`` (an image as a sequence
     of rows), ``"speech"`` or ``"strokes"``. Images are dequantised with ``levels`` and, if
     ``logit_lambda`` is set, logit-transformed. ``hidden_dim`` is the FRMDN's: its parameter count
-    is the target every variant is matched to. Sizes are numbers of sequences.
+    is the target every variant is matched to. Sizes are numbers of sequences. The FRMDNs' flow
+    is ``flow_layers`` couplings of kind ``flow`` (``"affine"`` or ``"spline"``), conditioned on
+    the RNN's state if ``conditional_flow``. The sample plots draw at ``sample_temperature``
+    (both the mixture weights' and the spread's, :func:`~pyro_frmdn.distributions.temper`).
     """
 
     name: str
@@ -107,6 +110,9 @@ class DatasetSpec:
     logit_lambda: float | None = None
     frame_size: int = 16
     num_frames: int = 20
+    flow: str = "affine"
+    conditional_flow: bool = False
+    sample_temperature: float = 1.0
 
 
 DATASETS = {
@@ -205,14 +211,16 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
             f"(λ={spec.logit_lambda}) transformed"
         )
     elif spec.kind == "rows":
-        load = sklearn_digits if spec.name == "digits8" else mnist_digits
+        load = sklearn_digits if spec.name.startswith("digits8") else mnist_digits
         split_names = {"train": "train", "val": "validation", "test": "test"}
-        splits = {
-            key: {"y": _image_steps(load(split)[: getattr(spec, key)], spec, seed=i)}
-            for i, (key, split) in enumerate(split_names.items())
-        }
+        splits = {}
+        for i, (key, split) in enumerate(split_names.items()):
+            images = load(split)  # a split is ordered by class: subsample at random
+            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(i))
+            images = images[order[: getattr(spec, key)]]
+            splits[key] = {"y": _image_steps(images, spec, seed=i)}
         note = (
-            "the first images of the fixed stratified 80/10/10 splits; dequantised "
+            "random subsets (fixed seeds) of the stratified 80/10/10 splits; dequantised "
             f"({spec.levels} levels), logit(λ={spec.logit_lambda}) transformed"
         )
     elif spec.kind == "speech":
@@ -260,7 +268,12 @@ def build_variant(
     _, cls, extra = VARIANTS[variant]
     kwargs = {"num_components": spec.num_components, "rank": spec.rank, **extra}
     if cls is FRMDN:
-        kwargs.update(flow_layers=spec.flow_layers, flow_hidden_dims=[spec.flow_hidden])
+        kwargs.update(
+            flow_layers=spec.flow_layers,
+            flow=spec.flow,
+            conditional_flow=spec.conditional_flow,
+            flow_hidden_dims=[spec.flow_hidden],
+        )
     if binary_dims:
         kwargs["binary_dims"] = binary_dims
     return cls(obs_dim, hidden_dim=hidden_dim, **kwargs)
@@ -329,14 +342,19 @@ def _step_nll(model, data: dict, batch_size: int, device) -> Tensor:
 def _samples(model, spec: DatasetSpec, data: Prepared, seed: int) -> Tensor:
     """Generated sequences for the plots, on the CPU in the data's space."""
     pyro.set_rng_seed(seed)
+    sample = functools.partial(
+        model.sample,
+        pi_temperature=spec.sample_temperature,
+        scale_temperature=spec.sample_temperature,
+    )
     if spec.kind == "frames":  # continue real test videos after half their frames
         prime = data.test["y"][:4, : spec.num_frames // 2].to(model.device)
-        return model.sample(4, spec.num_frames - spec.num_frames // 2, prime=prime).cpu()
+        return sample(4, spec.num_frames - spec.num_frames // 2, prime=prime).cpu()
     if spec.kind == "rows":
-        return model.sample(8, data.test["y"].shape[1]).cpu()
+        return sample(8, data.test["y"].shape[1]).cpu()
     if spec.kind == "strokes":
-        return model.sample(6, int(data.test["mask"].sum(1).float().mean())).cpu()
-    return model.sample(6, data.test["y"].shape[1]).cpu()
+        return sample(6, int(data.test["mask"].sum(1).float().mean())).cpu()
+    return sample(6, data.test["y"].shape[1]).cpu()
 
 
 def train_and_test(model, spec: DatasetSpec, data: Prepared, seed: int, device=None):
@@ -394,6 +412,7 @@ def run_job(job: dict) -> dict:
         "params": count_parameters(model),
         "hidden_dim": job["hidden_dim"],
         "test_nll": float(scored.mean()),
+        "val_nll": min(history["val_nll"]),  # the kept epoch's; for choosing between settings
         "train_time": train_time,
         "time_per_epoch": float(np.median(history["time"])),  # the first epoch warms up
         "history": history.records,
@@ -463,6 +482,7 @@ def _summarise(spec: DatasetSpec, runs: list[dict]) -> dict:
             "params": mine[0]["params"],
             "hidden_dim": mine[0]["hidden_dim"],
             "test_nll": _stats([r["test_nll"] for r in mine]),
+            "val_nll": _stats([r["val_nll"] for r in mine]),
             "train_time": _stats([r["train_time"] for r in mine]),
             "time_per_epoch": _stats([r["time_per_epoch"] for r in mine]),
             "diverged": [r["seed"] for r in mine if r.get("diverged")],
@@ -510,11 +530,14 @@ def run_bench(
     device=None,
     workers: int | None = None,
     progress: bool = True,
+    flow: str | None = None,
 ) -> dict:
     """Run the suite and write ``results.json``, ``results.md`` and the plots into ``out``.
 
     Arguments:
-        datasets, variants: names from :data:`DATASETS` and :data:`VARIANTS`.
+        datasets, variants: names from :data:`DATASETS` and :data:`VARIANTS`; a data set may
+            also be a :class:`DatasetSpec` (e.g. ``replace(DATASETS["kanji"], name=...,
+            conditional_flow=True)``), for ablations.
         seeds: how many seeds (0, 1, ...) per model and data set.
         out: the results folder.
         quick: the few-minute budget (small slices, 2 epochs, smaller models).
@@ -524,11 +547,13 @@ def run_bench(
         workers: processes running jobs side by side, each with one thread; default 2 on the
             CPU (1 with CUDA); 1 runs in this process.
         progress: a progress bar over the jobs.
+        flow: ``"affine"`` or ``"spline"`` couplings for every data set's FRMDNs instead of the
+            spec's.
 
     Returns:
         The contents of ``results.json``.
     """
-    unknown = [d for d in datasets if d not in DATASETS]
+    unknown = [d for d in datasets if not isinstance(d, DatasetSpec) and d not in DATASETS]
     if unknown:
         raise ValueError(f"unknown data set {unknown[0]!r}; expected some of {', '.join(DATASETS)}")
     unknown = [v for v in variants if v not in VARIANTS]
@@ -544,10 +569,17 @@ def run_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs, sizes, notes, jobs = {}, {}, {}, []
-    for name in datasets:
-        spec = _quick(DATASETS[name]) if quick else DATASETS[name]
+    if flow not in (None, "affine", "spline"):
+        raise ValueError(f"flow must be 'affine' or 'spline', got {flow!r}")
+    for spec in datasets:
+        spec = spec if isinstance(spec, DatasetSpec) else DATASETS[spec]
+        name = spec.name
+        if name in specs:
+            raise ValueError(f"data set {name!r} given twice; give spec variants distinct names")
+        spec = _quick(spec) if quick else spec
         spec = _scaled(spec, scale) if scale != 1 else spec
-        spec = replace(spec, epochs=epochs or spec.epochs, train=train_size or spec.train)
+        spec = replace(spec, epochs=epochs or spec.epochs, train=train_size or spec.train,
+                       flow=flow or spec.flow)  # fmt: skip
         try:
             data = _cached_dataset(spec)
         except ImportError as err:  # a missing optional package: one clear line in the CLI
@@ -789,7 +821,9 @@ def write_report(results: dict, path) -> Path:
             f"of D={d['obs_dim']} ({d['note']}). Budget: {spec['epochs']} epochs, batch "
             f"{spec['batch_size']}, ClippedAdam lr {spec['lr']} decayed to 0.3x over the run; "
             f"K={spec['num_components']}, rank {spec['rank']}, flow: {spec['flow_layers']} "
-            f"affine couplings of hidden size {spec['flow_hidden']}; target "
+            f"{spec.get('flow', 'affine')} couplings of hidden size {spec['flow_hidden']}"
+            f"{', conditioned on the RNN state' if spec.get('conditional_flow') else ''}; "
+            f"samples drawn at temperature {spec.get('sample_temperature', 1.0)}; target "
             f"{d['target_params']:,} parameters.",
             "",
             "| model | hidden | params | test NLL (nats/step) |"
@@ -869,6 +903,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu or cuda; default CUDA when available")
     p.add_argument("--workers", type=int, help="parallel processes; default 2 on CPU, 1 on CUDA")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--flow", choices=("affine", "spline"), help="the FRMDNs' couplings for every "
+                   "data set (default: each data set's own)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -885,6 +921,7 @@ def main(args: argparse.Namespace) -> dict:
         args.device,
         args.workers,
         not args.no_progress,
+        args.flow,
     )
     for name, d in results["datasets"].items():
         print(f"{name}: {_verdict_line(d)}")

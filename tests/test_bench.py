@@ -82,6 +82,32 @@ def test_the_variants_are_the_five_models_asked_for():
         assert models[v].head.rank == spec.rank and len(couplings) == spec.flow_layers
 
 
+@pytest.mark.parametrize("flow", ["affine", "spline"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_frmdns_flow_follows_the_spec(flow, conditional):
+    spec = bench.replace(bench.DATASETS["vowels"], flow=flow, conditional_flow=conditional)
+    for v in bench.FRMDNS:
+        model = bench.build_variant(v, spec, 12, 8)
+        couplings = [t for t in model.flow if "Coupling" in type(t).__name__]
+        assert len(couplings) == spec.flow_layers and model.conditional_flow == conditional
+        kinds = {"Spline" in type(t).__name__ for t in couplings}
+        assert kinds == {flow == "spline"}
+    for v in bench.RMDNS:  # the spec's flow does not touch the models without one
+        assert len(bench.build_variant(v, spec, 12, 8).flow) == 0
+
+
+def test_samples_for_the_plots_are_drawn_at_the_specs_temperature():
+    spec = bench.replace(bench.DATASETS["digits8"], sample_temperature=0.4)
+    model = bench.build_variant("frmdn_cov", spec, 8, 6)
+    data = bench.Prepared({}, {}, {"y": torch.zeros(3, 8, 8), "mask": None}, 8, 0, "")
+    got = bench._samples(model, spec, data, seed=5)
+    pyro.set_rng_seed(5)
+    want = model.sample(8, 8, pi_temperature=0.4, scale_temperature=0.4)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    pyro.set_rng_seed(5)
+    assert not torch.allclose(model.sample(8, 8), want)  # the temperature does change them
+
+
 def test_unknown_names_are_errors(tmp_path):
     with pytest.raises(ValueError, match=r"unknown model 'mdn'.*gaussian"):
         bench.build_variant("mdn", bench.DATASETS["vowels"], 12, 8)
@@ -91,6 +117,11 @@ def test_unknown_names_are_errors(tmp_path):
         bench.run_bench(["vowels"], ["lstm"], out=tmp_path)
     with pytest.raises(ValueError, match="seeds >= 1"):
         bench.run_bench(["vowels"], seeds=0, out=tmp_path)
+    with pytest.raises(ValueError, match="flow must be 'affine' or 'spline', got 'maf'"):
+        bench.run_bench(["vowels"], flow="maf", out=tmp_path)
+    twice = [bench.DATASETS["vowels"], "vowels"]
+    with pytest.raises(ValueError, match="data set 'vowels' given twice"):
+        bench.run_bench(twice, out=tmp_path)
 
 
 def test_the_cli_reports_a_bad_name_in_one_line(tmp_path, capsys):
@@ -274,3 +305,22 @@ def test_quick_run_writes_the_report_and_the_plots(quick_run):
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
         for v in bench.PIT_PER_DIM:
             assert (out / f"pit_{name}_{v}.png").exists()
+
+
+def test_spec_variants_and_the_flow_option_run_side_by_side(monkeypatch, tmp_path):
+    pytest.importorskip("sktime", reason=f"sktime is not installed ({INSTALL})")
+    monkeypatch.setenv(_cache.CACHE_ENV, str(tmp_path / "cache"))
+    base = bench.replace(bench.DATASETS["vowels"], train=8, epochs=1, batch_size=4)
+    specs = [bench.replace(base, name="v-cond", conditional_flow=True), "vowels"]
+    results = bench.run_bench(
+        specs, ["frmdn_cov"], 1, tmp_path / "out", quick=True, train_size=8, epochs=1,
+        workers=1, progress=False, flow="spline",
+    )  # fmt: skip
+    assert list(results["datasets"]) == ["v-cond", "vowels"]
+    for name, conditional in (("v-cond", True), ("vowels", False)):
+        d = results["datasets"][name]
+        assert d["spec"]["flow"] == "spline" and d["spec"]["conditional_flow"] == conditional
+        (run,) = d["runs"]
+        assert run["val_nll"] == min(h["val_nll"] for h in run["history"])
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "spline couplings" in text and "conditioned on the RNN state" in text

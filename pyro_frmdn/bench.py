@@ -751,7 +751,8 @@ def _plot_samples(spec: DatasetSpec, data: Prepared, firsts: dict, path: Path) -
         "rows": f"{spec.name}: digits generated row by row",
         "strokes": "kanji: generated pen trajectories (each scaled to its box)",
     }
-    fig.suptitle(titles.get(spec.kind, f"{spec.name}: first two coefficients of sequences"))
+    title = titles.get(spec.kind, f"{spec.name}: first two coefficients of sequences")
+    fig.suptitle(f"{title}; temperature {spec.sample_temperature:g}")
     fig.savefig(path, dpi=72)
 
 

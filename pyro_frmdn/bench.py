@@ -214,7 +214,11 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
             f"(λ={spec.logit_lambda}) transformed"
         )
     elif spec.kind == "rows":
-        load = sklearn_digits if spec.name.startswith("digits8") else mnist_digits
+        loaders = {17: sklearn_digits, 256: mnist_digits}  # the pixel levels name the source
+        if spec.levels not in loaders:
+            raise ValueError(f"image rows come with 17 (8x8 digits) or 256 (MNIST) levels, "
+                             f"got levels={spec.levels}")  # fmt: skip
+        load = loaders[spec.levels]
         split_names = {"train": "train", "val": "validation", "test": "test"}
         splits = {}
         for i, (key, split) in enumerate(split_names.items()):
@@ -566,14 +570,14 @@ def run_bench(
         raise ValueError("need at least one data set and model, seeds >= 1 and scale > 0")
     if (epochs is not None and epochs < 1) or (train_size is not None and train_size < 1):
         raise ValueError(f"--epochs and --train-size must be >= 1, got {epochs}, {train_size}")
+    if flow not in (None, "affine", "spline"):
+        raise ValueError(f"flow must be 'affine' or 'spline', got {flow!r}")
     device = resolve_device(device)
     if workers is None:
         workers = 1 if device.type == "cuda" else min(2, os.cpu_count() or 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs, sizes, notes, jobs = {}, {}, {}, []
-    if flow not in (None, "affine", "spline"):
-        raise ValueError(f"flow must be 'affine' or 'spline', got {flow!r}")
     for spec in datasets:
         spec = spec if isinstance(spec, DatasetSpec) else DATASETS[spec]
         name = spec.name

@@ -119,6 +119,8 @@ def test_unknown_names_are_errors(tmp_path):
         bench.run_bench(["vowels"], seeds=0, out=tmp_path)
     with pytest.raises(ValueError, match="flow must be 'affine' or 'spline', got 'maf'"):
         bench.run_bench(["vowels"], flow="maf", out=tmp_path)
+    with pytest.raises(ValueError, match=r"or 256 \(MNIST\) levels, got levels=4"):
+        bench.load_dataset(bench.replace(bench.DATASETS["mnist_rows"], levels=4))
     twice = [bench.DATASETS["vowels"], "vowels"]
     with pytest.raises(ValueError, match="data set 'vowels' given twice"):
         bench.run_bench(twice, out=tmp_path)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from .data import (
     bits_per_dim,
     dequantize,
+    dequantize_grid,
     frames_to_sequences,
     inverse_logit_transform,
     japanese_vowels,
@@ -42,6 +43,7 @@ from .data import (
     moving_mnist,
     sklearn_digits,
 )
+from .data.kanji import SCALE as KANJI_SCALE
 from .infer import (
     History,
     fit,
@@ -90,6 +92,9 @@ class DatasetSpec:
     is ``flow_layers`` couplings of kind ``flow`` (``"affine"`` or ``"spline"``), conditioned on
     the RNN's state if ``conditional_flow``. The sample plots draw at ``sample_temperature``
     (both the mixture weights' and the spread's, :func:`~pyro_frmdn.distributions.temper`).
+    Strokes with a ``grid`` have their points rounded to that many canvas units and their
+    offsets dequantised (:func:`~pyro_frmdn.data.dequantize_grid`); see
+    :func:`~pyro_frmdn.data.kanji_strokes` for why.
     """
 
     name: str
@@ -113,6 +118,7 @@ class DatasetSpec:
     flow: str = "affine"
     conditional_flow: bool = False
     sample_temperature: float = 1.0
+    grid: float | None = None
 
 
 DATASETS = {
@@ -244,12 +250,22 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
         )
     elif spec.kind == "strokes":
         names = {"train": "train", "val": "validation", "test": "test"}
-        splits = {k: kanji_strokes(s, limit=getattr(spec, k)) for k, s in names.items()}
+        splits = {k: kanji_strokes(s, limit=getattr(spec, k), grid=spec.grid)
+                  for k, s in names.items()}  # fmt: skip
         binary = 1
         note = (
             "the first characters (code point order) of the hash splits; pen_up modelled by a "
             "Bernoulli head (binary_dims=1)"
         )
+        if spec.grid is not None:
+            for i, data in enumerate(splits.values()):
+                noise = torch.Generator().manual_seed(i)
+                step = dequantize_grid(data["y"][..., :2], spec.grid / KANJI_SCALE, noise)
+                data["y"][..., :2] = step * data["mask"][..., None]  # padding stays zero
+            note += (
+                f"; points rounded to {spec.grid:g} canvas units, offsets dequantised uniformly "
+                "over their cells"
+            )
     else:
         raise ValueError(f"unknown data kind {spec.kind!r}")
     for data in splits.values():

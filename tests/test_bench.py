@@ -327,3 +327,22 @@ def test_spec_variants_and_the_flow_option_run_side_by_side(monkeypatch, tmp_pat
         assert run["val_nll"] == min(h["val_nll"] for h in run["history"])
     text = (tmp_path / "out" / "results.md").read_text()
     assert "spline couplings" in text and "conditioned on the RNN state" in text
+
+
+def test_strokes_on_a_grid_are_dequantised_within_their_cells():
+    for package in NEEDS["kanji"]:
+        if _cache.package_version(package) is None:
+            pytest.skip(f"{package} is not installed ({INSTALL})")
+    spec = bench.replace(bench.DATASETS["kanji"], train=6, val=2, test=2, grid=1.0)
+    data = bench.load_dataset(spec)
+    exact = bench.load_dataset(bench.replace(spec, grid=None))
+    assert "rounded to 1 canvas units" in data.note
+    step = 1.0 / bench.KANJI_SCALE
+    for split in ("train", "val", "test"):
+        y, mask = getattr(data, split)["y"], getattr(data, split)["mask"]
+        assert torch.equal(mask, getattr(exact, split)["mask"])
+        cells = y[..., :2] / step
+        off = (cells - cells.round()).abs()
+        assert (off[mask] <= 0.5 + 1e-4).all() and off[mask].mean() > 0.1  # spread in the cell
+        assert (y[~mask] == 0).all()  # padding untouched
+        assert torch.equal(y[..., 2], getattr(exact, split)["y"][..., 2])

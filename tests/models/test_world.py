@@ -278,6 +278,25 @@ def test_kl_annealing_scales_the_latent_sites_and_counts_training_steps():
     assert "kl_steps" in wm.state_dict()
 
 
+def test_kl_end_keeps_a_beta_vae_weight_and_leaves_the_bounds_unannealed():
+    batch = episode()[:3]
+    wm = world(kl_warmup=2, kl_start=0.05, kl_end=0.25)
+    scales = []
+    for _ in range(4):
+        scales.append(poutine.trace(wm.model).get_trace(*batch).nodes["z"]["scale"])
+    assert scales == pytest.approx([0.05, 0.15, 0.25, 0.25])
+    constant = world(kl_end=0.3)
+    assert poutine.trace(constant.guide).get_trace(*batch).nodes["z"]["scale"] == 0.3
+    plain = world()  # same seed, same weights: the bound does not see the training weight
+    pyro.set_rng_seed(0)
+    a = constant.elbo(*batch[:2], num_samples=4)
+    pyro.set_rng_seed(0)
+    assert torch.equal(a, plain.elbo(*batch[:2], num_samples=4))
+    assert pf.WorldModel.from_config(constant.config).kl_end == 0.3
+    with pytest.raises(ValueError, match="kl_end > 0"):
+        world(kl_end=0.0)
+
+
 def test_a_tiny_world_model_trains_with_fit_and_its_elbo_improves():
     """Frames of a bar that moves one pixel right per step: SVI with the same ``fit`` as any
     FRMDN raises the held-out ELBO well above the initial one."""

@@ -19,6 +19,13 @@ Data sets:
   default clamp of ``fit`` (10 per element) saturates on a loss summed over 3,072 pixels.
 - ``mmnist``: Moving MNIST, 2 digits in 16×16 frames, 16 frames, binarised (pixel > 127),
   Bernoulli pixels, no actions (``pip install 'pyro-frmdn[data]'``).
+- ``mmnist32``: the same at 32×32 (14×14 digits), 20 frames, a 32-D latent and a wider network;
+  the data set whose dreams show recognisable digits (with ``--kl-end 0.1``, see
+  ``docs/world_models.md``).
+
+Dreams (the first seed of every model with dynamics): ``--context`` real frames encoded, the rest
+of the video dreamed at temperature ``--tau``, saved as ``dream_<data>[_<model>].png/.gif`` beside
+the real future.
 
     python benchmarks/world_models.py --quick     # a smoke run, ~2 min
     python benchmarks/world_models.py             # the documented run (single thread)
@@ -58,36 +65,44 @@ def carracing(args) -> dict:
     }  # fmt: skip
 
 
-def mmnist(args) -> dict:
+def _moving_digits(args, size: int, frames: int) -> dict:
     from pyro_frmdn.data import moving_mnist
 
     def split(name, n):
-        video = moving_mnist(name, num_sequences=n, num_frames=16, frame_size=16, num_digits=2)
-        frames = (video > 127).float().unsqueeze(2)  # (n, 16, 1, 16, 16)
-        return {"frames": frames, "mask": torch.ones(n, 16, dtype=torch.bool)}
+        video = moving_mnist(name, num_sequences=n, num_frames=frames, frame_size=size)
+        binary = (video > 127).float().unsqueeze(2)  # (n, frames, 1, size, size)
+        return {"frames": binary, "mask": torch.ones(n, frames, dtype=torch.bool)}
 
-    return {
-        "train": split("train", args.mmnist_train),
-        "test": split("test", args.mmnist_test),
-        "model": dict(frame_shape=(1, 16, 16), latent_dim=8, likelihood="bernoulli",
-                      channels=(16, 32), features=64, hidden_dim=64),
-    }  # fmt: skip
+    return {"train": split("train", args.mmnist_train), "test": split("test", args.mmnist_test)}
 
 
-DATA = {"carracing": carracing, "mmnist": mmnist}
+def mmnist(args) -> dict:
+    model = dict(frame_shape=(1, 16, 16), latent_dim=8, likelihood="bernoulli", channels=(16, 32),
+                 features=64, hidden_dim=64)  # fmt: skip
+    return {**_moving_digits(args, 16, 16), "model": model}
+
+
+def mmnist32(args) -> dict:
+    model = dict(frame_shape=(1, 32, 32), latent_dim=32, likelihood="bernoulli",
+                 channels=(32, 64, 128), features=256, hidden_dim=256)  # fmt: skip
+    return {**_moving_digits(args, 32, 20), "model": model}
+
+
+DATA = {"carracing": carracing, "mmnist": mmnist, "mmnist32": mmnist32}
 
 
 def run_one(name, kind, seed, data, args, out: Path) -> dict:
     config = dict(data["model"])
     shape = config.pop("frame_shape")
     fit_options = dict(
-        epochs=args.epochs, batch_size=16, lr=args.lr, clip_norm=1e6, seed=seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=1e6, seed=seed,
         progress=args.progress,
     )  # fmt: skip
+    annealing = dict(kl_warmup=args.kl_warmup, kl_end=args.kl_end)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     if kind.startswith("two-stage"):
-        vae = pf.WorldModel(shape, prior="normal", kl_warmup=args.kl_warmup, **config)
+        vae = pf.WorldModel(shape, prior="normal", **annealing, **config)
         pf.fit(vae, data["train"], **fit_options)
         train = data["train"]
         codes = vae.encode(train["frames"], train["mask"], sample=kind == "two-stage-sampled")
@@ -100,20 +115,24 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
         pf.fit(rnn, (codes, x, train["mask"]), **fit_options)
         wm = vae.with_prior(rnn)
     else:
-        wm = pf.WorldModel(shape, prior=kind, kl_warmup=args.kl_warmup, **config)
+        wm = pf.WorldModel(shape, prior=kind, **annealing, **config)
         pf.fit(wm, data["train"], **fit_options)
     train_time = time.perf_counter() - t0
     torch.manual_seed(1000 + seed)
     bounds = evaluate_bounds(wm, data["test"], num_samples=args.k, batch_size=8)
-    if kind == "frmdn" and seed == args.seeds[0]:
-        test = data["test"]
+    if seed == args.seeds[0]:
+        test, p = data["test"], args.context
         full = test["mask"].all(1).nonzero().squeeze(1)[:4]
         frames = test["frames"][full]
         actions = test.get("actions")
-        d = pf.dream(wm, frames[:, :4], None if actions is None else actions[full][:, :16], 12)
-        real = frames[:, 4:16]
+        torch.manual_seed(2000 + seed)
+        d = pf.dream(
+            wm, frames[:, :p], None if actions is None else actions[full], frames.shape[1] - p,
+            pi_temperature=args.tau, scale_temperature=args.tau,
+        )  # fmt: skip
+        real = frames[:, p:]
         save_dream(
-            out / f"dream_{name}",
+            out / ("dream_" + name + ("" if kind == "frmdn" else "_" + kind)),
             d.frames,
             real.float() / (255 if real.dtype == torch.uint8 else 1),
         )
@@ -167,6 +186,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--kl-warmup", type=int, default=200, help="SVI steps of KL annealing")
+    p.add_argument("--kl-end", type=float, default=1.0, help="the KL weight after the warm-up")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per SVI step")
+    p.add_argument("--context", type=int, default=4, help="real frames before a dream")
+    p.add_argument("--tau", type=float, default=1.0, help="the dreams' temperature")
     p.add_argument("--k", type=int, default=64, help="importance samples")
     p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--steps", type=int, default=300)

@@ -19,9 +19,8 @@ Data sets:
   default clamp of ``fit`` (10 per element) saturates on a loss summed over 3,072 pixels.
 - ``mmnist``: Moving MNIST, 2 digits in 16×16 frames, 16 frames, binarised (pixel > 127),
   Bernoulli pixels, no actions (``pip install 'pyro-frmdn[data]'``).
-- ``mmnist32``: the same at 32×32 (14×14 digits), 20 frames, a 32-D latent and a wider network;
-  the data set whose dreams show recognisable digits (with ``--kl-end 0.1``, see
-  ``docs/world_models.md``).
+- ``mmnist32``: the same at 32×32 (14×14 digits), 20 frames, a 32-D latent and a wider network
+  (its dreams: ``benchmarks/results/world_models_mmnist32/README.md``).
 
 Dreams (the first seed of every model with dynamics): ``--context`` real frames encoded, the rest
 of the video dreamed at temperature ``--tau``, saved as ``dream_<data>[_<model>].png/.gif`` beside
@@ -203,6 +202,8 @@ def main() -> None:
     if args.quick:
         args.seeds, args.epochs, args.k, args.episodes = "0", 2, 8, 12
         args.mmnist_train, args.mmnist_test = 128, 32
+    if not 1 <= args.context < 16:  # every data set's videos have 16 frames or more
+        p.error(f"--context must be 1 to 15 real frames, got {args.context}")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     torch.set_num_threads(1)
     out = Path(args.out)

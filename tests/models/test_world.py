@@ -281,9 +281,7 @@ def test_kl_annealing_scales_the_latent_sites_and_counts_training_steps():
 def test_kl_end_keeps_a_beta_vae_weight_and_leaves_the_bounds_unannealed():
     batch = episode()[:3]
     wm = world(kl_warmup=2, kl_start=0.05, kl_end=0.25)
-    scales = []
-    for _ in range(4):
-        scales.append(poutine.trace(wm.model).get_trace(*batch).nodes["z"]["scale"])
+    scales = [poutine.trace(wm.model).get_trace(*batch).nodes["z"]["scale"] for _ in range(4)]
     assert scales == pytest.approx([0.05, 0.15, 0.25, 0.25])
     constant = world(kl_end=0.3)
     assert poutine.trace(constant.guide).get_trace(*batch).nodes["z"]["scale"] == 0.3

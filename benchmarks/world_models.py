@@ -21,6 +21,8 @@ Data sets:
   Bernoulli pixels, no actions (``pip install 'pyro-frmdn[data]'``).
 - ``mmnist32``: the same at 32×32 (14×14 digits), 20 frames, a 32-D latent and a wider network
   (its dreams: ``benchmarks/results/world_models_mmnist32/README.md``).
+- ``mmnist32-sprites``: the same frames and encoder, the sprite decoder (two sprites of 16×16,
+  each with a 16-D what-latent and a position: a 36-D latent).
 
 Dreams (the first seed of every model with dynamics): ``--context`` real frames encoded, the rest
 of the video dreamed at temperature ``--tau``, saved as ``dream_<data>[_<model>].png/.gif`` beside
@@ -87,7 +89,19 @@ def mmnist32(args) -> dict:
     return {**_moving_digits(args, 32, 20), "model": model}
 
 
-DATA = {"carracing": carracing, "mmnist": mmnist, "mmnist32": mmnist32}
+def mmnist32_sprites(args) -> dict:
+    model = dict(frame_shape=(1, 32, 32), latent_dim=36, likelihood="bernoulli",
+                 channels=(32, 64, 128), features=256, hidden_dim=256, decoder="sprites",
+                 num_sprites=2, sprite_size=16)  # fmt: skip
+    return {**_moving_digits(args, 32, 20), "model": model}
+
+
+DATA = {
+    "carracing": carracing,
+    "mmnist": mmnist,
+    "mmnist32": mmnist32,
+    "mmnist32-sprites": mmnist32_sprites,
+}
 
 
 def run_one(name, kind, seed, data, args, out: Path) -> dict:
@@ -198,12 +212,13 @@ def main() -> None:
     p.add_argument("--out", default="runs/world/bench")
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, k = 8, small data")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
     args = p.parse_args()
     if args.quick:
         args.seeds, args.epochs, args.k, args.episodes = "0", 2, 8, 12
         args.mmnist_train, args.mmnist_test = 128, 32
     args.seeds = [int(s) for s in args.seeds.split(",")]
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, t0 = [], time.perf_counter()

@@ -18,6 +18,7 @@ from .mdn import MDN
 from .sequence import SequenceDistribution, shift_actions
 from .validation import check_finite, check_mask, check_sequences
 from .world import (
+    DECODERS,
     GUIDE_FLOWS,
     PRIORS,
     Dream,
@@ -29,6 +30,7 @@ from .world import (
 
 __all__ = [
     "CELLS",
+    "DECODERS",
     "FRMDN",
     "GUIDE_FLOWS",
     "MDN",

@@ -31,13 +31,14 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..flows import Permutation
-from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, check_frame_shape
+from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, SpriteDecoder, check_frame_shape
 from .boosted import BoostedGuideFlow
 from .frmdn import FRMDN
 from .sequence import SequenceDistribution, shift_actions
 from .validation import check_finite, check_mask
 
 __all__ = [
+    "DECODERS",
     "GUIDE_FLOWS",
     "PRIORS",
     "Dream",
@@ -46,6 +47,11 @@ __all__ = [
     "evaluate_bounds",
     "save_dream",
 ]
+
+DECODERS = ("conv", "sprites")
+"""Frame decoders: ``"conv"``, transposed convolutions from the whole latent
+(:class:`~pyro_frmdn.nn.ConvDecoder`), or ``"sprites"``, K objects each drawn from its own
+what-latent and placed at its own where-latent (:class:`~pyro_frmdn.nn.SpriteDecoder`)."""
 
 PRIORS = {
     "frmdn": dict(num_components=5, rank=1, flow_layers=2),
@@ -96,8 +102,12 @@ class WorldModel(nn.Module):
         action_dim: A; 0 for an action-free world.
         likelihood: ``"logistic"`` (discretised logistic, 8-bit pixels), ``"bernoulli"`` (binary
             frames) or ``"gaussian"`` (see :class:`~pyro_frmdn.nn.PixelLikelihood`).
-        channels: convolution channels of the encoder (the decoder mirrors them).
+        channels: convolution channels of the encoder (the ``"conv"`` decoder mirrors them).
         features: size of the encoder's features.
+        decoder: one of :data:`DECODERS`. With ``"sprites"`` the latent of a frame is
+            ``num_sprites`` blocks of what-numbers and a position, so ``latent_dim`` must be
+            ``num_sprites × (what_dim + 2)``; good for a few objects moving on a dark background.
+        num_sprites, sprite_size: the objects per frame and their side in pixels (``"sprites"``).
         prior: a name from :data:`PRIORS`, or an :class:`~pyro_frmdn.models.FRMDN` of
             ``obs_dim=latent_dim`` and ``input_dim=action_dim``.
         hidden_dim: the prior RNN's size (named priors).
@@ -130,6 +140,9 @@ class WorldModel(nn.Module):
         likelihood: str = "logistic",
         channels=(32, 64, 128, 256),
         features: int = 256,
+        decoder: str = "conv",
+        num_sprites: int = 2,
+        sprite_size: int = 16,
         prior: str | FRMDN = "frmdn",
         hidden_dim: int = 256,
         prior_options: dict | None = None,
@@ -149,6 +162,8 @@ class WorldModel(nn.Module):
         super().__init__()
         if latent_dim < 1 or action_dim < 0 or features < 1 or rnn_dim < 1:
             raise ValueError("need latent_dim >= 1, action_dim >= 0, features >= 1, rnn_dim >= 1")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         if guide_flow not in GUIDE_FLOWS:
             raise ValueError(f"guide_flow must be one of {GUIDE_FLOWS}, got {guide_flow!r}")
         if kl_warmup < 0 or not 0 <= kl_start <= 1 or not kl_end > 0:
@@ -160,10 +175,14 @@ class WorldModel(nn.Module):
         self.frame_shape = check_frame_shape(frame_shape, len(channels))
         self.pixels = PixelLikelihood(likelihood, self.frame_shape[0])
         self.encoder = ConvEncoder(frame_shape, features, channels)
-        self.decoder = ConvDecoder(
-            latent_dim, frame_shape, self.pixels.maps_per_channel * self.frame_shape[0], channels
-        )
-        if likelihood != "bernoulli":  # start the pixel locations mid-range
+        if decoder == "sprites":
+            self.decoder = SpriteDecoder(
+                latent_dim, frame_shape, num_sprites, sprite_size, likelihood, channels[:2]
+            )
+        else:
+            maps = self.pixels.maps_per_channel * self.frame_shape[0]
+            self.decoder = ConvDecoder(latent_dim, frame_shape, maps, channels)
+        if decoder == "conv" and likelihood != "bernoulli":  # start the locations mid-range
             with torch.no_grad():
                 self.decoder.deconvs[-1].bias[: self.frame_shape[0]].fill_(0.5)
         self.latent_dim, self.action_dim, self.name = latent_dim, action_dim, name
@@ -203,6 +222,9 @@ class WorldModel(nn.Module):
             likelihood=likelihood,
             channels=channels,
             features=features,
+            decoder=decoder,
+            num_sprites=num_sprites,
+            sprite_size=sprite_size,
             prior=self.prior_kind,
             hidden_dim=hidden_dim,
             prior_options=None if prior_options is None else dict(prior_options),

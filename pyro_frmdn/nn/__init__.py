@@ -6,6 +6,7 @@ from .frames import (
     ConvEncoder,
     DiscretizedLogistic,
     PixelLikelihood,
+    SpriteDecoder,
     check_frame_shape,
 )
 from .mixture_head import FACTOR_MODES, MixtureHead
@@ -18,5 +19,6 @@ __all__ = [
     "DiscretizedLogistic",
     "MixtureHead",
     "PixelLikelihood",
+    "SpriteDecoder",
     "check_frame_shape",
 ]

@@ -8,7 +8,9 @@ z_t given the LSTM state: ``frmdn`` (5-component low-rank mixture after a 2-laye
 ``rmdn`` (5-component diagonal mixture, World Models' MDN-RNN) and ``gaussian`` (one diagonal
 Gaussian: a DMM-like transition). ``two-stage`` is the World Models recipe: a VAE (``prior=
 "normal"``) for the same number of epochs, then an FRMDN fitted on its codes (posterior means;
-``two-stage-sampled``: one draw of q per frame, as World Models did), composed.
+``two-stage-sampled``: one draw of q per frame, as World Models did), composed; with
+``--vae-frames N`` that VAE is fitted on the videos' frames shuffled, N per step, for
+``--vae-epochs`` (many more, and more varied, steps than batches of whole videos).
 
 Data sets:
 
@@ -109,15 +111,21 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
     shape = config.pop("frame_shape")
     fit_options = dict(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=1e6, seed=seed,
-        progress=args.progress,
+        progress=args.progress, lr_decay=args.lr_decay,
     )  # fmt: skip
     annealing = dict(kl_warmup=args.kl_warmup, kl_end=args.kl_end)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     if kind.startswith("two-stage"):
         vae = pf.WorldModel(shape, prior="normal", **annealing, **config)
-        pf.fit(vae, data["train"], **fit_options)
         train = data["train"]
+        if args.vae_frames:  # the VAE on shuffled single frames, args.vae_frames per step
+            frames = train["frames"].flatten(0, 1).unsqueeze(1)
+            vae_data = {"frames": frames, "mask": train["mask"].reshape(-1, 1)}
+            vae_fit = dict(fit_options, batch_size=args.vae_frames, epochs=args.vae_epochs)
+            pf.fit(vae, vae_data, **vae_fit)
+        else:
+            pf.fit(vae, train, **fit_options)
         codes = vae.encode(train["frames"], train["mask"], sample=kind == "two-stage-sampled")
         actions = train.get("actions")
         rnn = pf.FRMDN(
@@ -201,6 +209,12 @@ def main() -> None:
     p.add_argument("--kl-warmup", type=int, default=200, help="SVI steps of KL annealing")
     p.add_argument("--kl-end", type=float, default=1.0, help="the KL weight after the warm-up")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per SVI step")
+    p.add_argument("--lr-decay", type=float, default=1.0, help="learning-rate factor per epoch")
+    p.add_argument(
+        "--vae-frames", type=int, default=0,
+        help="two-stage: fit the VAE on shuffled single frames, this many per step (0: videos)",
+    )  # fmt: skip
+    p.add_argument("--vae-epochs", type=int, default=8, help="epochs of that VAE (--vae-frames)")
     p.add_argument("--context", type=int, default=4, help="real frames before a dream")
     p.add_argument("--tau", type=float, default=1.0, help="the dreams' temperature")
     p.add_argument("--k", type=int, default=64, help="importance samples")
@@ -224,6 +238,8 @@ def main() -> None:
     rows, t0 = [], time.perf_counter()
     for name in args.data_sets.split(","):
         data = DATA[name](args)
+        if args.vae_frames and "actions" in data["train"]:
+            p.error(f"--vae-frames needs an action-free data set; {name} has actions")
         frames = data["test"]["frames"].shape[1]
         if not 1 <= args.context < frames:  # before any training, not after it in `dream`
             p.error(

@@ -177,7 +177,7 @@ class WorldModel(nn.Module):
         self.encoder = ConvEncoder(frame_shape, features, channels)
         if decoder == "sprites":
             self.decoder = SpriteDecoder(
-                latent_dim, frame_shape, num_sprites, sprite_size, likelihood, channels[:2]
+                latent_dim, frame_shape, num_sprites, sprite_size, likelihood
             )
         else:
             maps = self.pixels.maps_per_channel * self.frame_shape[0]

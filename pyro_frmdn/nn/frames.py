@@ -121,11 +121,12 @@ class SpriteDecoder(nn.Module):
     object looks like, and where it is.
 
     The latent of a frame is K blocks :math:`(w_k, u_k)` of ``D / K`` numbers: ``what_dim``
-    numbers :math:`w_k` and two :math:`u_k`. A small :class:`ConvDecoder` (shared by the sprites)
+    numbers :math:`w_k` and two :math:`u_k`. A multilayer perceptron (shared by the sprites)
     draws sprite k, an ``S × S`` map of intensities :math:`s_k \in [0, 1]` per channel, from
-    :math:`w_k`; a spatial transformer (Jaderberg et al. 2015) places its centre at
-    :math:`\tanh(u_k)` (x then y, in the frame's normalised coordinates, -1 and 1 being the outer
-    edges), bilinearly, zero outside the sprite; the layers combine as independent ink,
+    :math:`w_k`, as AIR's glimpse decoder does; a spatial transformer (Jaderberg et al. 2015)
+    places its centre at :math:`\tanh(u_k)` (x then y, in the frame's normalised coordinates, -1
+    and 1 being the outer edges), bilinearly, zero outside the sprite; the layers combine as
+    independent ink,
 
     .. math::
         p = 1 - \prod_{k=1}^K \bigl(1 - s_k(\text{placed})\bigr).
@@ -144,13 +145,13 @@ class SpriteDecoder(nn.Module):
         latent_dim: D, a multiple of ``num_sprites`` with at least 3 numbers per sprite.
         frame_shape: ``(C, H, W)``.
         num_sprites: K.
-        sprite_size: S (pixels; divides by ``2 ** len(channels)``, at most ``min(H, W)``).
+        sprite_size: S (pixels, at most ``min(H, W)``).
         likelihood: which maps to give (one of :data:`PIXEL_LIKELIHOODS`).
-        channels: convolution channels of the sprite decoder.
+        hidden: the perceptron's hidden sizes (ReLU).
         eps: the clamp of ``"bernoulli"`` probabilities.
 
     Example:
-        >>> dec = SpriteDecoder(8, (1, 16, 16), num_sprites=2, sprite_size=8, channels=(4,))
+        >>> dec = SpriteDecoder(8, (1, 16, 16), num_sprites=2, sprite_size=8, hidden=(4,))
         >>> dec(torch.randn(3, 5, 8)).shape
         torch.Size([3, 5, 1, 16, 16])
     """
@@ -162,7 +163,7 @@ class SpriteDecoder(nn.Module):
         num_sprites: int = 2,
         sprite_size: int = 16,
         likelihood: str = "bernoulli",
-        channels=(32, 64),
+        hidden=(256, 512),
         eps: float = 1e-4,
     ):
         super().__init__()
@@ -180,7 +181,12 @@ class SpriteDecoder(nn.Module):
             num_sprites, sprite_size, likelihood, eps,
         )  # fmt: skip
         self.what_dim = latent_dim // num_sprites - 2
-        self.sprite = ConvDecoder(self.what_dim, (c, sprite_size, sprite_size), c, channels)
+        layers, previous = [], self.what_dim
+        for size in hidden:
+            layers += [nn.Linear(previous, size), nn.ReLU()]
+            previous = size
+        layers += [nn.Linear(previous, c * sprite_size**2), nn.Unflatten(-1, (c, sprite_size, -1))]
+        self.sprite = nn.Sequential(*layers)
         if likelihood == "logistic":
             self.raw_scale = nn.Parameter(torch.full((c,), -3.0))
         else:

@@ -27,8 +27,9 @@ Data sets:
   each with a 16-D what-latent and a position: a 36-D latent).
 
 Dreams (the first seed of every model with dynamics): ``--context`` real frames encoded, the rest
-of the video dreamed at temperature ``--tau``, saved as ``dream_<data>[_<model>].png/.gif`` beside
-the real future.
+of the video dreamed at each temperature of ``--tau``, saved as
+``dream_<data>[_<model>][_tau<τ>].png/.gif`` (the τ suffix, e.g. ``_tau0p5``, only with several)
+beside the real future.
 
     python benchmarks/world_models.py --quick     # a smoke run, ~2 min
     python benchmarks/world_models.py             # the documented run (single thread)
@@ -146,17 +147,22 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
         full = test["mask"].all(1).nonzero().squeeze(1)[:4]
         frames = test["frames"][full]
         actions = test.get("actions")
-        torch.manual_seed(2000 + seed)
-        d = pf.dream(
-            wm, frames[:, :p], None if actions is None else actions[full], frames.shape[1] - p,
-            pi_temperature=args.tau, scale_temperature=args.tau,
-        )  # fmt: skip
         real = frames[:, p:]
-        save_dream(
-            out / ("dream_" + name + ("" if kind == "frmdn" else "_" + kind)),
-            d.frames,
-            real.float() / (255 if real.dtype == torch.uint8 else 1),
-        )
+        label = name + ("" if kind == "frmdn" else "_" + kind)
+        stem = "dream_" + label
+        for tau in args.tau:
+            torch.manual_seed(2000 + seed)
+            d = pf.dream(
+                wm, frames[:, :p], None if actions is None else actions[full], frames.shape[1] - p,
+                pi_temperature=tau, scale_temperature=tau,
+            )  # fmt: skip
+            save_dream(
+                out / (stem + (f"_tau{tau:g}".replace(".", "p") if len(args.tau) > 1 else "")),
+                d.frames,
+                real.float() / (255 if real.dtype == torch.uint8 else 1),
+            )
+        if args.save:
+            torch.save({"config": wm.config, "state": wm.state_dict()}, out / f"model_{label}.pt")
     return {
         "data": name,
         "model": kind,
@@ -216,7 +222,10 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--vae-epochs", type=int, default=8, help="epochs of that VAE (--vae-frames)")
     p.add_argument("--context", type=int, default=4, help="real frames before a dream")
-    p.add_argument("--tau", type=float, default=1.0, help="the dreams' temperature")
+    p.add_argument("--tau", default="1.0", help="the dreams' temperatures (comma-separated)")
+    p.add_argument(
+        "--save", action="store_true", help="save the first seed's models (model_<data>_<model>.pt)"
+    )
     p.add_argument("--k", type=int, default=64, help="importance samples")
     p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--steps", type=int, default=300)
@@ -232,6 +241,9 @@ def main() -> None:
         args.seeds, args.epochs, args.k, args.episodes = "0", 2, 8, 12
         args.mmnist_train, args.mmnist_test = 128, 32
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.tau = [float(t) for t in args.tau.split(",")]
+    if not all(t > 0 for t in args.tau):
+        p.error(f"--tau must be > 0, got {args.tau}")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

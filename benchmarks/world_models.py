@@ -147,7 +147,7 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
         full = test["mask"].all(1).nonzero().squeeze(1)[:4]
         frames = test["frames"][full]
         actions = test.get("actions")
-        real = frames[:, p:]
+        real = frames[:, p:].float() / (255 if frames.dtype == torch.uint8 else 1)
         label = name + ("" if kind == "frmdn" else "_" + kind)
         stem = "dream_" + label
         for tau in args.tau:
@@ -159,7 +159,7 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
             save_dream(
                 out / (stem + (f"_tau{tau:g}".replace(".", "p") if len(args.tau) > 1 else "")),
                 d.frames,
-                real.float() / (255 if real.dtype == torch.uint8 else 1),
+                real,
             )
         if args.save:
             torch.save({"config": wm.config, "state": wm.state_dict()}, out / f"model_{label}.pt")

@@ -14,6 +14,7 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro.distributions import constraints
+from pyro.nn import DenseNN
 from torch import Tensor, nn
 
 __all__ = [
@@ -181,12 +182,7 @@ class SpriteDecoder(nn.Module):
             num_sprites, sprite_size, likelihood, eps,
         )  # fmt: skip
         self.what_dim = latent_dim // num_sprites - 2
-        layers, previous = [], self.what_dim
-        for size in hidden:
-            layers += [nn.Linear(previous, size), nn.ReLU()]
-            previous = size
-        layers += [nn.Linear(previous, c * sprite_size**2), nn.Unflatten(-1, (c, sprite_size, -1))]
-        self.sprite = nn.Sequential(*layers)
+        self.sprite = DenseNN(self.what_dim, list(hidden), param_dims=[c * sprite_size**2])
         if likelihood == "logistic":
             self.raw_scale = nn.Parameter(torch.full((c,), -3.0))
         else:
@@ -207,15 +203,8 @@ class SpriteDecoder(nn.Module):
         sprites = torch.sigmoid(self.sprite(what)).reshape(n * k, c, self.sprite_size, -1)
         # output point v samples the sprite at (v - centre) / size, sizes as fractions of the frame
         size = centres.new_tensor([self.sprite_size / w, self.sprite_size / h])
-        shift = -centres.reshape(n * k, 2) / size
-        zero = torch.zeros_like(shift[:, 0])
-        theta = torch.stack(
-            [
-                torch.stack([zero + 1 / size[0], zero, shift[:, 0]], -1),
-                torch.stack([zero, zero + 1 / size[1], shift[:, 1]], -1),
-            ],
-            1,
-        )
+        shift = -centres.reshape(n * k, 2, 1) / size[:, None]
+        theta = torch.cat([torch.diag(1 / size).expand(n * k, 2, 2), shift], -1)
         grid = F.affine_grid(theta, (n * k, c, h, w), align_corners=False)
         placed = F.grid_sample(sprites, grid, align_corners=False).reshape(n, k, c, h, w)
         ink = 1 - torch.prod(1 - placed, dim=1)

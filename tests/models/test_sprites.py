@@ -23,7 +23,7 @@ class Fixed(torch.nn.Module):
 
     def forward(self, what):
         logits = (2 * self.pattern - 1) * 40.0  # sigmoid(±40) is 0 or 1 to 1e-17
-        return logits.expand(*what.shape[:-1], *self.pattern.shape)
+        return logits.flatten().expand(*what.shape[:-1], -1)
 
 
 def sprite_decoder(k=1, what=1, **kwargs):

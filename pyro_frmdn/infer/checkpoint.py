@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..files import atomic_write
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model_checkpoint", "save_checkpoint"]
 
@@ -19,17 +20,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     A crash (or a full disk) while writing leaves the previous file at ``path`` intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        torch.save({"format": FORMAT, **payload}, f)
     return path
 
 

@@ -47,7 +47,6 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pyro_frmdn.bench import cpu_name
 from pyro_frmdn.data import (
     TOY2D,
     bits_per_dim,
@@ -57,8 +56,9 @@ from pyro_frmdn.data import (
     sklearn_digits,
     toy2d,
 )
-from pyro_frmdn.infer.boosting import fit_boosted
-from pyro_frmdn.models.boosted import BoostedFlow
+from pyro_frmdn.experiments import cpu_name
+from pyro_frmdn.infer import fit_boosted
+from pyro_frmdn.models import BoostedFlow
 
 TASKS = ("toys", "digits", "vowels")
 VARIANTS = {  # name: (rho_search, rho_data, second_pass, sample_weighting)
@@ -87,7 +87,7 @@ def run_toys(args) -> dict:
 
     def flow(layers: int) -> BoostedFlow:
         return BoostedFlow(
-            2, num_layers=layers, kind=args.toy_kind, hidden_dims=[args.toy_hidden], bound=lim
+            2, flow_layers=layers, flow=args.toy_kind, hidden_dims=[args.toy_hidden], bound=lim
         )
 
     def fit(model, train, c, epochs, seed):
@@ -236,7 +236,7 @@ def fit_real(variant: str, c: int, k: int, data, score, seed: int, args) -> dict
     single = variant == "single"
     torch.manual_seed(seed)
     model = BoostedFlow(
-        dim, num_layers=c * k if single else k, kind=args.kind, hidden_dims=[args.hidden]
+        dim, flow_layers=c * k if single else k, flow=args.kind, hidden_dims=[args.hidden]
     )
     search, rho_data, second, weighting = VARIANTS.get(variant, VARIANTS["boosted"])
     t0 = time.perf_counter()

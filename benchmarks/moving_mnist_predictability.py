@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyro_frmdn.bench import DATASETS, load_dataset
 from pyro_frmdn.data import sequences_to_frames
+from pyro_frmdn.experiments import DATASETS, load_dataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -1,6 +1,6 @@
 """The real-data experiments: five sequence models at matched size and budget, several seeds.
 
-The same as ``pyro-frmdn bench`` (see docs/bench.md and ``pyro_frmdn/bench.py``):
+The same as ``pyro-frmdn bench`` (see docs/bench.md and ``pyro_frmdn/experiments/``):
 
     python benchmarks/quality.py                           # the full suite: ~40 min on 2 cores
     python benchmarks/quality.py --quick --out /tmp/q      # a few minutes
@@ -17,9 +17,9 @@ from pathlib import Path
 # run from a checkout, installed or not
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyro_frmdn import bench
+from pyro_frmdn import experiments
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    bench.add_arguments(parser)
-    bench.main(parser.parse_args())
+    experiments.add_arguments(parser)
+    experiments.main(parser.parse_args())

@@ -1,12 +1,12 @@
 """Why the FRMDN lost on kanji and JapaneseVowels: flow kind, depth and conditioning, side by side.
 
-Each setting below is the suite's data set spec (``pyro_frmdn.bench.DATASETS``) with the FRMDN's
-flow set as it says (the rest of the spec, 4 layers included, unchanged). Per setting the runner
-trains the covariance FRMDN and the diagonal RMDN matched to its parameter count (the RMDN's LSTM
-is widened by the flow's parameters), with the suite's budget and seeds, and writes a
-``results.md`` whose sections are the settings. Choose a setting by the validation NLL; the test
-NLL is reported beside it. The suite's defaults for kanji and vowels (conditional affine
-couplings) were chosen from this run's validation NLL.
+Each setting below is the suite's data set spec (``pyro_frmdn.experiments.DATASETS``) with the
+FRMDN's flow set as it says (the rest of the spec, 4 layers included, unchanged). Per setting the
+runner trains the covariance FRMDN and the diagonal RMDN matched to its parameter count (the RMDN's
+LSTM is widened by the flow's parameters), with the suite's budget and seeds, and writes a
+``results.md`` whose sections are the settings. Choose a setting by the validation NLL; the test NLL
+is reported beside it. The suite's defaults for kanji and vowels (conditional affine couplings) were
+chosen from this run's validation NLL.
 
     python benchmarks/quality_ablation.py                 # 50 min on 2 shared CPU cores
     python benchmarks/quality_ablation.py --datasets kanji --seeds 2
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from pyro_frmdn.bench import DATASETS, run_bench, write_report
+from pyro_frmdn.experiments import DATASETS, run_bench, write_report
 
 SETTINGS = {  # suffix -> the FRMDN's flow
     "affine": {"flow": "affine", "conditional_flow": False},

@@ -26,14 +26,14 @@ from pathlib import Path
 import pyro
 import torch
 
-from pyro_frmdn.bench import (
+from pyro_frmdn.data import bits_per_dim
+from pyro_frmdn.experiments import (
     DATASETS,
     build_variant,
     count_parameters,
     load_dataset,
     train_and_test,
 )
-from pyro_frmdn.data import bits_per_dim
 from pyro_frmdn.models import FRMDN
 
 

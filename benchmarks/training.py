@@ -12,7 +12,7 @@ Both train on the same random batch. After a warm-up, each path runs a fixed num
 alternately, several rounds; the reported numbers are medians over rounds. A second table gives
 the cost of FRMDN (a 2-layer affine coupling flow on top) against RMDN with the same low-rank
 mixture head (rank 4, K 5), at large D, for both ways of producing the low-rank factors
-(``factor="per_step"`` and ``"shared"``). With ``--profile`` (or when the Pyro path misses the
+(``factor_mode="per_step"`` and ``"shared"``). With ``--profile`` (or when the Pyro path misses the
 target) the extra time of the Pyro step is split by stage (see :func:`breakdown`).
 
     python benchmarks/training.py                       # batch 64, T 50, D 32, hidden 256, K 5
@@ -36,8 +36,8 @@ from pyro.infer import SVI, Trace_ELBO
 from torch import Tensor, nn
 
 from pyro_frmdn import FRMDN, RMDN
-from pyro_frmdn.bench import cpu_name
 from pyro_frmdn.distributions import positive
+from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.infer import resolve_device
 
 TARGET = 1.15
@@ -275,7 +275,7 @@ def main() -> None:
         y = torch.randn(a.batch, a.T, d, device=device)
         for factor in ("per_step", "shared"):
             pyro.clear_param_store()  # new models under the same names: no stale parameters
-            head = dict(hidden_dim=a.hidden, num_components=5, rank=4, factor=factor)
+            head = dict(hidden_dim=a.hidden, num_components=5, rank=4, factor_mode=factor)
             models = {"rmdn": RMDN(d, **head), "frmdn": FRMDN(d, flow_layers=2, **head)}
             steps = {k: pyro_step(m.to(device), y, a.lr) for k, m in models.items()}
             sec = time_alternating(steps, 1, a.sweep_n, a.sweep_rounds, device)

@@ -17,7 +17,7 @@ Data sets:
 - ``carracing``: random-policy CarRacing-v3 rollouts (``--episodes`` of ``--steps`` steps,
   collected into ``--data`` if missing; 64×64 stored, resized to 32×32), windows of 16 steps
   with their actions; the last 1/6 of the episodes held out (64 windows of them scored).
-  Discretised logistic pixels (8 bit). Gradients are not clamped (``clip_norm=1e6``): the
+  Discretised logistic pixels (8 bit). Gradients are not clamped (``clip_value=1e6``): the
   default clamp of ``fit`` (10 per element) saturates on a loss summed over 3,072 pixels.
 - ``mmnist``: Moving MNIST, 2 digits in 16×16 frames, 16 frames, binarised (pixel > 127),
   Bernoulli pixels, no actions (``pip install 'pyro-frmdn[data]'``).
@@ -49,7 +49,9 @@ from pathlib import Path
 import torch
 
 import pyro_frmdn as pf
-from pyro_frmdn.models import PRIORS, evaluate_bounds, save_dream, shift_actions
+from pyro_frmdn.infer import evaluate_bounds
+from pyro_frmdn.models import PRIORS, shift_actions
+from pyro_frmdn.plots import save_dream
 
 MODELS = ("frmdn", "rmdn", "gaussian", "two-stage", "two-stage-sampled")
 
@@ -111,7 +113,7 @@ def run_one(name, kind, seed, data, args, out: Path) -> dict:
     config = dict(data["model"])
     shape = config.pop("frame_shape")
     fit_options = dict(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=1e6, seed=seed,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_value=1e6, seed=seed,
         progress=args.progress, lr_decay=args.lr_decay,
     )  # fmt: skip
     annealing = dict(kl_warmup=args.kl_warmup, kl_end=args.kl_end)

@@ -65,7 +65,7 @@ def plot(path: str, mdn: pyro_frmdn.MDN, net: nn.Module, x, y) -> None:
     grid_y = torch.linspace(-0.1, 1.1, 200)
     with torch.no_grad():
         mse_curve = net(grid_x).squeeze(-1)
-        samples = mdn.sample(grid_x, num_samples=5).squeeze(-1)  # (5, G)
+        samples = mdn.sample(5, grid_x).squeeze(-1)  # (5, G)
         d = mdn.distribution(grid_x)  # batch (G,)
         density = d.log_prob(grid_y[:, None, None].expand(-1, len(grid_x), 1)).exp()  # (Y, G)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)

@@ -37,7 +37,9 @@ import torch
 
 import pyro_frmdn as pf
 from pyro_frmdn.data.carracing import collect_rollouts, load_rollouts
-from pyro_frmdn.models import evaluate_bounds, save_dream, shift_actions
+from pyro_frmdn.infer import evaluate_bounds
+from pyro_frmdn.models import shift_actions
+from pyro_frmdn.plots import save_dream
 
 
 def arguments() -> argparse.Namespace:
@@ -60,7 +62,7 @@ def arguments() -> argparse.Namespace:
     a("--epochs", type=int, default=30)
     a("--batch-size", type=int, default=16)
     a("--lr", type=float, default=2e-3)
-    a("--clip-norm", type=float, default=1e6, help="ClippedAdam's per-element gradient clamp")
+    a("--clip-value", type=float, default=1e6, help="the per-element gradient clamp of fit")
     a("--kl-warmup", type=int, default=300, help="SVI steps of KL annealing")
     a("--k", type=int, default=32, help="importance samples of the IWAE bound")
     a("--context", type=int, default=8, help="frames encoded before dreaming")
@@ -122,7 +124,7 @@ def main() -> None:
         **common,
     )
     train_options = dict(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_norm=args.clip_norm,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip_value=args.clip_value,
         device=args.device, seed=args.seed,
     )  # fmt: skip
     histories = {"joint": pf.fit(

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import trange
 
 import pyro_frmdn as pf
-from pyro_frmdn.models import save_dream
+from pyro_frmdn.plots import save_dream
 
 SIDE, D = 16, 4
 

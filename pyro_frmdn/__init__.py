@@ -9,12 +9,14 @@ from .models import (
     RMDN,
     BoostedFlow,
     BoostedFRMDN,
-    BoostedGuideFlow,
+    PyroModel,
     SequenceDistribution,
     WorldModel,
     dream,
+    load,
     pad_sequences,
 )
+from .nn import BoostedGuideFlow
 
 __version__ = "0.1.0"
 
@@ -25,6 +27,7 @@ __all__ = [
     "BoostedFRMDN",
     "BoostedFlow",
     "BoostedGuideFlow",
+    "PyroModel",
     "SequenceDistribution",
     "WorldModel",
     "__version__",
@@ -36,6 +39,7 @@ __all__ = [
     "fit_boosted",
     "flows",
     "infer",
+    "load",
     "load_boosted",
     "low_rank_mixture",
     "models",

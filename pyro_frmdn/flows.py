@@ -19,6 +19,8 @@ from pyro.distributions.torch_transform import TransformModule
 from pyro.nn import ConditionalDenseNN, DenseNN
 from torch import Tensor, nn
 
+from .deprecation import refuse_unknown, renamed
+
 __all__ = ["FLOW_KINDS", "MIXINGS", "ConditionalSplineCoupling", "Permutation", "coupling_flow"]
 
 FLOW_KINDS = ("affine", "spline")
@@ -87,7 +89,7 @@ def _coupling(kind, dim, context_dim, hidden_dims, count_bins, bound):
         if kind == "affine":
             raise ValueError(
                 "an affine coupling needs dim >= 2 (nothing to condition on in 1-D): use "
-                "kind='spline', which becomes an elementwise spline for dim = 1"
+                "flow='spline', which becomes an elementwise spline for dim = 1"
             )
         if context_dim:
             return PT.conditional_spline(1, context_dim, hidden_dims, count_bins, bound)
@@ -106,8 +108,8 @@ def _coupling(kind, dim, context_dim, hidden_dims, count_bins, bound):
 
 def coupling_flow(
     dim: int,
-    num_layers: int,
-    kind: str = "affine",
+    flow_layers: int | None = None,
+    flow: str = "affine",
     hidden_dims: list[int] | None = None,
     mixing: str = "permute",
     batchnorm: bool = False,
@@ -115,10 +117,11 @@ def coupling_flow(
     count_bins: int = 8,
     bound: float = 3.0,
     seed: int = 0,
+    **deprecated,
 ) -> nn.ModuleList:
     """A stack of coupling layers from the base space to the data space.
 
-    Each layer is a coupling (``kind="affine"``, RealNVP, Dinh et al. 2017; or ``"spline"``,
+    Each layer is a coupling (``flow="affine"``, RealNVP, Dinh et al. 2017; or ``"spline"``,
     rational-quadratic, Durkan et al. 2019), followed by a mixing of coordinates so that every
     coordinate is transformed: a fixed random permutation (``mixing="permute"``, seeded), learned
     Householder reflections (``"householder"``, conditional when ``context_dim > 0``) or nothing,
@@ -129,8 +132,8 @@ def coupling_flow(
 
     Arguments:
         dim: event size D.
-        num_layers: number of couplings; 0 gives an empty stack.
-        kind: ``"affine"`` or ``"spline"``.
+        flow_layers: number of couplings; 0 gives an empty stack. (``num_layers`` before 0.2.)
+        flow: the kind of coupling, ``"affine"`` or ``"spline"``. (``kind`` before 0.2.)
         hidden_dims: hidden sizes of each coupling network; default ``[max(32, 2 * dim)]`` (Pyro's
             default for splines, ``10 * dim``, is far too large for D = 64 and up).
         mixing: ``"permute"``, ``"householder"`` or ``"none"``.
@@ -144,7 +147,7 @@ def coupling_flow(
         :func:`~pyro_frmdn.distributions.flow_mixture` and to register with ``pyro.module``.
 
     Example:
-        >>> flow = coupling_flow(4, 2, kind="spline", hidden_dims=[16])
+        >>> flow = coupling_flow(4, 2, flow="spline", hidden_dims=[16])
         >>> x = torch.randn(10, 4)
         >>> y = x
         >>> for t in flow:
@@ -154,23 +157,29 @@ def coupling_flow(
         >>> torch.allclose(x, y, atol=1e-5)
         True
     """
-    if kind not in FLOW_KINDS:
-        raise ValueError(f"kind must be one of {FLOW_KINDS}, got {kind!r}")
+    flow_layers = renamed("coupling_flow", deprecated, "num_layers", "flow_layers", flow_layers)
+    if "kind" in deprecated:
+        flow = renamed("coupling_flow", deprecated, "kind", "flow")
+    refuse_unknown("coupling_flow", deprecated)
+    if flow_layers is None:
+        raise TypeError("coupling_flow needs flow_layers, the number of couplings")
+    if flow not in FLOW_KINDS:
+        raise ValueError(f"flow must be one of {FLOW_KINDS}, got {flow!r}")
     if mixing not in MIXINGS:
         raise ValueError(f"mixing must be one of {MIXINGS}, got {mixing!r}")
-    if dim < 1 or num_layers < 0 or context_dim < 0:
+    if dim < 1 or flow_layers < 0 or context_dim < 0:
         raise ValueError(
-            "need dim >= 1, num_layers >= 0, context_dim >= 0; "
-            f"got {dim}, {num_layers}, {context_dim}"
+            "need dim >= 1, flow_layers >= 0, context_dim >= 0; "
+            f"got {dim}, {flow_layers}, {context_dim}"
         )
     hidden_dims = list(hidden_dims) if hidden_dims else [max(32, 2 * dim)]
     gen = torch.Generator().manual_seed(seed)
     layers = []
-    for i in range(num_layers):
-        layers.append(_coupling(kind, dim, context_dim, hidden_dims, count_bins, bound))
+    for i in range(flow_layers):
+        layers.append(_coupling(flow, dim, context_dim, hidden_dims, count_bins, bound))
         if batchnorm:
             layers.append(PT.BatchNorm(dim))
-        if dim > 1 and i < num_layers - 1:
+        if dim > 1 and i < flow_layers - 1:
             if mixing == "permute":
                 perm = torch.randperm(dim, generator=gen)
                 while bool((perm == torch.arange(dim)).all()):  # an identity would mix nothing

@@ -48,7 +48,7 @@ def _build(kind, dim, mixing, batchnorm, context_dim):
     flow = coupling_flow(
         dim,
         NUM_LAYERS,
-        kind=kind,
+        flow=kind,
         hidden_dims=HIDDEN,
         mixing=mixing,
         batchnorm=batchnorm,
@@ -250,7 +250,7 @@ def test_every_parameter_gets_a_gradient(kind, dim, mixing, batchnorm, context_d
 
 def test_spline_flow_is_the_identity_outside_the_bound():
     for dim in (1, 2, 5):
-        flow = coupling_flow(dim, 2, kind="spline", hidden_dims=HIDDEN, mixing="none", bound=2.0)
+        flow = coupling_flow(dim, 2, flow="spline", hidden_dims=HIDDEN, mixing="none", bound=2.0)
         flow = flow.double()
         x = torch.tensor([3.0, -2.5, 7.0, -4.0, 2.1], dtype=torch.float64)[:dim].expand(3, dim)
         y, ladj = _forward(list(flow), x)
@@ -262,7 +262,7 @@ def test_spline_flow_is_the_identity_outside_the_bound():
 def test_structure(kind, dim, mixing, batchnorm, context_dim):
     num_layers = 3
     flow = coupling_flow(
-        dim, num_layers, kind=kind, mixing=mixing, batchnorm=batchnorm, context_dim=context_dim
+        dim, num_layers, flow=kind, mixing=mixing, batchnorm=batchnorm, context_dim=context_dim
     )
     if dim == 1:
         coupling = PT.ConditionalSpline if context_dim else PT.Spline
@@ -297,34 +297,47 @@ def _hidden_sizes(coupling):
 
 
 def test_default_hidden_dims():
-    assert _hidden_sizes(coupling_flow(2, 1, kind="affine")[0]) == [32]
-    assert _hidden_sizes(coupling_flow(40, 1, kind="affine")[0]) == [80]
-    assert _hidden_sizes(coupling_flow(4, 1, kind="affine", hidden_dims=[5, 7])[0]) == [5, 7]
+    assert _hidden_sizes(coupling_flow(2, 1, flow="affine")[0]) == [32]
+    assert _hidden_sizes(coupling_flow(40, 1, flow="affine")[0]) == [80]
+    assert _hidden_sizes(coupling_flow(4, 1, flow="affine", hidden_dims=[5, 7])[0]) == [5, 7]
 
 
 @pytest.mark.parametrize("context_dim", [0, CONTEXT_DIM])
 def test_affine_dim_1_raises(context_dim):
     with pytest.raises(ValueError, match="dim >= 2"):
-        coupling_flow(1, 2, kind="affine", context_dim=context_dim)
+        coupling_flow(1, 2, flow="affine", context_dim=context_dim)
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"kind": "planar"},
-        {"kind": "Affine"},
+        {"flow": "planar"},
+        {"flow": "Affine"},
         {"mixing": "shuffle"},
         {"mixing": None},
-        {"num_layers": -1},
+        {"flow_layers": -1},
         {"dim": 0},
         {"context_dim": -2},
     ],
     ids=["kind-planar", "kind-case", "mixing-shuffle", "mixing-None", "layers", "dim", "context"],
 )
 def test_bad_options_raise(kwargs):
-    args = {"dim": 3, "num_layers": 2, **kwargs}
+    args = {"dim": 3, "flow_layers": 2, **kwargs}
     with pytest.raises(ValueError):
         coupling_flow(**args)
+
+
+def test_the_old_argument_names_still_work_with_a_warning():
+    with pytest.warns(FutureWarning, match="num_layers= is deprecated.*use flow_layers="):
+        old = coupling_flow(3, num_layers=2, seed=1)
+    with pytest.warns(FutureWarning, match="kind= is deprecated.*use flow="):
+        spline = coupling_flow(3, 2, kind="spline", seed=1)
+    assert [type(t) for t in old] == [type(t) for t in coupling_flow(3, 2, seed=1)]
+    assert [type(t) for t in spline] == [type(t) for t in coupling_flow(3, 2, "spline", seed=1)]
+    with pytest.raises(TypeError, match="both num_layers= and flow_layers="):
+        coupling_flow(3, 2, num_layers=2)
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['layers'\\]"):
+        coupling_flow(3, 2, layers=2)
 
 
 def _permutations(flow):
@@ -365,7 +378,7 @@ DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else [])
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_permutation_buffers_follow_device_moves(device):
-    flow = coupling_flow(4, 3, kind="affine", mixing="permute").to(device)
+    flow = coupling_flow(4, 3, flow="affine", mixing="permute").to(device)
     perms = [t for t in flow if isinstance(t, Permutation)]
     assert len(perms) == 2
     for t in perms:

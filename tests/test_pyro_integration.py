@@ -19,7 +19,7 @@ class StepModel(torch.nn.Module):
     def __init__(self, parameterization, rank, kind, context):
         super().__init__()
         self.head = MixtureHead(H, D, 3, rank, parameterization)
-        self.flow = coupling_flow(D, 2, kind=kind, hidden_dims=[8], context_dim=H if context else 0)
+        self.flow = coupling_flow(D, 2, flow=kind, hidden_dims=[8], context_dim=H if context else 0)
         self.context = context
 
     def distribution(self, feats):

@@ -4,6 +4,13 @@ from .carracing import collect_rollouts, load_rollouts
 from .digits import mnist_digits, sklearn_digits
 from .kanji import available_characters, kanji_split, kanji_strokes
 from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
+from .prepare import (
+    dequantized_steps,
+    digit_rows,
+    kanji_steps,
+    moving_mnist_steps,
+    vowels_splits,
+)
 from .preprocessing import (
     bits_per_dim,
     dequantize,
@@ -12,11 +19,13 @@ from .preprocessing import (
     logit_transform,
     pixel_nll,
 )
+from .splits import SPLITS, random_split
 from .synthetic import TASKS, banana_sequences, branching_trajectories, inverse_sine, make_task
 from .toy2d import TOY2D, toy2d
 from .vowels import japanese_vowels, japanese_vowels_statistics
 
 __all__ = [
+    "SPLITS",
     "TASKS",
     "TOY2D",
     "available_characters",
@@ -26,20 +35,26 @@ __all__ = [
     "collect_rollouts",
     "dequantize",
     "dequantize_grid",
+    "dequantized_steps",
+    "digit_rows",
     "frames_to_sequences",
     "inverse_logit_transform",
     "inverse_sine",
     "japanese_vowels",
     "japanese_vowels_statistics",
     "kanji_split",
+    "kanji_steps",
     "kanji_strokes",
     "load_rollouts",
     "logit_transform",
     "make_task",
     "mnist_digits",
     "moving_mnist",
+    "moving_mnist_steps",
     "pixel_nll",
+    "random_split",
     "sequences_to_frames",
     "sklearn_digits",
     "toy2d",
+    "vowels_splits",
 ]

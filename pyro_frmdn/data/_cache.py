@@ -6,7 +6,6 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from ..files import atomic_write
 
 __all__ = [
     "CACHE_ENV",
@@ -102,17 +103,9 @@ def _read(path: Path) -> Arrays:
 
 
 def _write(path: Path, arrays: Arrays) -> None:
-    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache folder must be readable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write ``arrays`` to ``path`` atomically, readable by everyone (a shared cache folder)."""
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def cached_arrays(

@@ -13,10 +13,8 @@ Needs ``gymnasium[box2d]`` (``pip install 'pyro-frmdn[world]'``); runs headless
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,13 +29,11 @@ from ._cache import _write
 
 __all__ = [
     "ENV_ID",
-    "add_collect_parser",
     "collect_rollouts",
     "load_rollouts",
     "make_carracing",
     "random_policy",
     "resize_frames",
-    "run_collect",
 ]
 
 ENV_ID = "CarRacing-v3"
@@ -260,37 +256,3 @@ def load_rollouts(
     )
     out["episode"] = torch.tensor(index)
     return out
-
-
-# -- the command ``pyro-frmdn collect`` --------------------------------------------------------
-
-
-def add_collect_parser(subparsers, **kwargs) -> argparse.ArgumentParser:
-    """Add the ``collect`` command to an ``argparse`` subparsers object (``kwargs`` go to its
-    ``add_parser``, e.g. a ``formatter_class``); it runs :func:`run_collect`."""
-    text = "Collect random-policy CarRacing-v3 rollouts (resumable) for world models."
-    p = subparsers.add_parser("collect", help=text, description=text, **kwargs)
-    p.add_argument("--out", required=True, help="the rollout folder")
-    p.add_argument("--episodes", type=int, default=10, help="episodes the folder should hold")
-    p.add_argument("--steps", type=int, default=1000, help="most actions per episode")
-    p.add_argument("--seed", type=int, default=0, help="seed of the collection")
-    p.add_argument("--size", type=int, default=64, help="frame side after resizing")
-    p.add_argument("--skip-frames", type=int, default=50, help="idle opening steps not recorded")
-    p.add_argument("--hold", type=int, default=5, help="steps each random action is held")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run_collect)
-    return p
-
-
-def run_collect(args: argparse.Namespace) -> int:
-    """Run ``collect`` from parsed arguments; returns the exit status (2 on a clear error)."""
-    try:
-        paths = collect_rollouts(
-            args.out, args.episodes, args.steps, args.seed, args.size, args.skip_frames,
-            args.hold, progress=not args.no_progress,
-        )  # fmt: skip
-    except (ImportError, ValueError, OSError) as e:
-        print(f"pyro-frmdn collect: error: {e}", file=sys.stderr)
-        return 2
-    print(f"{len(paths)} episodes in {args.out}")
-    return 0

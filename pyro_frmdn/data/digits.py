@@ -21,18 +21,19 @@ import torch
 from torch import Tensor
 
 from ._cache import Arrays, cached_arrays, check_array, require
+from .splits import SPLITS, random_split
 
 __all__ = ["SPLITS", "mnist_digits", "sklearn_digits", "split_indices"]
 
-SPLITS = ("train", "validation", "test")
-FRACTIONS = (0.8, 0.1, 0.1)
+FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 SPLIT_SEED = 0
 
 
 def split_indices(labels: np.ndarray, split: str, seed: int = SPLIT_SEED) -> np.ndarray:
     """Sorted indices of one split of ``labels``, stratified by label: 80/10/10, disjoint.
 
-    Within each class the indices are shuffled by ``seed`` and cut at 80% and 90%.
+    Within each class the indices are shuffled by ``seed`` and cut at 80% and 90%
+    (:func:`~pyro_frmdn.data.splits.random_split`).
 
     Example:
         >>> labels = np.repeat(np.arange(2), 10)
@@ -41,14 +42,7 @@ def split_indices(labels: np.ndarray, split: str, seed: int = SPLIT_SEED) -> np.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = np.random.default_rng(seed)
-    part = SPLITS.index(split)
-    chosen = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        cuts = np.round(np.cumsum(FRACTIONS)[:-1] * len(idx)).astype(int)
-        chosen.append(np.split(idx, cuts)[part])
-    return np.sort(np.concatenate(chosen))
+    return random_split(len(labels), FRACTIONS, seed, labels)[split]
 
 
 def _mnist_arrays(cache_dir: str | Path | None) -> Arrays:

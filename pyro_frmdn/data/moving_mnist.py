@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from ._cache import Arrays, cached_arrays, check_array
-from .digits import SPLITS, _mnist_arrays, split_indices
+from .digits import _mnist_arrays, split_indices
+from .splits import SPLITS
 
 __all__ = ["FRAME_SIZES", "frames_to_sequences", "moving_mnist", "sequences_to_frames"]
 

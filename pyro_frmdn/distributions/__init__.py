@@ -1,23 +1,39 @@
 """Per-step observation distributions of FRMDN: pure math on tensors, no networks."""
 
 from .binary import WithBernoulli
+from .boosted import (
+    RHO_MAX,
+    BoostedGuideDistribution,
+    BoostedMixtureDistribution,
+    check_rho,
+    log_weights_from_rho,
+    rho_from_log_weights,
+)
 from .flow_mixture import FlowTransformedDistribution, clear_transform_cache, flow_mixture
+from .logistic import DiscretizedLogistic
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 from .mixture import PARAMETERIZATIONS, components, low_rank_mixture, positive
 from .temperature import SCALE_MODES, graves_bias, temper
 
 __all__ = [
     "PARAMETERIZATIONS",
+    "RHO_MAX",
     "SCALE_MODES",
+    "BoostedGuideDistribution",
+    "BoostedMixtureDistribution",
+    "DiscretizedLogistic",
     "FlowTransformedDistribution",
     "LowRankCovarianceMultivariateNormal",
     "LowRankPrecisionMultivariateNormal",
     "WithBernoulli",
+    "check_rho",
     "clear_transform_cache",
     "components",
     "flow_mixture",
     "graves_bias",
+    "log_weights_from_rho",
     "low_rank_mixture",
     "positive",
+    "rho_from_log_weights",
     "temper",
 ]

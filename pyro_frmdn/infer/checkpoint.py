@@ -52,7 +52,11 @@ def load_model_checkpoint(path: str | os.PathLike, model, map_location="cpu") ->
     match it exactly, or a ValueError says what the checkpoint holds.
     """
     state = load_checkpoint(path, map_location=map_location)
-    if state.get("model_class") != type(model).__name__ or state.get("config") != model.config:
+    saved = state.get("config")
+    upgrade = getattr(model, "upgrade_config", None)
+    if isinstance(saved, dict) and upgrade is not None:
+        saved = upgrade(saved)  # keys renamed since the checkpoint was written
+    if state.get("model_class") != type(model).__name__ or saved != model.config:
         raise ValueError(
             f"checkpoint {path} was written by {state.get('model_class')} with config "
             f"{state.get('config')}, not by this {type(model).__name__} with config {model.config}"

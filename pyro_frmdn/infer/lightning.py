@@ -19,7 +19,16 @@ from pyro.infer import Trace_ELBO
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .training import History, _arg_names, _as_kwargs, _Batches, _count, _forget_params, _to
+from .engine import (
+    Batches,
+    History,
+    arg_names,
+    as_kwargs,
+    clip_gradients,
+    count_steps,
+    forget_params,
+    to_device,
+)
 
 try:
     import lightning
@@ -53,8 +62,10 @@ class SVILightningModule(lightning.LightningModule):
     Arguments:
         model: an ``nn.Module`` with ``model``, ``guide`` and ``log_prob`` (MDN, RMDN, FRMDN...).
         lr: the learning rate of the default optimizer, ``torch.optim.Adam``.
-        clip_norm: clip the global gradient norm to this (``None``: no clipping) unless the
-            Trainer sets ``gradient_clip_val`` itself.
+        clip_norm, clip_value: clip the global gradient norm to ``clip_norm`` and clamp each
+            gradient element to ``[-clip_value, clip_value]`` (``None``: not), as ``fit`` does
+            (:func:`~pyro_frmdn.infer.engine.clip_gradients`), unless the Trainer sets
+            ``gradient_clip_val`` itself.
         optimizer: a factory ``params -> torch.optim.Optimizer`` instead of Adam.
 
     Example:
@@ -73,16 +84,18 @@ class SVILightningModule(lightning.LightningModule):
         lr: float = 1e-3,
         clip_norm: float | None = 10.0,
         optimizer: OptimizerFactory | None = None,
+        clip_value: float | None = None,
     ):
         super().__init__()
         self.model = model
         self.elbo = Trace_ELBO()(model.model, model.guide)  # ELBOModule: forward -> loss
         self.lr, self.clip_norm, self.optimizer_factory = lr, clip_norm, optimizer
-        self.names = _arg_names(model)
+        self.clip_value = clip_value
+        self.names = arg_names(model)
         self.history = History()
 
     def _kwargs(self, batch) -> dict:
-        return {k: v for k, v in _as_kwargs(batch, self.names).items() if v is not None}
+        return {k: v for k, v in as_kwargs(batch, self.names).items() if v is not None}
 
     @torch.no_grad()
     def initialize(self, batch) -> None:
@@ -95,7 +108,7 @@ class SVILightningModule(lightning.LightningModule):
         """
         prefix = getattr(self.model, "name", None)
         if prefix is not None:
-            _forget_params(prefix)
+            forget_params(prefix)
         kwargs = self._kwargs(batch)
         trace = poutine.trace(self.elbo, param_only=True).get_trace(**kwargs)
         own = {id(p) for p in self.parameters()}
@@ -114,7 +127,7 @@ class SVILightningModule(lightning.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         kwargs = self._kwargs(batch)
-        count = _count(kwargs)
+        count = count_steps(kwargs)
         loss = self.elbo(**kwargs) / count
         # the epoch mean, weighted by steps and reduced over processes, is the NLL per step
         self.log(
@@ -129,7 +142,7 @@ class SVILightningModule(lightning.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> Tensor:
         kwargs = self._kwargs(batch)
-        count = _count(kwargs)
+        count = count_steps(kwargs)
         nll = -self.model.log_prob(**kwargs).sum() / count
         self.log("val_nll", nll, on_epoch=True, batch_size=count, sync_dist=True, prog_bar=True)
         return nll
@@ -159,9 +172,10 @@ class SVILightningModule(lightning.LightningModule):
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
     ) -> None:
         # after backward: under DDP the gradients are already averaged, so every rank clips alike
-        if gradient_clip_val is None and self.clip_norm is not None:
-            gradient_clip_val, gradient_clip_algorithm = self.clip_norm, "norm"
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_val is not None:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        else:
+            clip_gradients(self.parameters(), self.clip_norm, self.clip_value)
 
     def get_extra_state(self) -> dict:
         # travels with the state_dict, which spawn-based strategies send back to the main process
@@ -188,7 +202,7 @@ class _RowsDataset(Dataset):
 def _loader(data, names: list[str], batch_size: int, shuffle: bool) -> DataLoader:
     if isinstance(data, DataLoader):
         return data
-    rows = _Batches(data, names, batch_size, shuffle, None).data  # checked: same lengths, not empty
+    rows = Batches(data, names, batch_size, shuffle, None).data  # checked: same lengths, not empty
     return DataLoader(_RowsDataset(rows), batch_size=batch_size, shuffle=shuffle)
 
 
@@ -203,6 +217,7 @@ def fit_lightning(
     clip_norm: float | None = 10.0,
     optimizer: OptimizerFactory | None = None,
     trainer_kwargs: dict | None = None,
+    clip_value: float | None = None,
     seed: int = 0,
 ) -> History:
     """Fit a model's ``model``/``guide`` pair with SVI (``Trace_ELBO``) under a Lightning Trainer.
@@ -220,7 +235,7 @@ def fit_lightning(
             order of its arguments, a dict of them by name (``{"y": y, "mask": mask}``), or a
             ``DataLoader`` yielding any of these.
         epochs, batch_size: passes over ``train`` and the minibatch size per process.
-        lr, clip_norm, optimizer: see :class:`SVILightningModule`.
+        lr, clip_norm, clip_value, optimizer: see :class:`SVILightningModule`.
         trainer_kwargs: overrides of the :class:`lightning.Trainer` arguments, e.g.
             ``{"accelerator": "gpu", "devices": 4, "num_nodes": 2, "strategy": "ddp"}``. Defaults:
             ``accelerator="auto"``, ``devices="auto"``, ``strategy="auto"``, no logger, no
@@ -234,12 +249,14 @@ def fit_lightning(
     if epochs < 0 or batch_size < 1:
         raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
     lightning.seed_everything(seed, verbose=False)
-    names = _arg_names(model)
+    names = arg_names(model)
     train_loader = _loader(train, names, batch_size, shuffle=True)
     val_loader = None if val is None else _loader(val, names, max(batch_size, 256), shuffle=False)
-    module = SVILightningModule(model, lr=lr, clip_norm=clip_norm, optimizer=optimizer)
-    first = _as_kwargs(next(iter(train_loader)), names)
-    module.initialize(_to(first, next(model.parameters()).device))
+    module = SVILightningModule(
+        model, lr=lr, clip_norm=clip_norm, optimizer=optimizer, clip_value=clip_value
+    )
+    first = as_kwargs(next(iter(train_loader)), names)
+    module.initialize(to_device(first, next(model.parameters()).device))
     kwargs = dict(
         max_epochs=epochs,
         accelerator="auto",

@@ -1,32 +1,23 @@
 """Pyro programs: MDN, RMDN, FRMDN, boosted flows and world models."""
 
-from .boosted import (
+from ..distributions import (  # re-exported here as before; their home is distributions
     RHO_MAX,
-    BoostedFlow,
-    BoostedFRMDN,
     BoostedGuideDistribution,
-    BoostedGuideFlow,
-    BoostedMixture,
     BoostedMixtureDistribution,
-    BoostingComponent,
-    FlowComponent,
     log_weights_from_rho,
     rho_from_log_weights,
 )
+from ..nn import BoostedGuideFlow  # re-exported here as before; its home is nn
+from .base import MODEL_FORMAT, PyroModel, check_contract, load, model_classes
+from .boosted import BoostedMixture, BoostingComponent
+from .boosted_flow import BoostedFlow, FlowComponent
+from .boosted_frmdn import BoostedFRMDN
+from .dream import Dream, dream
 from .frmdn import CELLS, FRMDN, RMDN, greedy, pad_sequences
 from .mdn import MDN
 from .sequence import SequenceDistribution, shift_actions
 from .validation import check_finite, check_mask, check_sequences
-from .world import (
-    DECODERS,
-    GUIDE_FLOWS,
-    PRIORS,
-    Dream,
-    WorldModel,
-    dream,
-    evaluate_bounds,
-    save_dream,
-)
+from .world import DECODERS, GUIDE_FLOWS, PRIORS, WorldModel
 
 __all__ = [
     "CELLS",
@@ -34,6 +25,7 @@ __all__ = [
     "FRMDN",
     "GUIDE_FLOWS",
     "MDN",
+    "MODEL_FORMAT",
     "PRIORS",
     "RHO_MAX",
     "RMDN",
@@ -46,17 +38,19 @@ __all__ = [
     "BoostingComponent",
     "Dream",
     "FlowComponent",
+    "PyroModel",
     "SequenceDistribution",
     "WorldModel",
+    "check_contract",
     "check_finite",
     "check_mask",
     "check_sequences",
     "dream",
-    "evaluate_bounds",
     "greedy",
+    "load",
     "log_weights_from_rho",
+    "model_classes",
     "pad_sequences",
     "rho_from_log_weights",
-    "save_dream",
     "shift_actions",
 ]

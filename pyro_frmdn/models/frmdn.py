@@ -6,9 +6,11 @@ import pyro
 import torch
 from torch import Tensor, nn
 
+from ..deprecation import refuse_unknown, renamed
 from ..distributions import FlowTransformedDistribution, WithBernoulli, flow_mixture, temper
 from ..flows import coupling_flow
 from ..nn import MixtureHead
+from .base import PyroModel
 from .validation import check_finite, check_sequences
 
 __all__ = ["CELLS", "FRMDN", "RMDN", "greedy", "pad_sequences"]
@@ -55,7 +57,7 @@ def pad_sequences(sequences: list[Tensor], max_len: int | None = None) -> tuple[
     return y, mask
 
 
-class FRMDN(nn.Module):
+class FRMDN(PyroModel):
     r"""Flow-based recurrent mixture density network (Razavi, Hosseini & Behzad 2020).
 
     .. math::
@@ -78,7 +80,7 @@ class FRMDN(nn.Module):
         obs_dim: D, the size of :math:`y_t`.
         input_dim: X, the size of optional inputs :math:`x_t` (text, actions); 0 for none.
         hidden_dim, num_layers, cell: the RNN (``"lstm"`` or ``"gru"``).
-        num_components, rank, parameterization, factor, min_diag: the mixture head
+        num_components, rank, parameterization, factor_mode, min_diag: the mixture head
             (:class:`~pyro_frmdn.nn.MixtureHead`).
         flow_layers, flow, flow_hidden_dims, conditional_flow, mixing: the flow
             (:func:`~pyro_frmdn.flows.coupling_flow`); ``flow="affine"`` or ``"spline"``.
@@ -94,6 +96,8 @@ class FRMDN(nn.Module):
         torch.Size([2, 5, 3])
     """
 
+    renamed_config_keys = {"factor": "factor_mode"}  # before 0.2
+
     def __init__(
         self,
         obs_dim: int,
@@ -104,7 +108,7 @@ class FRMDN(nn.Module):
         num_components: int = 5,
         rank: int = 0,
         parameterization: str = "covariance",
-        factor: str = "per_step",
+        factor_mode: str = "per_step",
         flow_layers: int = 4,
         flow: str = "affine",
         conditional_flow: bool = False,
@@ -113,8 +117,12 @@ class FRMDN(nn.Module):
         min_diag: float = 1e-4,
         binary_dims: int = 0,
         name: str = "frmdn",
+        **deprecated,
     ):
         super().__init__()
+        if "factor" in deprecated:
+            factor_mode = renamed("FRMDN", deprecated, "factor", "factor_mode")
+        refuse_unknown("FRMDN", deprecated)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {tuple(CELLS)}, got {cell!r}")
         if obs_dim < 1 or input_dim < 0 or hidden_dim < 1 or num_layers < 1:
@@ -133,7 +141,7 @@ class FRMDN(nn.Module):
             num_components=num_components,
             rank=rank,
             parameterization=parameterization,
-            factor=factor,
+            factor_mode=factor_mode,
             flow_layers=flow_layers,
             flow=flow,
             conditional_flow=conditional_flow,
@@ -150,13 +158,19 @@ class FRMDN(nn.Module):
         self.rnn = CELLS[cell](obs_dim + input_dim, hidden_dim, num_layers, batch_first=True)
         self.start = nn.Parameter(torch.zeros(obs_dim))  # stands for y_0
         self.head = MixtureHead(
-            hidden_dim, continuous_dim, num_components, rank, parameterization, factor, min_diag
+            hidden_dim,
+            continuous_dim,
+            num_components,
+            rank,
+            parameterization,
+            factor_mode,
+            min_diag,
         )
         self.bits = nn.Linear(hidden_dim, binary_dims) if binary_dims else None
         self.flow = coupling_flow(
             continuous_dim,
             flow_layers,
-            kind=flow,
+            flow=flow,
             hidden_dims=flow_hidden_dims,
             mixing=mixing,
             context_dim=hidden_dim if self.conditional_flow else 0,
@@ -245,19 +259,20 @@ class FRMDN(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        num_sequences: int,
-        steps: int,
+        num: int | None = None,
+        steps: int | None = None,
         x: Tensor | None = None,
         prime: Tensor | None = None,
         pi_temperature: float = 1.0,
         scale_temperature: float = 1.0,
         scale_mode: str = "variance",
         greedy_decoding: bool = False,
+        **deprecated,
     ) -> Tensor:
-        """Generate ``(num_sequences, steps, D)`` by running the RNN on its own samples.
+        """Generate ``(num, steps, D)`` by running the RNN on its own samples.
 
         Arguments:
-            num_sequences: N.
+            num: N, the number of sequences (``num`` before version 0.2).
             steps: how many values to generate after the prime.
             x: inputs for every step, the prime's included: (N, P + steps, X).
             prime: a prefix (N, P, D) (or (P, D), shared) to condition on; not returned.
@@ -266,19 +281,23 @@ class FRMDN(nn.Module):
             greedy_decoding: take the mean of the most likely component at each step instead of
                 a sample (see :func:`greedy`).
         """
+        num = renamed("FRMDN.sample", deprecated, "num_sequences", "num", num)
+        refuse_unknown("FRMDN.sample", deprecated)
+        if num is None or steps is None:
+            raise TypeError("FRMDN.sample needs num (sequences) and steps")
         p = 0 if prime is None else prime.shape[-2]
         if prime is not None:
-            prime = prime.to(self.device).expand(num_sequences, p, self.obs_dim)
+            prime = prime.to(self.device).expand(num, p, self.obs_dim)
             check_finite("prime", prime)
             self._check_bits(prime, None)
         if self.input_dim:
-            if x is None or x.shape[:2] != (num_sequences, p + steps):
+            if x is None or x.shape[:2] != (num, p + steps):
                 shape = None if x is None else tuple(x.shape)
                 raise ValueError(
-                    f"x must have shape {(num_sequences, p + steps, self.input_dim)}, got {shape}"
+                    f"x must have shape {(num, p + steps, self.input_dim)}, got {shape}"
                 )
             x = x.to(self.device)
-        state, y_prev, out = self.initial_state(num_sequences), None, []
+        state, y_prev, out = self.initial_state(num), None, []
         for t in range(p + steps):
             d, state = self.step(state, y_prev, None if x is None else x[:, t])
             if t < p:

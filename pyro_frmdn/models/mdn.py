@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pyro
 import torch
 from torch import Tensor, nn
 
+from ..deprecation import refuse_unknown, renamed
 from ..distributions import temper
 from ..nn import MixtureHead
+from .base import PyroModel
 from .frmdn import greedy
 from .validation import check_finite
 
 __all__ = ["MDN"]
 
 
-class MDN(nn.Module):
+class MDN(PyroModel):
     r"""Conditional density p(y | x) as a Gaussian mixture whose parameters an MLP gives.
 
     .. math:: p(y \mid x) = \sum_k \pi_k(x)\, \mathcal N(y; \mu_k(x), \Sigma_k(x))
@@ -102,13 +106,29 @@ class MDN(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        x: Tensor,
-        num_samples: int = 1,
+        num: int | Tensor = 1,
+        x: Tensor | None = None,
         pi_temperature: float = 1.0,
         scale_temperature: float = 1.0,
         greedy_decoding: bool = False,
+        **deprecated,
     ) -> Tensor:
-        """Draws of y for each row of x: (num_samples, N, D), or the greedy mode (N, D)."""
+        """``num`` draws of y for each row of ``x`` (N, X): (num, N, D); or the greedy mode (N, D).
+
+        (The order ``sample(x, num_samples)`` of earlier releases still works, with a warning.)
+        """
+        if isinstance(num, Tensor):
+            warnings.warn(
+                "MDN.sample(x, num_samples) is deprecated: the number comes first, sample(num, x)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            num, x = (1 if x is None else x), num
+        if "num_samples" in deprecated:
+            num = renamed("MDN.sample", deprecated, "num_samples", "num")
+        refuse_unknown("MDN.sample", deprecated)
+        if x is None:
+            raise ValueError("MDN.sample needs the inputs x (N, X) to draw y for")
         self._check(x)
         d = temper(self.distribution(x), pi_temperature, scale_temperature)
-        return greedy(d) if greedy_decoding else d.sample((num_samples,))
+        return greedy(d) if greedy_decoding else d.sample((num,))

@@ -17,36 +17,28 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import pyro
 import pyro.distributions as dist
-import pyro.distributions.transforms as PT
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.distributions.conditional import ConditionalTransformModule
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from ..flows import Permutation
 from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, SpriteDecoder, check_frame_shape
-from .boosted import BoostedGuideFlow
+from .base import PyroModel
 from .frmdn import FRMDN
 from .sequence import SequenceDistribution, shift_actions
-from .validation import check_finite, check_mask
+from .world_guide import (
+    GUIDE_FLOWS,
+    amortized_posterior,
+    backward_context,
+    build_guide,
+    posterior_code,
+)
+from .world_inputs import check_frames, check_inputs
 
-__all__ = [
-    "DECODERS",
-    "GUIDE_FLOWS",
-    "PRIORS",
-    "Dream",
-    "WorldModel",
-    "dream",
-    "evaluate_bounds",
-    "save_dream",
-]
+__all__ = ["DECODERS", "GUIDE_FLOWS", "PRIORS", "WorldModel"]
 
 DECODERS = ("conv", "sprites")
 """Frame decoders: ``"conv"``, transposed convolutions from the whole latent
@@ -64,10 +56,8 @@ mixture, World Models' MDN-RNN), a single Gaussian transition (DMM-like) and ``"
 dynamics, :math:`z_t \\sim \\mathcal N(0, I)` independently (a plain VAE, the first stage of the
 two-stage recipe)."""
 
-GUIDE_FLOWS = (None, "iaf", "boosted")
 
-
-class WorldModel(nn.Module):
+class WorldModel(PyroModel):
     r"""A VAE over frames whose latent sequence has FRMDN dynamics conditioned on actions.
 
     Generative model (:meth:`model`), for frames ``(B, T, C, H, W)`` and actions ``(B, T, A)``
@@ -114,7 +104,7 @@ class WorldModel(nn.Module):
         prior_options: keyword arguments of the named prior's FRMDN that override
             :data:`PRIORS` (e.g. ``{"rank": 2, "cell": "gru"}``).
         guide_flow: ``None``, ``"iaf"`` (conditional affine autoregressive layers) or
-            ``"boosted"`` (:class:`~pyro_frmdn.models.BoostedGuideFlow`).
+            ``"boosted"`` (:class:`~pyro_frmdn.nn.BoostedGuideFlow`).
         guide_flow_layers, guide_components: layers of that flow, components of the boosted one.
         backward_rnn: condition the guide on a GRU run backwards over the frames' features.
         rnn_dim: that GRU's size.
@@ -193,23 +183,9 @@ class WorldModel(nn.Module):
         self.backward_rnn = nn.GRU(features, rnn_dim, batch_first=True) if backward_rnn else None
         context = features + (rnn_dim if backward_rnn else 0)
         self.min_scale, self.guide_flow_kind = min_scale, guide_flow
-        flow_hidden = [max(32, 2 * latent_dim)]
-        if guide_flow == "boosted":
-            self.guide_head = None
-            self.guide_flow = BoostedGuideFlow(
-                latent_dim, context, guide_components, guide_flow_layers, hidden_dims=flow_hidden,
-                min_scale=min_scale,
-            )  # fmt: skip
-        else:
-            self.guide_head = nn.Linear(context, 2 * latent_dim)
-            layers = []
-            for i in range(guide_flow_layers if guide_flow == "iaf" else 0):
-                if i:  # reverse the order between autoregressive layers
-                    layers.append(Permutation(torch.arange(latent_dim - 1, -1, -1)))
-                layers.append(
-                    PT.conditional_affine_autoregressive(latent_dim, context, flow_hidden)
-                )
-            self.guide_flow = nn.ModuleList(layers)
+        self.guide_head, self.guide_flow = build_guide(
+            guide_flow, latent_dim, context, guide_flow_layers, guide_components, min_scale
+        )
 
         self.reward_head = self._head(2) if reward else None
         self.done_head = self._head(1) if done else None
@@ -271,7 +247,7 @@ class WorldModel(nn.Module):
         """Rebuild a model (untrained) from its ``config``, e.g. one saved in a checkpoint."""
         kwargs = {k: v for k, v in config.items() if k != "prior_config"}
         if kwargs.get("prior") == "custom":
-            kwargs["prior"] = FRMDN(**config["prior_config"])
+            kwargs["prior"] = FRMDN.from_config(config["prior_config"])
         return cls(**kwargs)
 
     def with_prior(self, prior: FRMDN) -> WorldModel:
@@ -302,56 +278,11 @@ class WorldModel(nn.Module):
 
     def _check_frames(self, frames, mask):
         """Validate frames and mask; return frames as floats (masked ones zeroed) and the mask."""
-        shape = ("batch", "time", *self.frame_shape)
-        if not isinstance(frames, Tensor) or frames.dim() != 5:
-            got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-            raise ValueError(f"frames must be a tensor of shape {shape}, got {got}")
-        if tuple(frames.shape[2:]) != self.frame_shape:
-            raise ValueError(
-                f"frames have shape {tuple(frames.shape)}; the model was built for {shape}"
-            )
-        b, t = frames.shape[:2]
-        if b == 0 or t == 0:
-            raise ValueError(f"frames are empty: shape {tuple(frames.shape)}")
-        if mask is not None:
-            mask = check_mask(mask, (b, t), "frames")
-            zero = torch.zeros((), dtype=frames.dtype, device=frames.device)
-            frames = torch.where(mask.reshape(b, t, 1, 1, 1), frames, zero)
-        return self.pixels.prepare(frames).to(self.guide_dtype), mask
+        return check_frames(self, frames, mask)
 
     def _check(self, frames, actions, mask, rewards, dones):
         """Validate the inputs; return them with masked steps zeroed and frames as floats."""
-        frames, mask = self._check_frames(frames, mask)
-        b, t = frames.shape[:2]
-        dtype = frames.dtype
-
-        def per_step(name, value, trailing):
-            if value is None:
-                return None
-            if value.shape != (b, t, *trailing):
-                raise ValueError(
-                    f"{name} must have shape {(b, t, *trailing)}, got {tuple(value.shape)}"
-                )
-            value = value.to(dtype)
-            if mask is not None:
-                value = value.masked_fill(~mask.reshape(b, t, *([1] * len(trailing))), 0.0)
-            check_finite(name, value)
-            return value
-
-        if self.action_dim and actions is None:
-            raise ValueError(f"the model was built with action_dim={self.action_dim}: pass actions")
-        if not self.action_dim and actions is not None:
-            raise ValueError("actions were given but the model was built with action_dim=0")
-        actions = per_step("actions", actions, (self.action_dim,))
-        if rewards is not None and self.reward_head is None:
-            raise ValueError("rewards were given but the model has no reward head (reward=True)")
-        if dones is not None and self.done_head is None:
-            raise ValueError("dones were given but the model has no done head (done=True)")
-        rewards = per_step("rewards", rewards, ())
-        dones = per_step("dones", dones, ())
-        if dones is not None and not bool(((dones == 0) | (dones == 1)).all()):
-            raise ValueError("dones must be 0/1 (or bool)")
-        return frames, actions, mask, rewards, dones
+        return check_inputs(self, frames, actions, mask, rewards, dones)
 
     # -- the pieces of the model and the guide -------------------------------------------------
 
@@ -376,32 +307,12 @@ class WorldModel(nn.Module):
         e = F.relu(self.encoder(frames))
         if self.backward_rnn is None:
             return e
-        b, t, _ = e.shape
-        steps = torch.arange(t, device=e.device)
-        if mask is None:
-            length = torch.full((b, 1), t, device=e.device)
-        else:
-            length = (mask * (steps + 1)).amax(1, keepdim=True)  # last unmasked step + 1
-        index = torch.where(steps < length, length - 1 - steps, steps)  # reverse within length
-        reverse = e.gather(1, index[..., None].expand_as(e))
-        g = self.backward_rnn(reverse)[0]
-        g = g.gather(1, index[..., None].expand(b, t, g.shape[-1]))
-        return torch.cat([e, g], dim=-1)
+        return backward_context(e, self.backward_rnn, mask)
 
     def step_posterior(self, frames: Tensor, mask: Tensor | None = None):
         """:math:`q(z_t \\mid x)` per frame: batch ``(B, T)``, event ``(D,)`` (checked inputs)."""
         context = self._context(frames, mask)
-        if self.guide_head is None:
-            return self.guide_flow(context)
-        loc, raw = self.guide_head(context).chunk(2, dim=-1)
-        q = dist.Normal(loc, F.softplus(raw) + self.min_scale).to_event(1)
-        if len(self.guide_flow) == 0:
-            return q
-        flow = [
-            t.condition(context) if isinstance(t, ConditionalTransformModule) else t
-            for t in self.guide_flow
-        ]
-        return dist.TransformedDistribution(q, flow)
+        return amortized_posterior(context, self.guide_head, self.guide_flow, self.min_scale)
 
     def posterior(self, frames: Tensor, mask: Tensor | None = None):
         """:math:`q(z_{1:T} \\mid x)`: batch ``(B,)``, event ``(T, D)``, masked steps unscored."""
@@ -514,233 +425,35 @@ class WorldModel(nn.Module):
             q = self.guide_flow.components[best](context)
         else:
             q = self.step_posterior(frames, mask)
-        if not isinstance(q, dist.TransformedDistribution):
-            return q.mean
-        z = q.base_dist.mean
-        for transform in q.transforms:
-            z = transform(z)
-        return z
+        return posterior_code(q)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
         """Frames to show, ``(..., C, H, W)`` in ``[0, 1]``, for latents ``(..., D)``."""
         return self.pixels.frame(self.decoder(z))
 
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        steps: int,
+        actions: Tensor | None = None,
+        pi_temperature: float = 1.0,
+        scale_temperature: float = 1.0,
+    ) -> Tensor:
+        """``num`` videos of ``steps`` frames from the prior, decoded: ``(num, steps, C, H, W)``.
 
-# -- dreams -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Dream:
-    """What :func:`dream` returns (``B`` sequences of ``S`` dreamed steps)."""
-
-    frames: Tensor  # (B, S, C, H, W) in [0, 1]
-    latents: Tensor  # (B, S, D)
-    rewards: Tensor | None = None  # (B, S) predicted mean rewards
-    dones: Tensor | None = None  # (B, S) probabilities of the episode ending
-
-
-@torch.no_grad()
-def dream(
-    world_model: WorldModel,
-    frames: Tensor,
-    actions: Tensor | None = None,
-    steps: int = 16,
-    pi_temperature: float = 1.0,
-    scale_temperature: float = 1.0,
-) -> Dream:
-    r"""Roll the latent dynamics forward from encoded frames, and decode ("dreaming", Ha &
-    Schmidhuber 2018).
-
-    The ``P`` given frames are encoded (:meth:`WorldModel.encode`) and prime the prior's RNN;
-    then ``steps`` latents are drawn from :math:`p(z_t \mid z_{<t}, a_{<t})` with the
-    temperatures of :func:`~pyro_frmdn.distributions.temper` (World Models' convention: logits
-    divided by ``pi_temperature``, covariances multiplied by ``scale_temperature``, in the flow's
-    base space), and decoded.
-
-    Arguments:
-        world_model: a :class:`WorldModel` with dynamics (not ``prior="normal"``).
-        frames: the context ``(B, P, C, H, W)``.
-        actions: ``(B, P + steps, A)`` (longer is cut): the action after each context frame and
-            each dreamed one (the last is read only by the reward and done heads).
-        steps: how many frames to dream.
-    """
-    wm = world_model
-    if wm.prior is None:
-        raise ValueError("a world model with prior='normal' has no dynamics to dream with")
-    if frames.dim() != 5 or frames.shape[1] < 1:
-        raise ValueError(f"frames must have shape (B, P >= 1, C, H, W), got {tuple(frames.shape)}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    b, p = frames.shape[:2]
-    frames = frames.to(wm.device)
-    if wm.action_dim:
-        if (
-            actions is None
-            or actions.dim() != 3
-            or actions.shape[0] != b
-            or actions.shape[1] < p + steps
-        ):
-            shape = None if actions is None else tuple(actions.shape)
+        ``actions`` ``(num, steps, A)`` when the model takes them; the temperatures as in
+        :func:`~pyro_frmdn.dream` (which starts from encoded frames instead).
+        """
+        if (actions is None) != (self.action_dim == 0):
             raise ValueError(
-                f"actions must have shape ({b}, >= {p + steps}, {wm.action_dim}), got {shape}"
+                f"actions (num, steps, {self.action_dim}) are needed iff action_dim > 0"
             )
-        actions = actions[:, : p + steps].to(wm.device, wm.guide_dtype)
-        check_finite("actions", actions)
-    elif actions is not None:
-        raise ValueError("actions were given but the model was built with action_dim=0")
-    was_training = wm.training
-    wm.eval()
-    try:
-        prime = wm.encode(frames)
-        x = None if actions is None else shift_actions(actions)
-        z = wm.prior.sample(
-            b, steps, x=x, prime=prime,
-            pi_temperature=pi_temperature, scale_temperature=scale_temperature,
-        )  # fmt: skip
-        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None)
-        out = Dream(wm.decode(z), z)
-        if "reward" in heads:
-            out.rewards = heads["reward"].base_dist.mean
-        if "done" in heads:
-            out.dones = heads["done"].base_dist.probs
-        return out
-    finally:
-        wm.train(was_training)
-
-
-def _to_uint8(frames: Tensor):
-    """(N, T, C, H, W) in [0, 1] -> numpy (N, T, H, W, 3) uint8."""
-    x = frames.detach().float().clamp(0, 1).cpu()
-    if x.shape[2] == 1:
-        x = x.expand(-1, -1, 3, -1, -1)
-    return (x.permute(0, 1, 3, 4, 2) * 255).round().byte().numpy()
-
-
-def save_dream(
-    path, dreamed: Tensor, real: Tensor | None = None, fps: int = 8, scale: int = 3, num: int = 4
-) -> tuple[Path, Path]:
-    """Save dreamed frames beside the real future: ``path.gif`` (animated, real above, dream
-    below, one column per sequence) and ``path.png`` (a strip: for each sequence a row of real
-    frames and a row of dreamed ones).
-
-    Arguments:
-        path: the file stem (any suffix is replaced).
-        dreamed: ``(B, S, C, H, W)`` in ``[0, 1]`` (``Dream.frames``).
-        real: the real frames of the same steps, same shape, or ``None``.
-        fps, scale: GIF frame rate and pixel upscaling.
-        num: the first ``num`` sequences are shown.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from PIL import Image
-
-    if real is not None and real.shape[:2] != dreamed.shape[:2]:
-        raise ValueError(f"real {tuple(real.shape)} and dreamed {tuple(dreamed.shape)} differ")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [("dream", _to_uint8(dreamed[:num]))]
-    if real is not None:
-        rows.insert(0, ("real", _to_uint8(real[:num])))
-    n, steps = rows[0][1].shape[:2]
-    pad = lambda a: np.pad(a, ((1, 1), (1, 1), (0, 0)), constant_values=255)  # noqa: E731
-    images = []
-    for s in range(steps):
-        grid = np.concatenate(
-            [np.concatenate([pad(a[i, s]) for i in range(n)], 1) for _, a in rows], 0
-        )
-        images.append(
-            Image.fromarray(grid).resize(
-                (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
-            )
-        )
-    gif = path.with_suffix(".gif")
-    images[0].save(gif, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-
-    fig, axes = plt.subplots(
-        n * len(rows), steps, figsize=(0.8 * steps, 0.8 * n * len(rows)), squeeze=False
-    )
-    for i in range(n):
-        for r, (label, a) in enumerate(rows):
-            for s in range(steps):
-                ax = axes[i * len(rows) + r, s]
-                ax.imshow(a[i, s], interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if s == 0:
-                    ax.set_ylabel(f"{label} {i}", fontsize=7)
-                if i == 0 and r == 0:
-                    ax.set_title(f"t+{s + 1}", fontsize=7)
-    fig.tight_layout(pad=0.2)
-    png = path.with_suffix(".png")
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-    return gif, png
-
-
-# -- held-out bounds ----------------------------------------------------------------------------
-
-_ARGS = ("frames", "actions", "mask", "rewards", "dones")
-
-
-def evaluate_bounds(
-    world_model: WorldModel,
-    data,
-    num_samples: int = 64,
-    batch_size: int = 16,
-    chunk_size: int = 16,
-    progress: bool = False,
-) -> dict:
-    r"""Held-out ELBO and importance-weighted bound per frame, in nats (higher is better).
-
-    Each sequence gets ``k = num_samples`` draws of the guide; the ELBO is the mean of the
-    log-weights, the IWAE bound :math:`\log \frac1k \sum_i w_i`; both are summed over sequences
-    and divided by the number of unmasked frames. For discrete pixel likelihoods
-    (``"logistic"``, ``"bernoulli"``) the bounds are also given in bits per dimension
-    (:math:`-\text{bound} / (C H W \ln 2)`, an upper bound on the code length).
-
-    Arguments:
-        data: frames ``(N, T, C, H, W)``, a tuple in the order of :meth:`WorldModel.model`'s
-            arguments, or a dict of them by name.
-        num_samples, batch_size, chunk_size: k, sequences per batch, draws decoded at a time.
-
-    Returns:
-        ``{"elbo", "iwae", "frames", "num_samples"}`` and, for discrete pixels,
-        ``"elbo_bits_per_dim"`` and ``"iwae_bits_per_dim"``.
-    """
-    if isinstance(data, Tensor):
-        data = (data,)
-    if isinstance(data, (tuple, list)):
-        data = dict(zip(_ARGS, data, strict=False))
-    data = {k: v for k, v in data.items() if v is not None}
-    unknown = set(data) - set(_ARGS)
-    if unknown or "frames" not in data:
-        raise ValueError(f"data must hold 'frames' and only keys of {_ARGS}; got {sorted(data)}")
-    n = len(data["frames"])
-    wm = world_model
-    was_training = wm.training
-    wm.eval()
-    elbo = iwae = 0.0
-    count = 0
-    try:
-        with torch.no_grad():
-            for start in tqdm(range(0, n, batch_size), disable=not progress, desc="bounds"):
-                batch = {k: v[start : start + batch_size].to(wm.device) for k, v in data.items()}
-                lw = wm.log_weights(**batch, num_samples=num_samples, chunk_size=chunk_size)
-                elbo += float(lw.mean(0).sum())
-                iwae += float((torch.logsumexp(lw, 0) - math.log(num_samples)).sum())
-                mask = batch.get("mask")
-                count += (
-                    int(mask.sum()) if mask is not None else math.prod(batch["frames"].shape[:2])
-                )
-    finally:
-        wm.train(was_training)
-    out = {"elbo": elbo / count, "iwae": iwae / count, "frames": count, "num_samples": num_samples}
-    if wm.pixels.discrete:
-        bits = wm.obs_dim * math.log(2)
-        out["elbo_bits_per_dim"] = -out["elbo"] / bits
-        out["iwae_bits_per_dim"] = -out["iwae"] / bits
-    return out
+        if self.prior is None:
+            z = torch.randn(num, steps, self.latent_dim, device=self.device, dtype=self.guide_dtype)
+        else:
+            x = None if actions is None else shift_actions(actions.to(self.device))
+            z = self.prior.sample(num, steps, x=x, pi_temperature=pi_temperature,
+                                  scale_temperature=scale_temperature)  # fmt: skip
+        return self.decode(z)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..deprecation import refuse_unknown, renamed
 from ..distributions import PARAMETERIZATIONS, low_rank_mixture, positive
 
 __all__ = ["FACTOR_MODES", "MixtureHead"]
@@ -17,8 +18,8 @@ class MixtureHead(nn.Module):
 
     One linear layer gives the logits, means, diagonals (through
     :func:`~pyro_frmdn.distributions.positive`, so they stay above ``min_diag``) and, with
-    ``factor="per_step"``, the low-rank factors. With ``factor="shared"`` each component's factor
-    is a free parameter shared by every step: the head's output shrinks from
+    ``factor_mode="per_step"``, the low-rank factors. With ``factor_mode="shared"`` each
+    component's factor is a free parameter shared by every step: the head's output shrinks from
     :math:`K(2D + Dr + 1)` to :math:`K(2D + 1)` numbers per step, which is what makes large D
     affordable.
 
@@ -28,7 +29,7 @@ class MixtureHead(nn.Module):
         num_components: K.
         rank: r; 0 gives diagonal components (the classic MDN).
         parameterization: ``"covariance"`` or ``"precision"`` (see ``low_rank_mixture``).
-        factor: ``"per_step"`` or ``"shared"``.
+        factor_mode: ``"per_step"`` or ``"shared"`` (``factor`` before version 0.2).
         min_diag: the floor added to the diagonal.
 
     Example:
@@ -44,27 +45,32 @@ class MixtureHead(nn.Module):
         num_components: int,
         rank: int = 0,
         parameterization: str = "covariance",
-        factor: str = "per_step",
+        factor_mode: str = "per_step",
         min_diag: float = 1e-4,
+        **deprecated,
     ):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
             )
-        if factor not in FACTOR_MODES:
-            raise ValueError(f"factor must be one of {FACTOR_MODES}, got {factor!r}")
+        if "factor" in deprecated:
+            factor_mode = renamed("MixtureHead", deprecated, "factor", "factor_mode")
+        refuse_unknown("MixtureHead", deprecated)
+        if factor_mode not in FACTOR_MODES:
+            raise ValueError(f"factor_mode must be one of {FACTOR_MODES}, got {factor_mode!r}")
         if min(in_features, obs_dim, num_components) < 1 or rank < 0 or min_diag < 0:
             raise ValueError(
                 "need in_features, obs_dim, num_components >= 1, rank >= 0 and min_diag >= 0"
             )
         self.obs_dim, self.num_components, self.rank = obs_dim, num_components, rank
-        self.parameterization, self.factor, self.min_diag = parameterization, factor, min_diag
+        self.parameterization, self.factor_mode = parameterization, factor_mode
+        self.min_diag = min_diag
         k, d = num_components, obs_dim
-        per_step_rank = rank if factor == "per_step" else 0
+        per_step_rank = rank if factor_mode == "per_step" else 0
         self.sizes = [k, k * d, k * d, k * d * per_step_rank]
         self.linear = nn.Linear(in_features, sum(self.sizes))
-        if rank and factor == "shared":
+        if rank and factor_mode == "shared":
             self.shared_factor = nn.Parameter(torch.randn(k, d, rank) / d**0.5)
         else:
             self.register_parameter("shared_factor", None)

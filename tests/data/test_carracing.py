@@ -1,7 +1,6 @@
 """CarRacing rollouts: the policy, resizing, files, resume and loading; the real environment when
 gymnasium[box2d] is installed."""
 
-import argparse
 import json
 
 import numpy as np
@@ -9,12 +8,10 @@ import pytest
 import torch
 
 from pyro_frmdn.data.carracing import (
-    add_collect_parser,
     collect_rollouts,
     load_rollouts,
     random_policy,
     resize_frames,
-    run_collect,
 )
 
 
@@ -130,17 +127,6 @@ def test_episodes_end_at_termination_and_load_pads_them(tmp_path):
     (tmp_path / "episode_00001.npz").write_bytes(b"x")
     with pytest.raises(ValueError, match="corrupt"):
         load_rollouts(tmp_path)
-
-
-def test_collect_command_parses_and_reports_errors(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_collect_parser(parser.add_subparsers())
-    args = parser.parse_args(["collect", "--out", str(tmp_path), "--episodes", "0"])
-    assert args.func is run_collect and args.size == 64 and args.skip_frames == 50
-    assert run_collect(args) == 0
-    bad = parser.parse_args(["collect", "--out", str(tmp_path), "--steps", "0"])
-    assert run_collect(bad) == 2
-    assert "need episodes >= 0, steps >= 1" in capsys.readouterr().err
 
 
 def test_real_carracing_rollout(tmp_path):

@@ -64,7 +64,7 @@ def _dense_mixture_log_prob(params, z):
 
 def _flow(dim, kind, context_dim, mixing="householder", num_layers=2):
     return coupling_flow(
-        dim, num_layers, kind=kind, hidden_dims=[8], mixing=mixing, context_dim=context_dim
+        dim, num_layers, flow=kind, hidden_dims=[8], mixing=mixing, context_dim=context_dim
     ).double()
 
 

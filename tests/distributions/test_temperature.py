@@ -131,7 +131,7 @@ def test_single_component(kind, scale_mode):
 def test_flow_is_tempered_in_base_space(kind, context_dim):
     n, dim = 2, 4
     base, (logits, cov) = _mixture(kind, batch=(n,), dim=dim)
-    flow = coupling_flow(dim, 2, kind="spline", hidden_dims=[8], context_dim=context_dim)
+    flow = coupling_flow(dim, 2, flow="spline", hidden_dims=[8], context_dim=context_dim)
     flow = flow.double()
     context = torch.randn(n, context_dim, dtype=F64) if context_dim else None
     d = flow_mixture(base, flow, context)

@@ -1,4 +1,6 @@
-"""fit_boosted on data with inputs and masks (dicts and tuples), and ρ fitted on validation data."""
+"""fit_boosted: valid weights, a training NLL that never rises, frozen earlier components, the
+second pass, early stopping, checkpoints and resuming, data with inputs and masks (dicts and
+tuples), ρ fitted on validation data, and errors."""
 
 import itertools
 import math
@@ -7,15 +9,47 @@ import pytest
 import torch
 
 import pyro_frmdn as pf
-from pyro_frmdn.infer.boosting import (
+from pyro_frmdn.distributions import RHO_MAX
+from pyro_frmdn.infer import (
     boosting_sample_weights,
     fit_boosted,
     line_search_rho,
     load_boosted,
+    save_boosted,
 )
-from pyro_frmdn.models.boosted import RHO_MAX, BoostedFlow, BoostedFRMDN
+from pyro_frmdn.models import BoostedFlow, BoostedFRMDN, BoostedMixture
 
-FIT = dict(epochs_per_component=2, batch_size=16, lr=1e-2, progress=False)
+FIT = dict(epochs_per_component=2, batch_size=32, lr=1e-2, progress=False)
+FIT_SEQ = {**FIT, "batch_size": 16}  # for the ragged sequences
+
+
+def flow(dim=2, components=0, rho=(), kind="affine", seed=0, **kwargs):
+    torch.manual_seed(seed)
+    m = BoostedFlow(dim, flow_layers=2, flow=kind, hidden_dims=[8], **kwargs).double()
+    for _ in range(components):
+        m.add_component()
+    if rho:
+        m.set_rho(torch.tensor(rho, dtype=torch.float64))
+    return m
+
+
+def blobs(n=128, seed=0, shift=0.0):
+    g = torch.Generator().manual_seed(seed)
+    centre = torch.tensor([[2.0, 0.0]]) * (2 * torch.randint(0, 2, (n, 1), generator=g) - 1)
+    return (centre + 0.4 * torch.randn(n, 2, generator=g) + shift).double()
+
+
+def assert_valid(m: BoostedMixture):
+    w = m.weights()
+    assert float(m.rho[0]) == 1.0
+    assert bool(((m.rho[1:] >= 0) & (m.rho[1:] <= RHO_MAX)).all())
+    assert bool(((w >= 0) & (w <= 1)).all()) and float(w[0]) > 0
+    assert math.isclose(float(w.sum()), 1.0, rel_tol=1e-12)
+
+
+def frmdn_mixture():
+    torch.manual_seed(0)
+    return BoostedFRMDN(2, steps=4, hidden_dim=4, num_components=2, rank=1, flow_layers=1).double()
 
 
 def sequences(n=12, steps=5, seed=0, pad=math.nan):
@@ -36,10 +70,123 @@ def mixture():
     return m.double()
 
 
+# -- fitting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rho_search", ["line", "gradient", "fixed"])
+@pytest.mark.parametrize("weighting", ["weighted", "resample"])
+def test_fit_boosted_keeps_weights_valid(rho_search, weighting):
+    m = flow()
+    h = fit_boosted(
+        m, blobs(), num_components=3, rho_search=rho_search, sample_weighting=weighting, **FIT
+    )
+    assert m.num_components == 3 and len(h) == 3
+    assert_valid(m)
+    assert h["component"] == [0, 1, 2] and h["pass"] == [1, 1, 1]
+    if rho_search == "fixed":
+        assert torch.allclose(m.weights(), torch.full((3,), 1 / 3, dtype=torch.float64))
+    else:
+        nll = h["train_nll"]
+        assert all(b <= a + 1e-12 for a, b in itertools.pairwise(nll))
+    assert not any(p.requires_grad for p in m.parameters())
+
+
+def test_adding_a_bad_component_never_makes_the_training_nll_worse():
+    y = blobs(shift=6.0)  # far from the base of an untrained component
+    m = flow()
+    fit_boosted(m, y, num_components=1, **{**FIT, "epochs_per_component": 10})
+    # the next component barely trains (tiny learning rate): it is a bad density for y
+    h = fit_boosted(m, y, num_components=2, **{**FIT, "lr": 1e-12})
+    first = -float(m.components[0].log_prob(y).mean())
+    assert h["component_nll"][-1] > first + 5
+    assert h["train_nll"][-1] <= first + 1e-12
+    assert float(m.rho[1]) < 1e-3
+    assert_valid(m)
+
+
+def test_earlier_components_do_not_change():
+    y = blobs()
+    m = flow()
+    fit_boosted(m, y, num_components=1, **FIT)
+    before = {k: v.clone() for k, v in m.components[0].state_dict().items()}
+    fit_boosted(m, y, num_components=3, **FIT)
+    after = m.components[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_second_pass_keeps_weights_valid_and_never_worsens_the_fit():
+    m = flow()
+    h = fit_boosted(m, blobs(), num_components=3, second_pass=True, **FIT)
+    assert h["pass"] == [1, 1, 1, 2, 2, 2]
+    nll = h["train_nll"]
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(nll[2:]))
+    assert_valid(m)
+
+
+def test_early_stopping_on_validation_nll():
+    y = (0.1 * torch.randn(256, 2)).double()
+    val = (3.0 + torch.randn(64, 2)).double()  # training makes the validation NLL worse
+    m = flow()
+    h = fit_boosted(m, y, val, num_components=1, patience=2, **{**FIT, "epochs_per_component": 30})
+    assert h["epochs"][0] < 30 and h["best_epoch"][0] <= h["epochs"][0] - 2
+    assert h["val_nll"][0] == pytest.approx(pf.evaluate(m, val), rel=1e-9)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+
+def test_checkpoints_round_trip_and_resume(tmp_path):
+    y = blobs()
+    m = flow()
+    fit_boosted(m, y, num_components=2, checkpoint=tmp_path, **FIT)
+    names = sorted(p.name for p in tmp_path.glob("*.pt"))
+    assert names == ["component_0.pt", "component_1.pt", "last.pt"]
+    loaded = load_boosted(tmp_path / "last.pt")
+    assert isinstance(loaded, BoostedFlow) and loaded.config == m.config
+    assert torch.equal(loaded.log_prob(y), m.log_prob(y))
+    assert load_boosted(tmp_path / "component_0.pt").num_components == 1
+    save_boosted(m, tmp_path / "m.pt")
+    assert torch.equal(
+        BoostedFlow.from_payload(torch.load(tmp_path / "m.pt")).log_prob(y), m.log_prob(y)
+    )
+
+    # resuming to 3 components gives what an uninterrupted run to 3 gives
+    fit_boosted(flow(), y, num_components=3, checkpoint=tmp_path, resume=True, **FIT)
+    whole = flow()
+    fit_boosted(whole, y, num_components=3, **FIT)
+    resumed = load_boosted(tmp_path / "last.pt")
+    assert torch.allclose(resumed.log_prob(y), whole.log_prob(y), rtol=1e-10)
+
+
+def test_loading_checks_the_class(tmp_path):
+    save_boosted(flow(components=1), tmp_path / "f.pt")
+    payload = torch.load(tmp_path / "f.pt")
+    with pytest.raises(ValueError, match="holds a BoostedFlow, not a BoostedFRMDN"):
+        BoostedFRMDN.from_payload(payload)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_boosted(tmp_path / "junk.pt")
+
+
+def test_fit_boosted_grows_a_mixture_of_frmdns(tmp_path):
+    y = pf.data.make_task("banana", n=24, steps=4).double()
+    m = frmdn_mixture()
+    h = fit_boosted(m, y, y[:8], num_components=2, checkpoint=tmp_path, **FIT)
+    assert_valid(m)
+    assert h["train_nll"][1] <= h["train_nll"][0] + 1e-12
+    assert h["val_nll"][1] == pytest.approx(pf.evaluate(m, y[:8]), rel=1e-9)  # nats per step
+    loaded = load_boosted(tmp_path / "last.pt")
+    assert isinstance(loaded, BoostedFRMDN)
+    assert torch.equal(loaded.log_prob(y), m.log_prob(y))
+
+
+# -- sequences with inputs and masks; ρ on validation data -------------------------------------
+
+
 def test_fit_boosted_scores_masked_sequences_with_inputs(tmp_path):
     train, val = sequences(), sequences(6, seed=1)
     m = mixture()
-    h = fit_boosted(m, train, val, num_components=2, checkpoint=tmp_path, **FIT)
+    h = fit_boosted(m, train, val, num_components=2, checkpoint=tmp_path, **FIT_SEQ)
     w = m.weights()
     assert float(w[0]) > 0 and math.isclose(float(w.sum()), 1.0, rel_tol=1e-12)
     assert 0.0 <= float(m.rho[1]) <= RHO_MAX
@@ -55,10 +202,10 @@ def test_fit_boosted_scores_masked_sequences_with_inputs(tmp_path):
 def test_a_tuple_is_the_dict_in_the_order_y_x_mask_and_padding_is_never_seen():
     train = sequences()
     a, b, c = mixture(), mixture(), mixture()
-    fit_boosted(a, train, num_components=2, **FIT)
-    fit_boosted(b, (train["y"], train["x"], train["mask"]), num_components=2, **FIT)
+    fit_boosted(a, train, num_components=2, **FIT_SEQ)
+    fit_boosted(b, (train["y"], train["x"], train["mask"]), num_components=2, **FIT_SEQ)
     garbage = sequences(pad=1e6)  # the same sequences, other padding
-    fit_boosted(c, garbage, num_components=2, **FIT)
+    fit_boosted(c, garbage, num_components=2, **FIT_SEQ)
     with torch.no_grad():
         ref = a.log_prob(**train)
         assert torch.equal(b.log_prob(**train), ref)
@@ -70,9 +217,9 @@ def test_the_loss_of_masked_sequences_matches_a_manual_computation(weighting):
     train = sequences()
     n, count = len(train["y"]), int(train["mask"].sum())
     m = mixture()
-    fit_boosted(m, train, num_components=1, **FIT)
+    fit_boosted(m, train, num_components=1, **FIT_SEQ)
     # lr ~ 0: the new component does not move; one batch holds all the sequences
-    options = {**FIT, "lr": 1e-300, "batch_size": n, "sample_weighting": weighting}
+    options = {**FIT_SEQ, "lr": 1e-300, "batch_size": n, "sample_weighting": weighting}
     h = fit_boosted(m, train, num_components=2, **options)
     with torch.no_grad():
         log_g0 = m.components[0].log_prob(**train)
@@ -90,8 +237,8 @@ def test_rho_fitted_on_validation_data():
     train = torch.randn(96, 2, generator=g, dtype=torch.float64)
     val = 1.5 * torch.randn(48, 2, generator=g, dtype=torch.float64)
     torch.manual_seed(0)
-    m = BoostedFlow(2, num_layers=1, hidden_dims=[8]).double()
-    h = fit_boosted(m, train, val, num_components=3, rho_data="val", **FIT)
+    m = BoostedFlow(2, flow_layers=1, hidden_dims=[8]).double()
+    h = fit_boosted(m, train, val, num_components=3, rho_data="val", **FIT_SEQ)
     with torch.no_grad():
         lp = m.component_log_probs(val).double()
     w = m.weights().double()
@@ -99,6 +246,31 @@ def test_rho_fitted_on_validation_data():
         log_prev = torch.logsumexp(lp[:, :c] + (w[:c] / w[:c].sum()).log(), -1)
         assert float(m.rho[c]) == pytest.approx(line_search_rho(log_prev, lp[:, c]), abs=1e-9)
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(h["val_nll"]))
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_raise_clear_errors():
+    y = blobs(16)
+    m = flow(components=2)
+    bad = [
+        (dict(num_components=0), "need num_components >= 1"),
+        (dict(num_components=1), "already has 2 components"),
+        (dict(weight_clip=(0.2, 0.1)), "weight_clip must be"),
+        (dict(rho_search="newton"), "rho_search must be one of"),
+        (dict(sample_weighting="bagging"), "sample_weighting must be one of"),
+        (dict(fixed_rho=1.5), "fixed_rho must be"),
+        (dict(rho_data="test"), "rho_data must be one of"),
+        (dict(rho_data="val"), "rho_data='val' fits rho on validation data"),
+        (dict(patience=2), "needs validation data"),
+        (dict(resume=True), "needs the checkpoint folder"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match=message):
+            fit_boosted(m, y, **{"num_components": 3, "progress": False, **kwargs})
+    with pytest.raises(TypeError, match="takes train as a tensor, a tuple or a dict"):
+        fit_boosted(flow(), torch.utils.data.DataLoader(y), progress=False)
 
 
 def test_data_errors():

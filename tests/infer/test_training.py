@@ -71,7 +71,7 @@ def test_mdn_fits_the_inverse_sine_where_least_squares_fails():
     assert mdn_nll < float(mse_nll) - 0.3
     # x = 0.5 has three inverses, y = 0.21, 0.5, 0.79, with weights 1/|dx/dy| = 0.27, 0.45, 0.27:
     # the MDN puts mass on the outer branches; least squares predicts the middle
-    draws = mdn.sample(torch.full((1, 1), 0.5), num_samples=2000)[:, 0, 0]
+    draws = mdn.sample(2000, torch.full((1, 1), 0.5))[:, 0, 0]
     assert (draws < 0.35).float().mean() > 0.15 and (draws > 0.65).float().mean() > 0.15
     assert 0.3 < float(net(torch.full((1, 1), 0.5))) < 0.7
 
@@ -195,19 +195,22 @@ def test_fit_and_sample_on_cuda():
     assert m.sample(3, 4).device.type == "cuda"
 
 
-def test_clip_norm_none_is_plain_adam_and_a_clamp_changes_the_steps():
+def test_clip_value_none_is_plain_adam_clip_norm_scales_the_global_norm_and_a_clamp_changes_steps():
     import copy
 
     y = banana(n=32)
     start = tiny(seed=3)
 
-    def by_hand():  # Adam as ClippedAdam writes it (eps added to the root of v), no clamp
+    def by_hand(clip_norm=None):  # Adam as ClippedAdam writes it (eps added to the root of v)
         m = copy.deepcopy(start)
         params = list(m.parameters())
         avg = [torch.zeros_like(p) for p in params]
         avg_sq = [torch.zeros_like(p) for p in params]
         for step in (1, 2):  # two epochs of one full batch: the order does not change the sum
             grads = torch.autograd.grad(-m.log_prob(y).sum(), params)
+            if clip_norm is not None:  # all gradients scaled together to a global norm <= c
+                norm = torch.cat([g.flatten() for g in grads]).norm()
+                grads = [g * min(1.0, clip_norm / (float(norm) + 1e-6)) for g in grads]
             size = 0.05 * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
             with torch.no_grad():
                 for p, g, a, v in zip(params, grads, avg, avg_sq, strict=True):
@@ -216,18 +219,31 @@ def test_clip_norm_none_is_plain_adam_and_a_clamp_changes_the_steps():
                     p.sub_(size * a / (v.sqrt() + 1e-8))
         return torch.cat([p.detach().flatten() for p in params])
 
-    def fitted(clip_norm):
+    def fitted(**clip):
         m = copy.deepcopy(start)
-        pf.fit(m, y, epochs=2, batch_size=32, lr=0.05, clip_norm=clip_norm, progress=False)
+        pf.fit(m, y, epochs=2, batch_size=32, lr=0.05, progress=False, **clip)
         return torch.cat([p.detach().flatten() for p in m.parameters()])
 
     expected = by_hand()
-    assert torch.allclose(fitted(None), expected, atol=1e-5)
-    assert not torch.allclose(fitted(1e-3), expected, atol=1e-3)
+    assert torch.allclose(fitted(clip_value=None), expected, atol=1e-5)
+    assert not torch.allclose(fitted(clip_value=1e-3), expected, atol=1e-3)
+    # the gradient's global norm here is about 40: a bound of 0.5 rescales every step
+    clipped = by_hand(clip_norm=0.5)
+    assert not torch.allclose(clipped, expected, atol=1e-3)
+    assert torch.allclose(fitted(clip_value=None, clip_norm=0.5), clipped, atol=1e-5)
+
+
+def test_clip_norm_none_warns_that_the_clamp_is_now_clip_value_and_bad_clips_are_refused():
+    y = banana(n=8)
+    with pytest.warns(FutureWarning, match="clip_value"):
+        pf.fit(tiny(), y, epochs=1, clip_norm=None, progress=False)
+    for bad in ({"clip_norm": 0.0}, {"clip_value": -1.0}, {"lr": math.nan}, {"lr": -1e-3}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            pf.fit(tiny(), y, epochs=1, progress=False, **bad)
 
 
 def test_the_step_count_falls_back_to_the_first_tensor():
-    from pyro_frmdn.infer.training import _count
+    from pyro_frmdn.infer.engine import count_steps as _count
 
     frames = torch.zeros(3, 5, 1, 4, 4)
     assert _count({"frames": frames, "actions": None}) == 15

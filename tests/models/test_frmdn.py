@@ -14,7 +14,7 @@ D, X = 3, 2
 CONFIGS = [
     dict(num_components=3, rank=0, flow_layers=0),
     dict(num_components=2, rank=2, parameterization="precision", flow_layers=2, cell="gru"),
-    dict(num_components=2, rank=1, factor="shared", flow_layers=2, flow="spline"),
+    dict(num_components=2, rank=1, factor_mode="shared", flow_layers=2, flow="spline"),
     dict(num_components=2, rank=1, flow_layers=1, conditional_flow=True, num_layers=2),
 ]
 
@@ -157,15 +157,25 @@ def test_bad_input_gives_clear_errors(args, match):
         m.model(*args(y))
 
 
+def test_the_old_factor_name_works_with_a_warning_and_old_configs_load():
+    with pytest.warns(FutureWarning, match="factor= is deprecated.*use factor_mode="):
+        old = pf.FRMDN(2, rank=1, factor="shared", hidden_dim=4, flow_layers=0)
+    assert old.config["factor_mode"] == "shared" and "factor" not in old.config
+    saved = {**{k: v for k, v in old.config.items() if k != "factor_mode"}, "factor": "shared"}
+    assert pf.FRMDN.from_config(saved).config == old.config  # a config written before 0.2
+
+
 def test_bad_options_give_clear_errors():
     with pytest.raises(ValueError, match="cell"):
         pf.FRMDN(2, cell="rnn")
     with pytest.raises(ValueError, match="parameterization"):
         pf.FRMDN(2, parameterization="cholesky")
-    with pytest.raises(ValueError, match="factor"):
-        pf.FRMDN(2, rank=1, factor="global")
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="factor_mode must be one of"):
+        pf.FRMDN(2, rank=1, factor_mode="global")
+    with pytest.raises(ValueError, match="flow must be one of"):
         pf.FRMDN(2, flow="planar")
+    with pytest.raises(TypeError, match="FRMDN got unexpected keyword arguments \\['layers'\\]"):
+        pf.FRMDN(2, layers=2)
     with pytest.raises(ValueError, match="no flow"):
         pf.RMDN(2, flow_layers=2)
     m = make(CONFIGS[0], input_dim=X)
@@ -180,8 +190,19 @@ def test_mdn_log_prob_sample_and_errors():
     x, y = torch.randn(10, 1), torch.randn(10, 2)
     loss = Trace_ELBO().differentiable_loss(m.model, m.guide, x, y)
     assert torch.allclose(loss, -m.log_prob(x, y).sum())
-    assert m.sample(x, num_samples=4).shape == (4, 10, 2)
-    assert m.sample(x, greedy_decoding=True).shape == (10, 2)
+    assert m.sample(4, x).shape == (4, 10, 2)
+    assert m.sample(1, x, greedy_decoding=True).shape == (10, 2)
+    pyro.set_rng_seed(5)
+    new = m.sample(3, x)
+    pyro.set_rng_seed(5)
+    with (
+        pytest.warns(FutureWarning, match=r"sample\(x, num_samples\) is deprecated"),
+        pytest.warns(FutureWarning, match="num_samples= is deprecated.*use num="),
+    ):
+        old = m.sample(x, num_samples=3)  # the order of earlier releases: the same draws
+    assert torch.equal(old, new)
+    with pytest.raises(ValueError, match="needs the inputs x"):
+        m.sample(3)
     with pytest.raises(ValueError, match=r"x must have shape \(N, 1\)"):
         m.log_prob(torch.randn(10, 2), y)
     with pytest.raises(ValueError, match="y has NaN"):

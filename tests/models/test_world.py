@@ -1,8 +1,7 @@
-"""World models: frame networks, pixel likelihoods, the Pyro program, bounds, dreams, masks."""
+"""WorldModel: the Pyro program, its bounds, masks, KL annealing, the two-stage recipe, sprites."""
 
 import math
 
-import numpy as np
 import pyro
 import pytest
 import torch
@@ -11,8 +10,9 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 
 import pyro_frmdn as pf
-from pyro_frmdn.models import dream, evaluate_bounds, save_dream, shift_actions
-from pyro_frmdn.nn import ConvDecoder, ConvEncoder, DiscretizedLogistic, PixelLikelihood
+from pyro_frmdn.infer import evaluate_bounds
+from pyro_frmdn.models import dream, shift_actions
+from pyro_frmdn.nn import SpriteDecoder
 
 SHAPE, D, A = (1, 8, 8), 3, 2
 B, T = 4, 5
@@ -45,77 +45,6 @@ def episode(seed=1, dtype=torch.float64, b=B, t=T):
     mask = torch.ones(b, t, dtype=torch.bool)
     mask[1, 3:] = False
     return frames, actions, mask, rewards, dones
-
-
-# -- networks and pixel likelihoods -----------------------------------------------------------
-
-
-def test_encoder_and_decoder_shapes_and_frame_size_errors():
-    enc = ConvEncoder((3, 16, 32), 7, channels=(4, 8))
-    assert enc(torch.rand(2, 3, 3, 16, 32)).shape == (2, 3, 7)
-    dec = ConvDecoder(5, (3, 16, 32), 6, channels=(4, 8))
-    assert dec(torch.randn(2, 3, 5)).shape == (2, 3, 6, 16, 32)
-    with pytest.raises(ValueError, match="divide by 2\\*\\*3 = 8"):
-        ConvEncoder((3, 12, 12), 7, channels=(4, 8, 16))
-    with pytest.raises(ValueError, match="channels, height, width"):
-        ConvDecoder(5, (16, 16), 3)
-
-
-@pytest.mark.parametrize("loc, scale", [(0.5, 0.1), (0.0, 0.01), (1.3, 2.0), (0.2, 1e-4)])
-def test_discretized_logistic_is_a_normalised_bin_mass(loc, scale):
-    levels = 9
-    d = DiscretizedLogistic(*torch.tensor([loc, scale], dtype=torch.float64), levels)
-    grid = torch.arange(levels, dtype=torch.float64) / (levels - 1)
-    lp = d.log_prob(grid)
-    assert torch.isfinite(lp).all()
-    assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-12)
-    # against the logistic CDF by hand (in float64 it is exact enough away from the tails)
-    half = 0.5 / (levels - 1)
-    cdf = torch.sigmoid((torch.cat([grid - half, grid[-1:] + half]) - loc) / scale)
-    cdf[0], cdf[-1] = 0.0, 1.0
-    manual = cdf[1:] - cdf[:-1]
-    assert torch.allclose(lp.exp(), manual, atol=1e-12)
-
-
-def test_discretized_logistic_samples_lie_on_the_levels_with_the_right_frequencies():
-    d = DiscretizedLogistic(torch.full((20000,), 0.4), torch.full((20000,), 0.2), levels=5)
-    x = d.sample()
-    k = (x * 4).round()
-    assert torch.equal(x * 4, k)
-    freq = torch.bincount(k.long(), minlength=5).double() / len(k)
-    probs = (
-        DiscretizedLogistic(torch.tensor(0.4), torch.tensor(0.2), 5)
-        .log_prob(torch.arange(5.0) / 4)
-        .exp()
-    )
-    assert torch.allclose(freq, probs.double(), atol=0.015)
-    assert d.expand((3, 20000)).batch_shape == (3, 20000)
-
-
-def test_pixel_likelihoods_shapes_and_input_checks():
-    maps = torch.randn(2, 3, 6, 4, 4)
-    for kind, per in (("bernoulli", 1), ("gaussian", 1), ("logistic", 2)):
-        px = PixelLikelihood(kind, 3)
-        d = px(maps[:, :, : 3 * per])
-        assert d.batch_shape == (2, 3) and d.event_shape == (3, 4, 4)
-        frame = px.frame(maps[:, :, : 3 * per])
-        assert (
-            frame.shape == (2, 3, 3, 4, 4) and float(frame.min()) >= 0 and float(frame.max()) <= 1
-        )
-    px = PixelLikelihood("logistic", 3)
-    assert torch.equal(
-        px.prepare(torch.tensor([0, 255], dtype=torch.uint8)), torch.tensor([0.0, 1.0])
-    )
-    with pytest.raises(ValueError, match="expected 6"):
-        px(maps[:, :, :3])
-    with pytest.raises(ValueError, match="lie in \\[0, 1\\]"):
-        px.prepare(torch.tensor([1.5]))
-    with pytest.raises(ValueError, match="binary frames"):
-        PixelLikelihood("bernoulli", 1).prepare(torch.tensor([0.5]))
-    with pytest.raises(ValueError, match="not uint8"):
-        PixelLikelihood("bernoulli", 1).prepare(torch.tensor([255], dtype=torch.uint8))
-    with pytest.raises(ValueError, match="likelihood must be one of"):
-        PixelLikelihood("poisson", 1)
 
 
 # -- the Pyro program -------------------------------------------------------------------------
@@ -173,24 +102,6 @@ def test_bounds_are_exact_when_the_guide_is_the_true_posterior():
     exact = (per_frame * mask).sum(-1)
     for bound in (wm.elbo(frames, mask=mask, num_samples=3), wm.iwae_bound(frames, mask=mask)):
         assert torch.allclose(bound, exact, rtol=1e-12)
-
-
-def test_iwae_is_above_the_elbo_and_equals_it_for_one_sample():
-    wm = world()
-    frames, actions, mask, _, _ = episode()
-    pyro.set_rng_seed(4)
-    one = wm.iwae_bound(frames, actions, mask, num_samples=1)
-    pyro.set_rng_seed(4)
-    assert torch.allclose(one, wm.elbo(frames, actions, mask))
-    result = evaluate_bounds(wm, (frames, actions, mask), num_samples=32, batch_size=3)
-    assert result["iwae"] >= result["elbo"]
-    assert result["frames"] == int(mask.sum())
-    assert result["iwae_bits_per_dim"] == pytest.approx(-result["iwae"] / (64 * math.log(2)))
-    # in expectation the bound tightens with k: 32 samples beat the average 1-sample ELBO
-    with torch.no_grad():
-        many = torch.stack([wm.elbo(frames, actions, mask) for _ in range(64)]).mean(0)
-        iwae = wm.iwae_bound(frames, actions, mask, num_samples=64)
-    assert float(iwae.sum()) > float(many.sum())
 
 
 def test_padding_changes_neither_the_bound_nor_a_gradient():
@@ -295,29 +206,6 @@ def test_kl_end_keeps_a_beta_vae_weight_and_leaves_the_bounds_unannealed():
         world(kl_end=0.0)
 
 
-def test_a_tiny_world_model_trains_with_fit_and_its_elbo_improves():
-    """Frames of a bar that moves one pixel right per step: SVI with the same ``fit`` as any
-    FRMDN raises the held-out ELBO well above the initial one."""
-    b, t = 24, 6
-    start = torch.randint(0, 8, (b,))
-    cols = (start[:, None] + torch.arange(t)) % 8  # (b, t)
-    frames = torch.zeros(b, t, *SHAPE)
-    frames[torch.arange(b)[:, None], torch.arange(t), 0, :, cols] = 1.0
-    mask = torch.ones(b, t, dtype=torch.bool)
-    train = {"frames": frames[:16], "mask": mask[:16]}
-    held_out = (frames[16:], None, mask[16:])
-    wm = world(torch.float32, action_dim=0, channels=(8,), features=16, kl_warmup=20)
-    pyro.set_rng_seed(0)
-    before = evaluate_bounds(wm, held_out, num_samples=8)["elbo"]
-    history = pf.fit(wm, train, epochs=30, batch_size=8, lr=1e-2, progress=False)
-    after = evaluate_bounds(wm, held_out, num_samples=8)["elbo"]
-    assert history["train_nll"][-1] < history["train_nll"][0]
-    assert after > before + 10, (before, after)
-    assert pf.evaluate(wm, {"frames": frames[16:], "mask": mask[16:]}) == pytest.approx(
-        -after, rel=0.1
-    )
-
-
 def test_fit_resumes_the_annealing_schedule_from_a_checkpoint(tmp_path):
     frames, actions, mask, _, _ = episode(dtype=torch.float32)
     data = {"frames": frames, "actions": actions, "mask": mask}
@@ -340,49 +228,7 @@ def test_the_boosted_guide_trains_and_its_encoder_codes_are_deterministic():
     assert draws.shape == (2, B, T, D) and not torch.equal(draws[0], draws[1])
 
 
-# -- dreams and the two-stage recipe ------------------------------------------------------------
-
-
-def test_dream_shapes_temperatures_and_errors():
-    wm = world(torch.float32, reward=True, done=True)
-    frames, actions, _, _, _ = episode(dtype=torch.float32)
-    out = dream(wm, frames[:, :2], actions, steps=3, pi_temperature=0.5, scale_temperature=0.1)
-    assert out.frames.shape == (B, 3, *SHAPE) and out.latents.shape == (B, 3, D)
-    assert out.rewards.shape == (B, 3) and out.dones.shape == (B, 3)
-    assert float(out.frames.min()) >= 0 and float(out.frames.max()) <= 1
-    assert float(out.dones.min()) >= 0 and float(out.dones.max()) <= 1
-    assert torch.allclose(out.frames, wm.decode(out.latents))
-    # the dream starts from the prior primed by the encoded frames, with a_{t-1} at step t
-    pyro.set_rng_seed(2)
-    again = dream(wm, frames[:, :2], actions, steps=3)
-    pyro.set_rng_seed(2)
-    z = wm.prior.sample(B, 3, x=shift_actions(actions[:, :5]), prime=wm.encode(frames[:, :2]))
-    assert torch.allclose(again.latents, z)
-    with pytest.raises(ValueError, match="actions must have shape"):
-        dream(wm, frames[:, :2], actions[:, :4], steps=3)
-    with pytest.raises(ValueError, match="no dynamics"):
-        dream(world(prior="normal"), frames[:, :2], actions, steps=3)
-    free = world(torch.float32, action_dim=0)
-    assert dream(free, frames[:, :2], steps=6).frames.shape == (B, 6, *SHAPE)
-
-
-def test_save_dream_writes_an_animated_gif_and_a_strip(tmp_path):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(0)
-    dreamed = torch.randint(0, 2, (3, 4, 3, 8, 8), generator=g).float()  # 8 colours: exact in a GIF
-    real = torch.randint(0, 2, (3, 4, 3, 8, 8), generator=g).float()
-    gif, png = save_dream(tmp_path / "d", dreamed, real, num=2)
-    with Image.open(gif) as im:
-        assert im.n_frames == 4
-        assert im.size == (2 * 10 * 3, 2 * 10 * 3)  # 2 sequences, real and dream rows, scale 3
-        im.seek(0)
-        top_left = np.asarray(im.convert("RGB"))[3:27, 3:27]
-    expected = (real[0, 0].permute(1, 2, 0) * 255).round().byte().numpy()
-    assert np.array_equal(top_left[::3, ::3], expected)
-    assert png.exists() and png.stat().st_size > 0
-    with pytest.raises(ValueError, match="differ"):
-        save_dream(tmp_path / "e", dreamed, real[:, :2])
+# -- the two-stage recipe, and CUDA ------------------------------------------------------------
 
 
 def test_two_stage_recipe_vae_then_frmdn_on_the_codes():
@@ -415,3 +261,45 @@ def test_world_model_runs_on_cuda():
     loss = Trace_ELBO().differentiable_loss(wm.model, wm.guide, frames, actions, mask)
     loss.backward()
     assert dream(wm, frames[:, :2], actions, steps=3).frames.is_cuda
+
+
+# -- world models with the sprite decoder ----------------------------------------------------
+
+
+def test_an_unknown_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        pf.WorldModel((1, 8, 8), latent_dim=6, decoder="mlp", channels=(4,))
+
+
+def sprite_world(**kwargs):
+    torch.manual_seed(0)
+    config = dict(likelihood="bernoulli", channels=(4,), features=8, hidden_dim=8,
+                  decoder="sprites", num_sprites=2, sprite_size=4,
+                  prior_options={"num_components": 2})  # fmt: skip
+    config.update(kwargs)
+    return pf.WorldModel((1, 8, 8), latent_dim=6, **config).double()
+
+
+def test_a_sprite_world_model_is_a_pyro_program_with_gradients_everywhere():
+    wm = sprite_world()
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(3, 4, 1, 8, 8, generator=g) < 0.3).double()
+    pyro.set_rng_seed(0)
+    loss = Trace_ELBO().differentiable_loss(wm.model, wm.guide, frames)
+    loss.backward()
+    unused = {n for n, p in wm.named_parameters() if p.grad is None or not bool(p.grad.any())}
+    assert not unused
+    assert math.isfinite(float(loss.detach()))
+    assert wm.decode(wm.encode(frames)).shape == frames.shape
+
+
+def test_a_sprite_world_model_round_trips_through_its_config():
+    wm = sprite_world(likelihood="logistic")
+    copy = pf.WorldModel.from_config(wm.config).double()
+    copy.load_state_dict(wm.state_dict())
+    assert isinstance(copy.decoder, SpriteDecoder)
+    frames = torch.randint(0, 256, (2, 3, 1, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(5)
+    a = wm.elbo(frames)
+    torch.manual_seed(5)
+    assert torch.allclose(copy.elbo(frames), a)

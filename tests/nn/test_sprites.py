@@ -1,13 +1,8 @@
-"""The sprite decoder (what/where latents) and the world model built on it."""
+"""SpriteDecoder: what/where latents drawn as sprites, placed, and composited as ink."""
 
-import math
-
-import pyro
 import pytest
 import torch
-from pyro.infer import Trace_ELBO
 
-import pyro_frmdn as pf
 from pyro_frmdn.nn import PixelLikelihood, SpriteDecoder
 
 H = W = 12
@@ -119,39 +114,3 @@ def test_bad_arguments_are_refused():
         SpriteDecoder(6, (1, H, W), num_sprites=2, sprite_size=16)
     with pytest.raises(ValueError, match="likelihood"):
         SpriteDecoder(6, (1, H, W), likelihood="poisson")
-    with pytest.raises(ValueError, match="decoder must be one of"):
-        pf.WorldModel((1, 8, 8), latent_dim=6, decoder="mlp", channels=(4,))
-
-
-def sprite_world(**kwargs):
-    torch.manual_seed(0)
-    config = dict(likelihood="bernoulli", channels=(4,), features=8, hidden_dim=8,
-                  decoder="sprites", num_sprites=2, sprite_size=4,
-                  prior_options={"num_components": 2})  # fmt: skip
-    config.update(kwargs)
-    return pf.WorldModel((1, 8, 8), latent_dim=6, **config).double()
-
-
-def test_a_sprite_world_model_is_a_pyro_program_with_gradients_everywhere():
-    wm = sprite_world()
-    g = torch.Generator().manual_seed(1)
-    frames = (torch.rand(3, 4, 1, 8, 8, generator=g) < 0.3).double()
-    pyro.set_rng_seed(0)
-    loss = Trace_ELBO().differentiable_loss(wm.model, wm.guide, frames)
-    loss.backward()
-    unused = {n for n, p in wm.named_parameters() if p.grad is None or not bool(p.grad.any())}
-    assert not unused
-    assert math.isfinite(float(loss.detach()))
-    assert wm.decode(wm.encode(frames)).shape == frames.shape
-
-
-def test_a_sprite_world_model_round_trips_through_its_config():
-    wm = sprite_world(likelihood="logistic")
-    copy = pf.WorldModel.from_config(wm.config).double()
-    copy.load_state_dict(wm.state_dict())
-    assert isinstance(copy.decoder, SpriteDecoder)
-    frames = torch.randint(0, 256, (2, 3, 1, 8, 8), dtype=torch.uint8)
-    torch.manual_seed(5)
-    a = wm.elbo(frames)
-    torch.manual_seed(5)
-    assert torch.allclose(copy.elbo(frames), a)

@@ -1,0 +1,290 @@
+"""The training engine behind fit, fit_boosted and the Lightning module: batches, gradient
+clipping, the epoch loop with early stopping, best-epoch restore and progress."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import inspect
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyro
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+__all__ = [
+    "Batches",
+    "EpochLoop",
+    "History",
+    "arg_names",
+    "as_kwargs",
+    "clip_gradients",
+    "count_steps",
+    "forget_params",
+    "progress_bar",
+    "resolve_device",
+    "to_device",
+]
+
+
+@dataclass
+class History:
+    """Per-epoch records: ``epoch``, ``train_nll`` and ``val_nll`` (nats per step), ``time``."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> list:
+        return [r.get(key) for r in self.records]
+
+    def to_json(self, path) -> None:
+        Path(path).write_text(json.dumps(self.records, indent=1))
+
+    def to_csv(self, path) -> None:
+        keys = list(self.records[0]) if self.records else ["epoch"]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.records)
+
+
+def resolve_device(device=None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available here")
+    return device
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def arg_names(model: nn.Module) -> list[str]:
+    """The names of the data arguments of ``model.model``, in order."""
+    return [
+        n
+        for n, p in inspect.signature(model.model).parameters.items()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def as_kwargs(batch, names: list[str]) -> dict:
+    """A batch (a tensor, a tuple in the order of ``names``, or a dict) as keyword arguments."""
+    if isinstance(batch, Tensor):
+        batch = (batch,)
+    if isinstance(batch, dict):
+        unknown = set(batch) - set(names)
+        if unknown:
+            raise ValueError(f"unknown data keys {sorted(unknown)}; the model takes {names}")
+        return dict(batch)
+    if isinstance(batch, (tuple, list)):
+        if len(batch) > len(names):
+            raise ValueError(f"got {len(batch)} data tensors; the model takes {names}")
+        return dict(zip(names, batch, strict=False))
+    raise TypeError(
+        f"data must be a tensor, a tuple or dict of tensors, or a DataLoader; got {type(batch)}"
+    )
+
+
+class Batches:
+    """Minibatches of tensors (shuffled by a checkpointed generator), or a DataLoader's.
+
+    Arguments:
+        data: a tensor, a tuple or dict of tensors with the same length, or a ``DataLoader``.
+        names: the model's data arguments (:func:`arg_names`).
+        batch_size: rows per batch (tensor data).
+        shuffle: a new order every pass, drawn from ``generator``.
+    """
+
+    def __init__(self, data, names: list[str], batch_size: int, shuffle: bool, generator=None):
+        self.loader = data if isinstance(data, DataLoader) else None
+        self.generator, self.shuffle, self.batch_size = generator, shuffle, batch_size
+        if self.loader is None:
+            self.data = {k: v for k, v in as_kwargs(data, names).items() if v is not None}
+            sizes = {k: len(v) for k, v in self.data.items()}
+            if len(set(sizes.values())) != 1:
+                raise ValueError(f"data tensors have different lengths along dim 0: {sizes}")
+            self.n = next(iter(sizes.values()))
+            if self.n == 0:
+                raise ValueError("the data set is empty")
+        self.names = names
+
+    def __len__(self) -> int:
+        return len(self.loader) if self.loader is not None else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        if self.loader is not None:
+            for batch in self.loader:
+                yield as_kwargs(batch, self.names)
+            return
+        order = (
+            torch.randperm(self.n, generator=self.generator)
+            if self.shuffle
+            else torch.arange(self.n)
+        )
+        for i in range(0, self.n, self.batch_size):
+            idx = order[i : i + self.batch_size]
+            yield {k: v[idx] for k, v in self.data.items()}
+
+
+def to_device(batch: dict, device) -> dict:
+    """The batch's tensors on ``device`` (other values as they are)."""
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def count_steps(batch: dict) -> int:
+    """Number of scored steps in a batch: unmasked (sequence, step) pairs, or rows.
+
+    The observations are ``y``, or else the batch's first tensor (``frames`` of a world model):
+    a tensor of 3 or more dims is (sequences, steps, ...), a smaller one is rows.
+    """
+    if batch.get("mask") is not None:
+        return int(batch["mask"].sum())
+    y = batch.get("y")
+    if y is None:
+        y = next((v for v in batch.values() if isinstance(v, Tensor)), None)
+    if y is None:
+        raise ValueError(f"the data must hold the observations; got keys {sorted(batch)}")
+    return y.shape[0] * y.shape[1] if y.dim() >= 3 else len(y)
+
+
+def forget_params(name: str) -> None:
+    """Drop a model's entries from Pyro's param store so that stale ones never shadow it."""
+    store = pyro.get_param_store()
+    for key in [k for k in store.keys() if k.startswith(name + "$$$")]:
+        del store[key]
+
+
+# -- optimisation -----------------------------------------------------------------------------
+
+
+def clip_gradients(
+    params: Iterable[Tensor], clip_norm: float | None = None, clip_value: float | None = None
+) -> Tensor | None:
+    r"""Clip gradients in place, the one meaning of each clip argument across the package.
+
+    ``clip_value`` clamps every gradient element to :math:`[-c, c]` (what Pyro's
+    ``ClippedAdam`` calls ``clip_norm``); then ``clip_norm`` rescales all gradients together
+    so that their global L2 norm is at most :math:`c` (``torch.nn.utils.clip_grad_norm_``).
+    ``None`` skips either.
+
+    Returns:
+        With ``clip_norm``: the global gradient norm after the elementwise clamp, before the
+        rescaling (``inf`` or ``nan`` when a gradient is not finite; ``clip_norm=math.inf``
+        measures it without rescaling). Without: None (no norm is computed).
+    """
+    params = [p for p in params if p.grad is not None]
+    if clip_value is not None:
+        for p in params:
+            p.grad.clamp_(-clip_value, clip_value)
+    if clip_norm is None:
+        return None
+    return torch.nn.utils.clip_grad_norm_(params, clip_norm)
+
+
+# -- the epoch loop ---------------------------------------------------------------------------
+
+
+class EpochLoop:
+    """Epochs with validation, early stopping and the best epoch's parameters kept.
+
+    The caller gives one function that trains an epoch and returns its loss, and optionally
+    one that scores the model on validation data (lower is better); the loop keeps the
+    records, the best epoch's ``state_dict`` and the count of epochs without improvement, and
+    calls ``on_epoch_end(loop, improved, last)`` after each epoch (checkpoints). Its state
+    (``history``, ``best``, ``bad_epochs``) is plain data, so it can be checkpointed and
+    restored for an exact resume.
+
+    Arguments:
+        module: whose ``state_dict`` is kept for the best epoch.
+        epochs: the last epoch to run (epochs already in ``history`` count).
+        patience: stop after this many epochs without a better score (None: never).
+        keep_best: keep the best epoch's parameters (``restore`` puts them back); with
+            ``keep_best="val"`` only when there is a validation score.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        epochs: int,
+        patience: int | None = None,
+        keep_best: bool | str = True,
+        history: History | None = None,
+        best: dict | None = None,
+        bad_epochs: int = 0,
+    ):
+        self.module, self.epochs, self.patience, self.keep_best = (
+            module,
+            epochs,
+            patience,
+            keep_best,
+        )
+        self.history = History() if history is None else history
+        self.best, self.bad_epochs = best, bad_epochs
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done."""
+        return len(self.history)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether early stopping has ended the run."""
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+    def run(
+        self,
+        train_epoch: Callable[[int], float],
+        validate: Callable[[], float] | None = None,
+        on_epoch_end: Callable[[EpochLoop, bool, bool], None] | None = None,
+    ) -> History:
+        """Run epochs ``self.epoch + 1 ...`` up to ``epochs`` or until early stopping."""
+        start = self.epochs if self.stopped else self.epoch  # a resumed run that had stopped
+        for epoch in range(start, self.epochs):
+            t0 = time.perf_counter()
+            record = {"epoch": epoch + 1, "train_nll": train_epoch(epoch + 1)}
+            if validate is not None:
+                record["val_nll"] = validate()
+            record["time"] = time.perf_counter() - t0
+            self.history.records.append(record)
+            improved = self._score(record, validate is not None)
+            last = epoch + 1 == self.epochs or self.stopped
+            if on_epoch_end is not None:
+                on_epoch_end(self, improved, last)
+            if last:
+                break
+        return self.history
+
+    def _score(self, record: dict, validated: bool) -> bool:
+        score = record.get("val_nll", record["train_nll"])
+        if not score < (math.inf if self.best is None else self.best["nll"]):  # NaN never best
+            self.bad_epochs += 1
+            return False
+        keep = self.keep_best is True or (self.keep_best == "val" and validated)
+        state = copy.deepcopy(self.module.state_dict()) if keep else None
+        self.best = {"nll": score, "epoch": record["epoch"], "model": state}
+        self.bad_epochs = 0
+        return True
+
+    def restore(self) -> bool:
+        """Load the best epoch's parameters back into the module; whether there were any."""
+        if self.best is None or self.best.get("model") is None:
+            return False
+        self.module.load_state_dict(self.best["model"])
+        return True
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
+    """The package's progress bar (tqdm), with the loss shown by ``set_postfix``."""
+    return tqdm(total=total, disable=not enabled, desc=desc)

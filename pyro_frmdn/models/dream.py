@@ -1,0 +1,93 @@
+"""Dreams of a world model: its latent dynamics rolled forward from encoded frames, decoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .sequence import shift_actions
+from .validation import check_finite
+from .world import WorldModel
+
+__all__ = ["Dream", "dream"]
+
+
+@dataclass
+class Dream:
+    """What :func:`dream` returns (``B`` sequences of ``S`` dreamed steps)."""
+
+    frames: Tensor  # (B, S, C, H, W) in [0, 1]
+    latents: Tensor  # (B, S, D)
+    rewards: Tensor | None = None  # (B, S) predicted mean rewards
+    dones: Tensor | None = None  # (B, S) probabilities of the episode ending
+
+
+@torch.no_grad()
+def dream(
+    world_model: WorldModel,
+    frames: Tensor,
+    actions: Tensor | None = None,
+    steps: int = 16,
+    pi_temperature: float = 1.0,
+    scale_temperature: float = 1.0,
+) -> Dream:
+    r"""Roll the latent dynamics forward from encoded frames, and decode ("dreaming", Ha &
+    Schmidhuber 2018).
+
+    The ``P`` given frames are encoded (:meth:`WorldModel.encode`) and prime the prior's RNN;
+    then ``steps`` latents are drawn from :math:`p(z_t \mid z_{<t}, a_{<t})` with the
+    temperatures of :func:`~pyro_frmdn.distributions.temper` (World Models' convention: logits
+    divided by ``pi_temperature``, covariances multiplied by ``scale_temperature``, in the flow's
+    base space), and decoded.
+
+    Arguments:
+        world_model: a :class:`WorldModel` with dynamics (not ``prior="normal"``).
+        frames: the context ``(B, P, C, H, W)``.
+        actions: ``(B, P + steps, A)`` (longer is cut): the action after each context frame and
+            each dreamed one (the last is read only by the reward and done heads).
+        steps: how many frames to dream.
+    """
+    wm = world_model
+    if wm.prior is None:
+        raise ValueError("a world model with prior='normal' has no dynamics to dream with")
+    if frames.dim() != 5 or frames.shape[1] < 1:
+        raise ValueError(f"frames must have shape (B, P >= 1, C, H, W), got {tuple(frames.shape)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    b, p = frames.shape[:2]
+    frames = frames.to(wm.device)
+    if wm.action_dim:
+        if (
+            actions is None
+            or actions.dim() != 3
+            or actions.shape[0] != b
+            or actions.shape[1] < p + steps
+        ):
+            shape = None if actions is None else tuple(actions.shape)
+            raise ValueError(
+                f"actions must have shape ({b}, >= {p + steps}, {wm.action_dim}), got {shape}"
+            )
+        actions = actions[:, : p + steps].to(wm.device, wm.guide_dtype)
+        check_finite("actions", actions)
+    elif actions is not None:
+        raise ValueError("actions were given but the model was built with action_dim=0")
+    was_training = wm.training
+    wm.eval()
+    try:
+        prime = wm.encode(frames)
+        x = None if actions is None else shift_actions(actions)
+        z = wm.prior.sample(
+            b, steps, x=x, prime=prime,
+            pi_temperature=pi_temperature, scale_temperature=scale_temperature,
+        )  # fmt: skip
+        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None)
+        out = Dream(wm.decode(z), z)
+        if "reward" in heads:
+            out.rewards = heads["reward"].base_dist.mean
+        if "done" in heads:
+            out.dones = heads["done"].base_dist.probs
+        return out
+    finally:
+        wm.train(was_training)

@@ -1,0 +1,65 @@
+"""Shared set-up of the command's tests: a tiny config, runs trained once, in-process calls."""
+
+import json
+
+import pytest
+
+from pyro_frmdn.cli import main
+
+TINY = """
+[data]
+task = "branching"
+n = 64
+steps = 8
+seed = 3
+
+[model]
+kind = "frmdn"
+hidden_dim = 8
+num_components = 2
+rank = 1
+flow_layers = 1
+flow_hidden_dims = [8]
+
+[train]
+epochs = 2
+batch_size = 16
+lr = 0.01
+"""
+
+
+def _cli(*args) -> int:
+    """The exit status of ``pyro-frmdn ARGS``, run in this process."""
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return _cli
+
+
+@pytest.fixture
+def last_json(capsys):
+    """The last line printed, read as JSON."""
+    return lambda: json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="session")
+def runs(config, tmp_path_factory):
+    """One run trained for 1 epoch then resumed to 2, and one trained for 2 at once."""
+    root = tmp_path_factory.mktemp("runs")
+    common = ("--config", config, "--no-progress")
+    assert _cli("train", *common, "--run-dir", root / "resumed", "--epochs", 1) == 0
+    assert _cli("train", "--run-dir", root / "resumed", "--resume", "--epochs", 2) == 0
+    assert _cli("train", *common, "--run-dir", root / "straight") == 0
+    return root

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write"]
+import torch
+
+__all__ = ["atomic_write", "read_torch_file"]
 
 
 @contextlib.contextmanager
@@ -46,3 +48,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def read_torch_file(path: str | os.PathLike, what: str, map_location=None):
+    """Read a file written by ``torch.save`` with ``weights_only=True`` (it cannot run code).
+
+    Raises:
+        FileNotFoundError: no file at ``path`` (the message names ``what`` it should hold).
+        ValueError: the file is corrupt, truncated or not a torch file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{what} {path} is corrupt or unreadable ({reason})") from e

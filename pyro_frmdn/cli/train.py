@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import pyro
@@ -47,11 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _write_history(history: History, run: Path) -> None:
     """``history.json``, ``history.csv`` and ``learning_curve.png``, each written atomically."""
-    with tempfile.TemporaryDirectory() as tmp:  # History writes to paths: copy them over whole
-        for name, write in (("history.json", history.to_json), ("history.csv", history.to_csv)):
-            write(Path(tmp) / name)
-            with atomic_write(run / name) as f:
-                f.write((Path(tmp) / name).read_bytes())
+    history.to_json(run / "history.json")
+    history.to_csv(run / "history.csv")
     with atomic_write(run / "learning_curve.png") as f:
         plot_history(history).savefig(f, format="png", dpi=100)
 

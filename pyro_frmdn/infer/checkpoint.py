@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, read_torch_file
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model_checkpoint", "save_checkpoint"]
 
@@ -32,14 +32,7 @@ def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
         FileNotFoundError: no file at ``path``.
         ValueError: the file is corrupt, truncated, or not a pyro-frmdn checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"checkpoint {path} is corrupt or unreadable ({reason})") from e
+    payload = read_torch_file(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pyro-frmdn checkpoint (expected format {FORMAT})")
     return payload

@@ -11,13 +11,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyro
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from ..files import atomic_write
 
 __all__ = [
     "Batches",
@@ -47,12 +48,15 @@ class History:
         return [r.get(key) for r in self.records]
 
     def to_json(self, path) -> None:
-        Path(path).write_text(json.dumps(self.records, indent=1))
+        """Write the records as JSON, atomically."""
+        with atomic_write(path, "w") as f:
+            f.write(json.dumps(self.records, indent=1))
 
     def to_csv(self, path) -> None:
+        """Write the records as CSV (a column per key of the first record), atomically."""
         keys = list(self.records[0]) if self.records else ["epoch"]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
+        with atomic_write(path, "w") as f:
+            w = csv.DictWriter(f, fieldnames=keys)  # rows end in \r\n, as the csv module writes
             w.writeheader()
             w.writerows(self.records)
 

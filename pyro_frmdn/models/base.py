@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_write
+from ..files import atomic_write, read_torch_file
 
 __all__ = [
     "CONTRACT",
@@ -171,14 +171,7 @@ def load(
         >>> bool((pf.load(path).log_prob(y) == m.log_prob(y)).all())
         True
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"model file {path} is corrupt or unreadable ({reason})") from e
+    state = read_torch_file(path, "model file", map_location)
     if not isinstance(state, dict) or state.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is not a pyro-frmdn model file (expected format {MODEL_FORMAT})")
     name = state.get("model_class")

@@ -142,11 +142,12 @@ def test_load_keeps_the_transform_and_refuses_what_is_not_a_model(tmp_path):
     transform = {"kind": "standardise", "mean": torch.tensor([1.0, 2.0])}
     m.save(tmp_path / "m.pt", transform=transform)
     back, t = pf.load(tmp_path / "m.pt", with_transform=True)
+    assert isinstance(back, pf.RMDN) and not back.training
     assert t["kind"] == "standardise" and torch.equal(t["mean"], transform["mean"])
     with pytest.raises(FileNotFoundError, match="no model file"):
         pf.load(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="junk.pt is corrupt"):
+    with pytest.raises(ValueError, match=r"junk\.pt is corrupt"):
         pf.load(tmp_path / "junk.pt")
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a pyro-frmdn model file"):

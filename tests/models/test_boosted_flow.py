@@ -6,24 +6,9 @@ import math
 import pyro
 import pytest
 import torch
+from support.boosting import blobs, flow
 
 from pyro_frmdn.models import BoostedFlow
-
-
-def flow(dim=2, components=0, rho=(), kind="affine", seed=0, **kwargs):
-    torch.manual_seed(seed)
-    m = BoostedFlow(dim, flow_layers=2, flow=kind, hidden_dims=[8], **kwargs).double()
-    for _ in range(components):
-        m.add_component()
-    if rho:
-        m.set_rho(torch.tensor(rho, dtype=torch.float64))
-    return m
-
-
-def blobs(n=128, seed=0, shift=0.0):
-    g = torch.Generator().manual_seed(seed)
-    centre = torch.tensor([[2.0, 0.0]]) * (2 * torch.randint(0, 2, (n, 1), generator=g) - 1)
-    return (centre + 0.4 * torch.randn(n, 2, generator=g) + shift).double()
 
 
 @pytest.mark.parametrize("kind", ["affine", "spline"])

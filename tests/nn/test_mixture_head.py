@@ -34,7 +34,8 @@ def hand_built_arguments(head, h, parameterization, factor, rank, min_diag):
     """(logits, loc, factor, diag) from the head's raw linear output, sliced and shaped by hand.
 
     The output of the linear layer is laid out as ``[K logits | K*D means | K*D raw diagonals |
-    K*D*r factors]`` (the factor block only with ``factor_mode="per_step"``), each block component-major;
+    K*D*r factors]`` (the factor block only with ``factor_mode="per_step"``), each block
+    component-major;
     the diagonal is ``softplus(raw) + min_diag``.
     """
     raw = torch.nn.functional.linear(h, head.linear.weight, head.linear.bias)

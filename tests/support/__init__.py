@@ -1,0 +1,1 @@
+"""Builders shared by tests in several folders (on the path through pytest's pythonpath)."""

@@ -198,8 +198,8 @@ def digits_data(seed: int, copies: int):
     """Standardised logit-space digits per split, and the scorer: bits/dim of the pixels."""
     g = torch.Generator().manual_seed(seed)
     z = {}
-    for split, key in (("train", "train"), ("validation", "val"), ("test", "test")):
-        images = sklearn_digits(split).reshape(-1, 64)
+    for key in ("train", "val", "test"):
+        images = sklearn_digits(key).reshape(-1, 64)
         if key == "train":
             images = images.repeat(copies, 1)  # fresh noise for each copy
         z[key] = logit_transform(dequantize(images, levels=17, generator=g), LOGIT_LAMBDA)

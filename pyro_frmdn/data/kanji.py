@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..models import pad_sequences
 from ._cache import Arrays, cached_arrays, check_array, package_file, package_version, require
+from .splits import check_split
 
 __all__ = [
     "available_characters",
@@ -64,17 +65,17 @@ def available_characters(svg_dir: str | Path | None = None, kanji_only: bool = T
 
 
 def kanji_split(character: str) -> str:
-    """The split of a character: 90% ``"train"``, 5% ``"validation"``, 5% ``"test"``.
+    """The split of a character: 90% ``"train"``, 5% ``"val"``, 5% ``"test"``.
 
     Decided by a hash of the character alone, so it never changes with the set of characters
     asked for or with the package's version.
 
     Example:
-        >>> kanji_split("日") in ("train", "validation", "test")
+        >>> kanji_split("日") in ("train", "val", "test")
         True
     """
     bucket = int.from_bytes(hashlib.sha256(character.encode()).digest()[:4], "big") % 20
-    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+    return "test" if bucket == 0 else "val" if bucket == 1 else "train"
 
 
 def _resample(points: np.ndarray, spacing: float) -> np.ndarray:
@@ -153,8 +154,7 @@ def _choose(
     limit: int | None,
     svg_dir: str | Path | None,
 ) -> list[str]:
-    if split not in (None, "train", "validation", "test"):
-        raise ValueError(f"split must be None, 'train', 'validation' or 'test', got {split!r}")
+    split = check_split(split, none_allowed=True)
     if characters is None:
         chosen = available_characters(svg_dir)
     else:
@@ -206,7 +206,7 @@ def kanji_strokes(
     before fitting, as pixels are dequantised.
 
     Arguments:
-        split: ``None`` (every character asked for), or ``"train"``, ``"validation"``,
+        split: ``None`` (every character asked for), or ``"train"``, ``"val"``,
             ``"test"`` (:func:`kanji_split`: 90/5/5 by a hash of the character).
         characters: the characters to load, in order (a string or an iterable of them); default
             all kanji (:func:`available_characters`), in code point order.

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._cache import Arrays, cached_arrays, check_array
 from .digits import _mnist_arrays, split_indices
-from .splits import SPLITS
+from .splits import SPLITS, check_split
 
 __all__ = ["FRAME_SIZES", "frames_to_sequences", "moving_mnist", "sequences_to_frames"]
 
@@ -97,7 +97,7 @@ def moving_mnist(
     makes it continuous.
 
     Arguments:
-        split: ``"train"`` (4,000 digit images), ``"validation"`` or ``"test"`` (500 each);
+        split: ``"train"`` (4,000 digit images), ``"val"`` or ``"test"`` (500 each);
             the three never share a digit image.
         num_sequences, num_frames: N and T.
         frame_size: H = W, one of 64, 32, 16.
@@ -117,8 +117,7 @@ def moving_mnist(
         >>> video.shape, frames_to_sequences(video).shape  # doctest: +SKIP
         (torch.Size([8, 20, 32, 32]), torch.Size([8, 20, 1024]))
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    split = check_split(split)
     if frame_size not in FRAME_SIZES:
         raise ValueError(f"frame_size must be one of {tuple(FRAME_SIZES)}, got {frame_size}")
     if num_sequences < 1 or num_frames < 1 or num_digits < 1:

@@ -1,14 +1,32 @@
-"""Seeded train/validation/test splits of a data set's items, optionally stratified by label."""
+"""Seeded train/val/test splits of a data set's items, optionally stratified by label."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["SPLITS", "random_split"]
+__all__ = ["SPLITS", "check_split", "random_split"]
 
-SPLITS = ("train", "validation", "test")  # the split names the data loaders take
+SPLITS = ("train", "val", "test")  # the split names, as fit(val=...) and the CLI's --split
+
+
+def check_split(split: str | None, none_allowed: bool = False) -> str | None:
+    """``split`` if it names a split (:data:`SPLITS`; ``"validation"``, the loaders' name
+    before version 0.2, gives ``"val"`` with a warning), else a ValueError naming them."""
+    if split == "validation":
+        warnings.warn(
+            'split "validation" is now "val" (one name across the package); the old name goes in '
+            "the next release",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return "val"
+    if split in SPLITS or (none_allowed and split is None):
+        return split
+    names = ", ".join(repr(s) for s in ((None,) if none_allowed else ()) + SPLITS)
+    raise ValueError(f"split must be one of {names}, got {split!r}")
 
 
 def random_split(
@@ -34,9 +52,9 @@ def random_split(
 
     Example:
         >>> labels = np.repeat(np.arange(2), 10)
-        >>> parts = random_split(20, {"train": 0.8, "validation": 0.1, "test": 0.1}, 0, labels)
+        >>> parts = random_split(20, {"train": 0.8, "val": 0.1, "test": 0.1}, 0, labels)
         >>> {name: len(index) for name, index in parts.items()}
-        {'train': 16, 'validation': 2, 'test': 2}
+        {'train': 16, 'val': 2, 'test': 2}
     """
     values = np.array(list(fractions.values()), dtype=np.float64)
     if len(values) == 0 or (values < 0).any() or not np.isclose(values.sum(), 1):

@@ -9,11 +9,11 @@ from .boosted import (
     log_weights_from_rho,
     rho_from_log_weights,
 )
-from .flow_mixture import FlowTransformedDistribution, clear_transform_cache, flow_mixture
 from .logistic import DiscretizedLogistic
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 from .mixture import PARAMETERIZATIONS, components, low_rank_mixture, positive
 from .temperature import SCALE_MODES, graves_bias, temper
+from .transformed import FlowTransformedDistribution, clear_transform_cache, flow_mixture
 
 __all__ = [
     "PARAMETERIZATIONS",

@@ -8,8 +8,8 @@ import pyro.distributions as dist
 from torch.distributions import Independent, Normal
 
 from .binary import WithBernoulli
-from .flow_mixture import FlowTransformedDistribution
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
+from .transformed import FlowTransformedDistribution
 
 __all__ = ["SCALE_MODES", "graves_bias", "temper"]
 

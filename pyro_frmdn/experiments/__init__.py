@@ -9,7 +9,7 @@ calibration) into one folder. ``pyro-frmdn bench`` and ``benchmarks/quality.py``
 """
 
 from .command import add_arguments, main
-from .datasets import SPLITS, Prepared, load_dataset
+from .datasets import Prepared, load_dataset
 from .job import run_job, train_and_test
 from .machine import cpu_name, machine
 from .report import write_report
@@ -22,7 +22,6 @@ __all__ = [
     "FRMDNS",
     "PIT_PER_DIM",
     "RMDNS",
-    "SPLITS",
     "TOLERANCE",
     "VARIANTS",
     "DatasetSpec",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..data import digit_rows, kanji_steps, moving_mnist_steps, vowels_splits
+from ..data import SPLITS, digit_rows, kanji_steps, moving_mnist_steps, vowels_splits
 from .specs import DatasetSpec
 
-__all__ = ["SPLITS", "Prepared", "cached_dataset", "load_dataset"]
-
-SPLITS = {"train": "train", "val": "validation", "test": "test"}  # our key -> the loaders' name
+__all__ = ["Prepared", "cached_dataset", "load_dataset"]
 
 
 @dataclass
@@ -30,9 +28,9 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
     binary = 0
     if spec.kind == "frames":
         splits = {
-            key: {"y": moving_mnist_steps(split, getattr(spec, key), spec.num_frames,
+            key: {"y": moving_mnist_steps(key, getattr(spec, key), spec.num_frames,
                                           spec.frame_size, spec.levels, spec.logit_lambda, i)}
-            for i, (key, split) in enumerate(SPLITS.items())
+            for i, key in enumerate(SPLITS)
         }  # fmt: skip
         note = (
             f"{spec.num_frames} frames of {spec.frame_size}x{spec.frame_size}; videos made from "
@@ -41,8 +39,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
         )
     elif spec.kind == "rows":
         splits = {
-            key: {"y": digit_rows(split, getattr(spec, key), spec.levels, spec.logit_lambda, i)}
-            for i, (key, split) in enumerate(SPLITS.items())
+            key: {"y": digit_rows(key, getattr(spec, key), spec.levels, spec.logit_lambda, i)}
+            for i, key in enumerate(SPLITS)
         }
         note = (
             "random subsets (fixed seeds) of the stratified 80/10/10 splits; dequantised "
@@ -56,8 +54,8 @@ def load_dataset(spec: DatasetSpec) -> Prepared:
         )
     elif spec.kind == "strokes":
         splits = {
-            key: kanji_steps(split, getattr(spec, key), spec.grid, seed=i)
-            for i, (key, split) in enumerate(SPLITS.items())
+            key: kanji_steps(key, getattr(spec, key), spec.grid, seed=i)
+            for i, key in enumerate(SPLITS)
         }
         binary = 1
         note = (

@@ -17,16 +17,16 @@ from torch import Tensor, nn
 __all__ = ["ConvDecoder", "ConvEncoder", "check_frame_shape"]
 
 
-def check_frame_shape(frame_shape, num_layers: int) -> tuple[int, int, int]:
-    """Validate ``(C, H, W)`` for ``num_layers`` stride-2 layers; return it as a tuple of ints."""
+def check_frame_shape(frame_shape, conv_layers: int) -> tuple[int, int, int]:
+    """Validate ``(C, H, W)`` for ``conv_layers`` stride-2 layers; return it as a tuple of ints."""
     shape = tuple(int(s) for s in frame_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"frame_shape must be (channels, height, width), got {frame_shape}")
-    step = 2**num_layers
+    step = 2**conv_layers
     if shape[1] % step or shape[2] % step:
         raise ValueError(
-            f"frame height and width must divide by 2**{num_layers} = {step} "
-            f"({num_layers} stride-2 layers); got {shape[1]}×{shape[2]}"
+            f"frame height and width must divide by 2**{conv_layers} = {step} "
+            f"({conv_layers} stride-2 layers); got {shape[1]}×{shape[2]}"
         )
     return shape
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..deprecation import refuse_unknown, renamed
 from ..distributions import DiscretizedLogistic
 
 __all__ = ["PIXEL_LIKELIHOODS", "PixelLikelihood"]
@@ -28,19 +29,29 @@ class PixelLikelihood(nn.Module):
       pixels: bits/dim directly.
 
     Arguments:
-        kind: one of :data:`PIXEL_LIKELIHOODS`.
+        likelihood: one of :data:`PIXEL_LIKELIHOODS` (``kind`` before version 0.2).
         channels: C.
         levels: pixel levels of ``"logistic"``.
         min_scale: floor of the scales (``"gaussian"``, ``"logistic"``).
     """
 
-    def __init__(self, kind: str, channels: int, levels: int = 256, min_scale: float = 1e-3):
+    def __init__(
+        self,
+        likelihood: str | None = None,
+        channels: int = 1,
+        levels: int = 256,
+        min_scale: float = 1e-3,
+        **deprecated,
+    ):
         super().__init__()
-        if kind not in PIXEL_LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {PIXEL_LIKELIHOODS}, got {kind!r}")
-        self.kind, self.channels, self.levels, self.min_scale = kind, channels, levels, min_scale
-        self.maps_per_channel = 2 if kind == "logistic" else 1
-        if kind == "gaussian":
+        likelihood = renamed("PixelLikelihood", deprecated, "kind", "likelihood", likelihood)
+        refuse_unknown("PixelLikelihood", deprecated)
+        if likelihood not in PIXEL_LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {PIXEL_LIKELIHOODS}, got {likelihood!r}")
+        self.likelihood, self.channels, self.levels = likelihood, channels, levels
+        self.min_scale = min_scale
+        self.maps_per_channel = 2 if likelihood == "logistic" else 1
+        if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.full((channels,), math.log(0.1)))
         else:
             self.register_parameter("log_scale", None)
@@ -48,7 +59,7 @@ class PixelLikelihood(nn.Module):
     @property
     def discrete(self) -> bool:
         """Whether ``log_prob`` is a probability of discrete pixels (then bits/dim = NLL / ln 2)."""
-        return self.kind != "gaussian"
+        return self.likelihood != "gaussian"
 
     def _split(self, maps: Tensor) -> tuple[Tensor, Tensor | None]:
         expected = self.maps_per_channel * self.channels
@@ -60,9 +71,9 @@ class PixelLikelihood(nn.Module):
 
     def forward(self, maps: Tensor) -> dist.TorchDistribution:
         first, second = self._split(maps)
-        if self.kind == "bernoulli":
+        if self.likelihood == "bernoulli":
             d = dist.Bernoulli(logits=first)
-        elif self.kind == "gaussian":
+        elif self.likelihood == "gaussian":
             scale = self.log_scale.exp().clamp(min=self.min_scale)[:, None, None]
             d = dist.Normal(first, scale.expand_as(first))
         else:
@@ -74,18 +85,18 @@ class PixelLikelihood(nn.Module):
         """The frame to show, ``(..., C, H, W)`` in ``[0, 1]``: the pixel probabilities
         (Bernoulli) or the locations, clamped."""
         first, _ = self._split(maps)
-        return torch.sigmoid(first) if self.kind == "bernoulli" else first.clamp(0, 1)
+        return torch.sigmoid(first) if self.likelihood == "bernoulli" else first.clamp(0, 1)
 
     def prepare(self, frames: Tensor) -> Tensor:
         """Frames as the likelihood scores them: uint8 levels become ``x / 255``; floats must lie
         in ``[0, 1]``, and be 0 or 1 for ``"bernoulli"``."""
         if frames.dtype == torch.uint8:
-            if self.kind == "bernoulli":
+            if self.likelihood == "bernoulli":
                 raise ValueError(
                     "the Bernoulli likelihood needs binary frames: pass floats of 0 and 1 "
                     "(e.g. (frames > 127).float()), not uint8 levels"
                 )
-            if self.kind == "logistic" and self.levels != 256:
+            if self.likelihood == "logistic" and self.levels != 256:
                 raise ValueError(f"uint8 frames have 256 levels; the likelihood has {self.levels}")
             return frames.float() / 255.0
         if not frames.is_floating_point():
@@ -97,6 +108,6 @@ class PixelLikelihood(nn.Module):
                 f"float frames must lie in [0, 1]; got values in "
                 f"[{float(frames.min())}, {float(frames.max())}]"
             )
-        if self.kind == "bernoulli" and not bool(((frames == 0) | (frames == 1)).all()):
+        if self.likelihood == "bernoulli" and not bool(((frames == 0) | (frames == 1)).all()):
             raise ValueError("the Bernoulli likelihood needs binary frames (values 0 and 1)")
         return frames

@@ -298,7 +298,7 @@ def test_mnist_digits_splits_are_disjoint_stratified_and_in_range(cache):
         assert images.dtype == torch.uint8 and images.shape[1:] == (28, 28)
         assert int(images.max()) == 255 and int(images.min()) == 0
         sizes[split] = torch.bincount(labels, minlength=10).tolist()
-    assert sizes == {"train": [400] * 10, "validation": [50] * 10, "test": [50] * 10}
+    assert sizes == {"train": [400] * 10, "val": [50] * 10, "test": [50] * 10}
     labels = np.repeat(np.arange(10), 500)
     parts = [set(split_indices(labels, s).tolist()) for s in SPLITS]
     assert set.union(*parts) == set(range(5000)) and sum(len(p) for p in parts) == 5000
@@ -306,7 +306,7 @@ def test_mnist_digits_splits_are_disjoint_stratified_and_in_range(cache):
 
 def test_sklearn_digits_are_8_rows_of_8_with_17_levels(cache):
     needs("sklearn.datasets", "scikit-learn")
-    images = sklearn_digits("validation", cache_dir=cache)
+    images = sklearn_digits("val", cache_dir=cache)
     assert images.shape == (180, 8, 8) and images.dtype == torch.uint8
     assert int(images.max()) == 16
     assert len(sklearn_digits("train", cache_dir=cache)) == 1438
@@ -336,8 +336,8 @@ def test_moving_mnist_shapes_determinism_and_disjoint_digits(cache, tmp_path):
         )
         used[split] = set(d.flatten().tolist())
         assert used[split] <= set(split_indices(labels, split).tolist())
-    assert not used["train"] & used["validation"] and not used["train"] & used["test"]
-    assert not used["validation"] & used["test"]
+    assert not used["train"] & used["val"] and not used["train"] & used["test"]
+    assert not used["val"] & used["test"]
 
 
 def test_moving_mnist_keeps_the_whole_digit_in_every_frame(cache):

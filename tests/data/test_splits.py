@@ -6,7 +6,7 @@ import pytest
 from pyro_frmdn.data.digits import SPLITS, split_indices
 from pyro_frmdn.data.splits import random_split
 
-DIGITS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+DIGITS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
 def reference_split(labels: np.ndarray, part: int, seed: int) -> np.ndarray:
@@ -49,7 +49,7 @@ def test_parts_are_disjoint_stratified_and_cover_everything():
         assert np.array_equal(index, np.sort(index))
     counts = {k: np.bincount(labels[v], minlength=10) for k, v in parts.items()}
     total = np.bincount(labels, minlength=10)
-    assert (np.abs(counts["validation"] - 0.1 * total) <= 1).all()
+    assert (np.abs(counts["val"] - 0.1 * total) <= 1).all()
 
 
 def test_without_labels_one_permutation_cut_at_the_rounded_cumulative_fractions():
@@ -80,5 +80,9 @@ def test_bad_arguments(n, fractions, labels, message):
 
 
 def test_digit_split_names():
-    with pytest.raises(ValueError, match="split must be one of"):
-        split_indices(np.zeros(10), "val")
+    with pytest.raises(ValueError, match="one of 'train', 'val', 'test', got 'valid'"):
+        split_indices(np.zeros(10), "valid")
+    labels = np.repeat(np.arange(2), 10)
+    with pytest.warns(FutureWarning, match='"validation" is now "val"'):
+        old = split_indices(labels, "validation")  # the name before 0.2: the same items
+    np.testing.assert_array_equal(old, split_indices(labels, "val"))

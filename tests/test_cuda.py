@@ -45,3 +45,16 @@ def test_fit_and_sample_stay_on_the_gpu():
     assert all(b.device.type == "cuda" for b in m.buffers())  # the permutations follow
     s = m.sample(4, 5, pi_temperature=0.5)
     assert s.device.type == "cuda" and s.shape == (4, 5, 2) and torch.isfinite(s).all()
+
+
+def test_a_model_saved_on_the_gpu_loads_on_the_cpu_and_back(tmp_path):
+    torch.manual_seed(0)
+    m = pf.FRMDN(2, hidden_dim=8, num_components=2, rank=1, flow_layers=2).double().to("cuda")
+    y = torch.randn(3, 5, 2, dtype=torch.float64)
+    m.save(tmp_path / "m.pt")
+    on_cpu = pf.load(tmp_path / "m.pt", map_location="cpu")
+    assert all(p.device.type == "cpu" for p in on_cpu.parameters())
+    torch.testing.assert_close(on_cpu.log_prob(y), m.log_prob(y.cuda()).cpu())
+    on_gpu = pf.load(tmp_path / "m.pt", map_location="cuda")
+    assert all(p.device.type == "cuda" for p in on_gpu.parameters())
+    torch.testing.assert_close(on_gpu.log_prob(y.cuda()), m.log_prob(y.cuda()))

@@ -106,7 +106,7 @@ def load_run(
     splits = split_data(config["data"])
     model = build_model(config["model"], obs_dim=splits["train"].shape[-1])
     state = load_checkpoint(run / CHECKPOINTS / f"{which}.pt", map_location="cpu")
-    saved = state.get("config") or {}
+    saved = model.upgrade_config(state.get("config") or {})  # keys renamed since it was written
     differ = sorted(k for k in {*saved, *model.config} if saved.get(k) != model.config.get(k))
     if differ:
         raise ValueError(

@@ -83,7 +83,7 @@ def train_and_test(
                 progress=False,
             )
         except FloatingPointError as err:  # keep the best validation epoch before the NaN
-            diverged = str(err)
+            diverged = str(err).split(":")[0]  # "the loss became nan at epoch E, step S"
             if not (Path(folder) / "best.pt").exists():
                 raise
             history = History(load_checkpoint(Path(folder) / "last.pt")["history"])

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
-from ..files import atomic_write, read_torch_file
+from ..files import read_torch_file, save_verified
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model_checkpoint", "save_checkpoint"]
 
@@ -15,14 +13,12 @@ FORMAT = "pyro-frmdn-checkpoint/1"
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write ``payload`` to ``path`` through a temporary file and an atomic rename.
+    """Write ``payload`` to ``path`` through a temporary file and an atomic rename, with a
+    checksum that :func:`load_checkpoint` verifies (:func:`~pyro_frmdn.files.save_verified`).
 
     A crash (or a full disk) while writing leaves the previous file at ``path`` intact.
     """
-    path = Path(path)
-    with atomic_write(path) as f:
-        torch.save({"format": FORMAT, **payload}, f)
-    return path
+    return save_verified({"format": FORMAT, **payload}, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:

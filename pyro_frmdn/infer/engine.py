@@ -8,6 +8,7 @@ import csv
 import inspect
 import json
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "History",
     "arg_names",
     "as_kwargs",
+    "check_options",
     "clip_gradients",
     "count_steps",
     "forget_params",
@@ -168,6 +170,49 @@ def forget_params(name: str) -> None:
     store = pyro.get_param_store()
     for key in [k for k in store.keys() if k.startswith(name + "$$$")]:
         del store[key]
+
+
+# -- options ----------------------------------------------------------------------------------
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _positive(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+_RULES = {  # name -> (test, the rule in words)
+    "epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "checkpoint_every": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "epochs_per_component": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "num_components": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "patience": (
+        lambda v: v is None or (_integer(v) and v >= 1),
+        "None or an integer >= 1 (epochs without a better validation NLL before stopping)",
+    ),
+    "lr": (_positive, "a finite number > 0"),
+    "lr_decay": (_positive, "a finite number > 0 (the learning rate's factor per epoch)"),
+    "clip_value": (lambda v: v is None or _positive(v), "None or a finite number > 0"),
+    "clip_norm": (lambda v: v is None or _positive(v), "None or a finite number > 0"),
+}
+
+
+def check_options(where: str, **options) -> None:
+    """Refuse training options that would silently do nothing or harm, naming the rule.
+
+    Example:
+        >>> check_options("fit", lr=-1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: fit: lr must be a finite number > 0, got -1.0
+    """
+    for name, value in options.items():
+        test, rule = _RULES[name]
+        if not test(value):
+            raise ValueError(f"{where}: {name} must be {rule}, got {value!r}")
 
 
 # -- optimisation -----------------------------------------------------------------------------

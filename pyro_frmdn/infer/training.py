@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from .engine import (
     EpochLoop,
     History,
     arg_names,
+    check_options,
     clip_gradients,
     count_steps,
     forget_params,
@@ -44,6 +46,7 @@ def evaluate(
     divided by D ln 2. For images in 0-255 pixel space (dequantisation and logit Jacobians
     counted) use :func:`pyro_frmdn.data.bits_per_dim`.
     """
+    check_options("evaluate", batch_size=batch_size)
     device = next(model.parameters()).device if device is None else resolve_device(device)
     was_training = model.training
     model.eval()
@@ -55,6 +58,8 @@ def evaluate(
             count += count_steps(batch)
     finally:
         model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate: the data gave no scored steps (empty, or every step masked)")
     nll = total / count
     return nll / (model.obs_dim * math.log(2)) if bits_per_dim else nll
 
@@ -137,8 +142,6 @@ def fit(
     Returns:
         The :class:`History` (also saved in checkpoints).
     """
-    if epochs < 0 or batch_size < 1 or checkpoint_every < 1:
-        raise ValueError("need epochs >= 0, batch_size >= 1, checkpoint_every >= 1")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint folder to resume from")
     if clip_norm is None:
@@ -150,9 +153,11 @@ def fit(
             stacklevel=2,
         )
     clip_norm = None if clip_norm == _UNSET else clip_norm
-    for what, value in (("clip_value", clip_value), ("clip_norm", clip_norm), ("lr", lr)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{what} must be a finite number > 0, got {value}")
+    check_options(
+        "fit", epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+        clip_value=clip_value, clip_norm=clip_norm, patience=patience,
+        checkpoint_every=checkpoint_every,
+    )  # fmt: skip
     check_contract(
         model, ("model", "guide", "log_prob", "name", "config")[: 5 if checkpoint else 4]
     )
@@ -169,14 +174,16 @@ def fit(
     forget_params(model.name)
     loop = EpochLoop(model, epochs, patience)
     ckpt_dir = None if checkpoint is None else Path(checkpoint)
-    if resume and (ckpt_dir / "last.pt").exists():
-        state = load_model_checkpoint(ckpt_dir / "last.pt", model)
+    options = {"lr": lr, "lr_decay": lr_decay, "optimizer": type(optimizer).__name__}
+    if resume:
+        state = _resume_state(ckpt_dir, model, epochs, options)
         model.load_state_dict(state["model"])
         optimizer.set_state(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
         generator.set_state(state["rng"]["generator"])
         loop.history = History(state["history"])
         loop.best, loop.bad_epochs = state["best"], state["bad_epochs"]
+    start = copy.deepcopy(model.state_dict())  # what a divergence in the first epoch returns to
     elbo = Trace_ELBO()
 
     def payload() -> dict:
@@ -190,6 +197,7 @@ def fit(
             "best": loop.best,
             "bad_epochs": loop.bad_epochs,
             "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+            "options": options,
         }
 
     todo = 0 if loop.stopped else max(epochs - loop.epoch, 0)
@@ -198,15 +206,22 @@ def fit(
     def train_epoch(epoch: int) -> float:
         model.train()
         total, count = 0.0, 0
-        for batch in batches:
+        for step, batch in enumerate(batches, 1):
             batch = to_device(batch, device)
             n = count_steps(batch)
-            loss = svi_step(elbo, model, optimizer, batch, clip_norm, clip_value)
+            try:
+                loss = svi_step(elbo, model, optimizer, batch, clip_norm, clip_value)
+            except ValueError:  # Pyro's validation of a distribution built from NaN weights
+                if _finite(model):
+                    raise
+                loss = math.nan
             if not math.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss} at epoch {epoch}")
+                raise Diverged(epoch, step, loss)
             total, count = total + loss, count + n
             bar.update()
             bar.set_postfix(epoch=epoch, nll=f"{loss / n:.4f}")
+        if count == 0:
+            raise ValueError("the training data gave no batches (an empty DataLoader?)")
         return total / count
 
     def validate() -> float:
@@ -220,8 +235,68 @@ def fit(
         if loop.epoch % checkpoint_every == 0 or last:
             save_checkpoint(ckpt_dir / "last.pt", payload())
 
-    loop.run(train_epoch, None if val is None else validate, save)
-    bar.close()
+    try:
+        loop.run(train_epoch, None if val is None else validate, save)
+    except Diverged as e:
+        if not loop.restore():
+            model.load_state_dict(start)
+        raise FloatingPointError(_divergence_message(e, loop, lr, ckpt_dir)) from None
+    finally:
+        bar.close()
     if restore_best and val is not None:
         loop.restore()
     return loop.history
+
+
+class Diverged(FloatingPointError):
+    """The loss became NaN or infinite (internal: ``fit`` turns it into its own message)."""
+
+    def __init__(self, epoch: int, step: int, loss: float):
+        super().__init__(f"the loss became {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+def _finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _divergence_message(e: Diverged, loop: EpochLoop, lr: float, ckpt_dir: Path | None) -> str:
+    if loop.best is not None:
+        kept = (
+            f"the parameters of epoch {loop.best['epoch']} (the best so far, NLL "
+            f"{loop.best['nll']:.4f} per step) are restored"
+        )
+    else:
+        kept = "the parameters it started from are restored"
+    saved = "" if ckpt_dir is None else f", or resume from {ckpt_dir / 'best.pt'}"
+    return (
+        f"{e}: training diverged; {kept}. To go on: a smaller lr (it was {lr:g}), clip_norm= "
+        f"(the global gradient norm) or a lower clip_value{saved}"
+    )
+
+
+def _resume_state(ckpt_dir: Path, model: nn.Module, epochs: int, options: dict) -> dict:
+    """The checkpoint to resume from, refusing what would silently change the run."""
+    path = ckpt_dir / "last.pt"
+    if not path.is_file():
+        where = "holds no last.pt" if ckpt_dir.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"resume=True but the checkpoint folder {ckpt_dir} {where}: nothing to resume "
+            "(leave resume out to start a new run)"
+        )
+    state = load_model_checkpoint(path, model)
+    saved = state.get("options") or {}  # checkpoints of version 0.1 recorded none
+    changed = sorted(k for k in saved if saved[k] != options[k])
+    if changed:
+        was = ", ".join(f"{k}={saved[k]!r}" for k in changed)
+        now = ", ".join(f"{k}={options[k]!r}" for k in changed)
+        raise ValueError(
+            f"{path} was trained with {was}; resuming with {now} would be silently replaced by "
+            f"the optimizer state it holds: resume with {was}, or start a new run in another folder"
+        )
+    if epochs < state["epoch"]:
+        raise ValueError(
+            f"{path} has already trained {state['epoch']} epochs; epochs={epochs} is the total "
+            f"to reach, not a number of further epochs: pass epochs > {state['epoch']}"
+        )
+    return state

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_write, read_torch_file
+from ..files import read_torch_file, save_verified
 
 __all__ = [
     "CONTRACT",
@@ -108,9 +108,7 @@ class PyroModel(nn.Module):
             "transform": transform,
             "extra": extra,
         }
-        with atomic_write(path) as f:
-            torch.save(state, f)
-        return path
+        return save_verified(state, path)
 
     def __reduce_ex__(self, protocol):
         # Pyro's param store hangs weakrefs on the parameters it holds, which pickle cannot

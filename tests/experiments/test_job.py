@@ -58,7 +58,7 @@ def test_a_run_that_diverges_keeps_its_best_epoch_and_says_so(monkeypatch, tmp_p
         "out": str(tmp_path),
     }
     r = jobs.run_job(job)
-    assert r["diverged"] == "the loss became nan at epoch 2"
+    assert r["diverged"] == "the loss became nan at epoch 2, step 1"
     assert [h["epoch"] for h in r["history"]] == [1] and math.isfinite(r["test_nll"])
     models = summarise(spec, [r])["models"]
     assert models["rmdn_diag"]["diverged"] == [0]

@@ -11,6 +11,7 @@ from support.boosting import assert_valid, blobs, flow
 
 import pyro_frmdn as pf
 from pyro_frmdn.distributions import RHO_MAX
+from pyro_frmdn.files import read_torch_file
 from pyro_frmdn.infer import (
     boosting_sample_weights,
     fit_boosted,
@@ -124,7 +125,8 @@ def test_checkpoints_round_trip_and_resume(tmp_path):
     assert load_boosted(tmp_path / "component_0.pt").num_components == 1
     save_boosted(m, tmp_path / "m.pt")
     assert torch.equal(
-        BoostedFlow.from_payload(torch.load(tmp_path / "m.pt")).log_prob(y), m.log_prob(y)
+        BoostedFlow.from_payload(read_torch_file(tmp_path / "m.pt", "model")).log_prob(y),
+        m.log_prob(y),
     )
 
     # resuming to 3 components gives what an uninterrupted run to 3 gives
@@ -137,7 +139,7 @@ def test_checkpoints_round_trip_and_resume(tmp_path):
 
 def test_loading_checks_the_class(tmp_path):
     save_boosted(flow(components=1), tmp_path / "f.pt")
-    payload = torch.load(tmp_path / "f.pt")
+    payload = read_torch_file(tmp_path / "f.pt", "model")
     with pytest.raises(ValueError, match="holds a BoostedFlow, not a BoostedFRMDN"):
         BoostedFRMDN.from_payload(payload)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -5,20 +5,11 @@ import math
 
 import pytest
 import torch
+from support.training import banana, tiny
 
 import pyro_frmdn as pf
 from pyro_frmdn.data import inverse_sine, make_task
-from pyro_frmdn.infer import load_checkpoint, save_checkpoint
-
-
-def tiny(seed=0, **kw):
-    torch.manual_seed(seed)
-    kw = {"hidden_dim": 8, "num_components": 2, "rank": 1, "flow_layers": 1, **kw}
-    return pf.FRMDN(2, **kw)
-
-
-def banana(n=48, steps=6, seed=0):
-    return make_task("banana", n=n, steps=steps, seed=seed)
+from pyro_frmdn.infer import load_checkpoint
 
 
 def fit_task(task, model, epochs=15):
@@ -121,39 +112,6 @@ def test_early_stopping_restores_the_best_parameters(tmp_path):
     assert pf.evaluate(m, banana(16, seed=1)) == pytest.approx(h["val_nll"][best_epoch], rel=1e-5)
 
 
-def test_corrupt_or_mismatched_checkpoints_are_refused_and_never_overwritten(tmp_path):
-    y = banana()
-    pf.fit(tiny(), y, epochs=1, batch_size=16, checkpoint=tmp_path, progress=False)
-    good = (tmp_path / "last.pt").read_bytes()
-    with pytest.raises(ValueError, match="config"):
-        pf.fit(tiny(hidden_dim=6), y, epochs=2, checkpoint=tmp_path, resume=True, progress=False)
-    assert (tmp_path / "last.pt").read_bytes() == good
-    (tmp_path / "last.pt").write_bytes(good[: len(good) // 2])
-    with pytest.raises(ValueError, match="corrupt"):
-        pf.fit(tiny(), y, epochs=2, checkpoint=tmp_path, resume=True, progress=False)
-    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt"):
-        load_checkpoint(tmp_path / "other.pt")
-    torch.save({"weights": torch.ones(2)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="not a pyro-frmdn checkpoint"):
-        load_checkpoint(tmp_path / "foreign.pt")
-    with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path):
-    save_checkpoint(tmp_path / "c.pt", {"x": torch.ones(1)})
-
-    class Unpicklable:
-        def __reduce__(self):
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        save_checkpoint(tmp_path / "c.pt", {"x": Unpicklable()})
-    assert torch.equal(load_checkpoint(tmp_path / "c.pt")["x"], torch.ones(1))
-    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
-
-
 def test_data_forms_masks_and_dataloaders_agree():
     y, mask = pf.pad_sequences([torch.randn(n, 2) for n in (6, 4, 5, 6)])
     m = tiny()
@@ -240,16 +198,3 @@ def test_clip_norm_none_warns_that_the_clamp_is_now_clip_value_and_bad_clips_are
     for bad in ({"clip_norm": 0.0}, {"clip_value": -1.0}, {"lr": math.nan}, {"lr": -1e-3}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             pf.fit(tiny(), y, epochs=1, progress=False, **bad)
-
-
-def test_the_step_count_falls_back_to_the_first_tensor():
-    from pyro_frmdn.infer.engine import count_steps as _count
-
-    frames = torch.zeros(3, 5, 1, 4, 4)
-    assert _count({"frames": frames, "actions": None}) == 15
-    mask = torch.ones(3, 5, dtype=torch.bool)
-    mask[0, 3:] = False
-    assert _count({"frames": frames, "mask": mask}) == 13
-    assert _count({"x": torch.zeros(7, 2)}) == 7
-    with pytest.raises(ValueError, match="observations"):
-        _count({"actions": None})

@@ -102,3 +102,30 @@ def test_bad_mode_is_refused(tmp_path, mode):
     with pytest.raises(ValueError, match="mode"), atomic_write(path, mode):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_files_left_by_a_killed_write_are_removed_at_the_next_write(tmp_path):
+    path = tmp_path / "last.pt"
+    orphan = tmp_path / "last.pt.k1x9q2.tmp"  # as mkstemp names them
+    orphan.write_bytes(b"half a checkpoint")
+    other = tmp_path / "best.pt.k1x9q2.tmp"  # another file's: left alone
+    other.write_bytes(b"x")
+    with atomic_write(path) as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and not orphan.exists() and other.exists()
+
+
+def test_a_verified_file_round_trips_and_a_plain_torch_file_still_reads(tmp_path):
+    import torch
+
+    from pyro_frmdn.files import MAGIC, read_torch_file, save_verified
+
+    obj = {"w": torch.arange(5.0), "n": 3}
+    path = save_verified(obj, tmp_path / "v.pt")
+    assert path.read_bytes().startswith(MAGIC)
+    back = read_torch_file(path, "model file")
+    assert torch.equal(back["w"], obj["w"]) and back["n"] == 3
+    torch.save(obj, tmp_path / "plain.pt")  # as files were written before version 0.2
+    assert read_torch_file(tmp_path / "plain.pt", "model file")["n"] == 3
+    with pytest.raises(FileNotFoundError, match="no model file at"):
+        read_torch_file(tmp_path / "missing.pt", "model file")

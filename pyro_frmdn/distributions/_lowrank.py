@@ -79,12 +79,16 @@ class _LowRankLogProb(torch.autograd.Function):
         for i in range(0, e.shape[0], step):
             sl = slice(i, i + step)
             inv, _, tril, _, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
-            logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            # C = I + (PSD) has every Cholesky pivot >= 1, and a covariance Mahalanobis term is
+            # >= 0: rounding (float32, a factor far larger than the diagonal) can break both, and a
+            # density far above its true maximum would win every comparison (the best epoch),
+            # so both bounds are kept
+            logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).clamp_min(1.0).log().sum(-1)
             if precision:
                 maha = (e[sl].square() * s[sl]).sum(-1) + white.square().sum(-1)
                 logdet = -s[sl].log().sum(-1) - logdet_cap
             else:
-                maha = (e[sl].square() * inv).sum(-1) - white.square().sum(-1)
+                maha = ((e[sl].square() * inv).sum(-1) - white.square().sum(-1)).clamp_min(0.0)
                 logdet = s[sl].log().sum(-1) + logdet_cap
             out[sl] = -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
         ctx.save_for_backward(diff, factor, diag)

@@ -23,7 +23,7 @@ from .components import (
     scored_steps,
     to_dtype,
 )
-from .engine import History, progress_bar, resolve_device
+from .engine import History, check_options, progress_bar, resolve_device
 from .rho import gradient_search_rho, line_search_rho
 
 __all__ = [
@@ -60,11 +60,10 @@ def load_boosted(path, map_location=None) -> BoostedMixture:
 def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip, options) -> None:
     if not isinstance(model, BoostedMixture):
         raise TypeError(f"model must be a BoostedMixture (BoostedFlow, ...), got {type(model)}")
-    if num_components < 1 or epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(
-            "need num_components >= 1, epochs_per_component >= 1, batch_size >= 1, lr > 0; got "
-            f"{num_components}, {epochs}, {batch_size}, {lr}"
-        )
+    check_options(
+        "fit_boosted", num_components=num_components, epochs_per_component=epochs,
+        batch_size=batch_size, lr=lr, clip_norm=options["clip_norm"], patience=options["patience"],
+    )  # fmt: skip
     if model.num_components > num_components:
         raise ValueError(
             f"the model already has {model.num_components} components, more than "
@@ -92,10 +91,7 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
         raise ValueError(
             f"fixed_rho must be 'uniform' or a number in (0, {RHO_MAX}], got {fixed!r}"
         )
-    patience = options["patience"]
-    if patience is not None and patience < 1:
-        raise ValueError(f"patience must be >= 1 or None, got {patience}")
-    if patience is not None and options["val"] is None:
+    if options["patience"] is not None and options["val"] is None:
         raise ValueError("early stopping (patience) needs validation data: pass val=")
     if options["resume"] and options["checkpoint"] is None:
         raise ValueError("resume=True needs the checkpoint folder to resume from")
@@ -213,6 +209,7 @@ def fit_boosted(
         val=val,
         resume=resume,
         checkpoint=checkpoint,
+        clip_norm=clip_norm,
     )
     _check_arguments(
         model, num_components, epochs_per_component, batch_size, lr, weight_clip, options

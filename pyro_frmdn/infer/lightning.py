@@ -24,6 +24,7 @@ from .engine import (
     History,
     arg_names,
     as_kwargs,
+    check_options,
     clip_gradients,
     count_steps,
     forget_params,
@@ -246,8 +247,10 @@ def fit_lightning(
         The :class:`~pyro_frmdn.infer.History` of the epochs: ``train_nll``, ``val_nll``
         (averaged over all processes) and ``time``.
     """
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    check_options(
+        "fit_lightning", epochs=epochs, batch_size=batch_size, lr=lr, clip_norm=clip_norm,
+        clip_value=clip_value,
+    )  # fmt: skip
     lightning.seed_everything(seed, verbose=False)
     names = arg_names(model)
     train_loader = _loader(train, names, batch_size, shuffle=True)

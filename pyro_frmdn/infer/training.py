@@ -174,7 +174,8 @@ def fit(
     forget_params(model.name)
     loop = EpochLoop(model, epochs, patience)
     ckpt_dir = None if checkpoint is None else Path(checkpoint)
-    options = {"lr": lr, "lr_decay": lr_decay, "optimizer": type(optimizer).__name__}
+    optimizer_name = getattr(optimizer, "pt_optim_constructor", type(optimizer)).__name__
+    options = {"lr": lr, "lr_decay": lr_decay, "optimizer": optimizer_name}
     if resume:
         state = _resume_state(ckpt_dir, model, epochs, options)
         model.load_state_dict(state["model"])

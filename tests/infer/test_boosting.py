@@ -234,7 +234,7 @@ def test_bad_arguments_raise_clear_errors():
     y = blobs(16)
     m = flow(components=2)
     bad = [
-        (dict(num_components=0), "need num_components >= 1"),
+        (dict(num_components=0), "num_components must be an integer >= 1"),
         (dict(num_components=1), "already has 2 components"),
         (dict(weight_clip=(0.2, 0.1)), "weight_clip must be"),
         (dict(rho_search="newton"), "rho_search must be one of"),

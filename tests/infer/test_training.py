@@ -3,8 +3,10 @@
 import json
 import math
 
+import pyro
 import pytest
 import torch
+from pyro.distributions.util import is_validation_enabled
 from support.training import banana, tiny
 
 import pyro_frmdn as pf
@@ -198,3 +200,121 @@ def test_clip_norm_none_warns_that_the_clamp_is_now_clip_value_and_bad_clips_are
     for bad in ({"clip_norm": 0.0}, {"clip_value": -1.0}, {"lr": math.nan}, {"lr": -1e-3}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             pf.fit(tiny(), y, epochs=1, progress=False, **bad)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(patience=0),
+        dict(patience=-2),
+        dict(lr=-1.0),
+        dict(lr=0.0),
+        dict(lr=math.nan),
+        dict(lr=math.inf),
+        dict(lr_decay=0.0),
+        dict(lr_decay=-0.5),
+        dict(batch_size=0),
+        dict(batch_size=2.5),
+        dict(epochs=-1),
+        dict(checkpoint_every=0),
+        dict(clip_norm=0.0),
+        dict(clip_value=-1.0),
+        dict(patience=True),
+    ],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_options_that_would_do_nothing_or_harm_are_refused_with_the_rule(options):
+    name = next(iter(options))
+    m = tiny()
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(ValueError, match=f"fit: {name} must be"):
+        pf.fit(m, banana(8), progress=False, **{"epochs": 1, **options})
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
+
+
+def test_evaluate_refuses_a_zero_batch_size_and_data_with_nothing_to_score():
+    m, y = tiny(), banana(8)
+    with pytest.raises(ValueError, match="evaluate: batch_size must be an integer >= 1"):
+        pf.evaluate(m, y, batch_size=0)
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(y[:0]), batch_size=4)
+    with pytest.raises(ValueError, match="no scored steps"):
+        pf.evaluate(m, empty)
+    with pytest.raises(ValueError, match="no batches"):
+        pf.fit(m, empty, epochs=1, progress=False)
+
+
+def test_resume_refuses_what_would_silently_change_the_run(tmp_path):
+    y = banana(16)
+    kw = dict(batch_size=8, progress=False)
+    with pytest.raises(FileNotFoundError, match="does not exist: nothing to resume"):
+        pf.fit(tiny(), y, epochs=2, checkpoint=tmp_path / "nowhere", resume=True, **kw)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"holds no last\.pt"):
+        pf.fit(tiny(), y, epochs=2, checkpoint=tmp_path / "empty", resume=True, **kw)
+    pf.fit(tiny(), y, epochs=2, lr=1e-2, checkpoint=tmp_path / "run", **kw)
+    saved = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"trained with lr=0.01; resuming with lr=0.001"):
+        pf.fit(tiny(), y, epochs=3, lr=1e-3, checkpoint=tmp_path / "run", resume=True, **kw)
+    with pytest.raises(ValueError, match=r"trained with optimizer='ClippedAdam'"):
+        other = pyro.optim.Adam({"lr": 1e-2})
+        pf.fit(tiny(), y, epochs=3, lr=1e-2, optimizer=other, checkpoint=tmp_path / "run",
+               resume=True, **kw)  # fmt: skip
+    with pytest.raises(ValueError, match="already trained 2 epochs; epochs=1 is the total"):
+        pf.fit(tiny(), y, epochs=1, lr=1e-2, checkpoint=tmp_path / "run", resume=True, **kw)
+    assert (tmp_path / "run" / "last.pt").read_bytes() == saved  # nothing was written
+    h = pf.fit(tiny(), y, epochs=3, lr=1e-2, checkpoint=tmp_path / "run", resume=True, **kw)
+    assert h["epoch"] == [1, 2, 3]
+
+
+def _ruin_from(step_number, monkeypatch, loss=math.nan):
+    """Make fit's SVI step ruin the parameters (NaN) from its ``step_number``-th call on."""
+    import pyro_frmdn.infer.training as training
+
+    step, calls = training.svi_step, []
+
+    def ruined(elbo, model, *args, **kwargs):
+        calls.append(1)
+        out = step(elbo, model, *args, **kwargs)
+        if len(calls) < step_number:
+            return out
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(math.nan)
+        return loss
+
+    monkeypatch.setattr(training, "svi_step", ruined)
+
+
+def test_a_diverged_run_restores_its_best_epoch_without_a_checkpoint_and_says_how_to_go_on(
+    monkeypatch,
+):
+    y = banana(16)
+    kw = dict(batch_size=8, lr=1e-2, progress=False)  # two steps an epoch
+    clean = tiny()
+    h = pf.fit(clean, y, epochs=2, **kw)
+    assert h["train_nll"][1] < h["train_nll"][0]  # epoch 2 is the best so far
+    _ruin_from(5, monkeypatch)  # the first step of epoch 3
+    m = tiny()
+    with pytest.raises(FloatingPointError, match="epoch 3, step 1") as e:
+        pf.fit(m, y, epochs=4, **kw)
+    assert "the parameters of epoch 2" in str(e.value) and "smaller lr" in str(e.value)
+    for a, b in zip(m.parameters(), clean.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_divergence_in_the_first_epoch_returns_to_the_starting_parameters(monkeypatch):
+    _ruin_from(1, monkeypatch)
+    m = tiny()
+    start = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(FloatingPointError, match="the parameters it started from are restored"):
+        pf.fit(m, banana(16), epochs=2, batch_size=8, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(start, m.parameters(), strict=True))
+
+
+def test_with_pyro_validation_a_diverged_step_is_the_package_error(monkeypatch):
+    # the ruined step itself reports a finite loss: the next one meets NaN weights, which Pyro's
+    # validation of the distribution refuses ("Expected parameter ..."); fit says what happened
+    _ruin_from(2, monkeypatch, loss=1.0)
+    assert is_validation_enabled()
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        pf.fit(tiny(), banana(16), epochs=2, batch_size=8, progress=False)

@@ -13,7 +13,9 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import zero_grads
+from pyro.optim.lr_scheduler import PyroLRScheduler
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..models.base import check_contract
 from .checkpoint import load_model_checkpoint, save_checkpoint
@@ -128,7 +130,9 @@ def fit(
             norm everywhere in the package (``fit_boosted``, the Lightning module); before
             version 0.2 it named the elementwise clamp here.
         optimizer: any ``pyro.optim`` optimizer instead of ``ClippedAdam`` (the clipping above
-            still applies).
+            still applies), or a Pyro learning-rate scheduler (``pyro.optim.ExponentialLR``,
+            ``StepLR``, ``OneCycleLR``..., stepped after every epoch; ``ReduceLROnPlateau``
+            with the epoch's validation NLL, or its training NLL without ``val``).
         patience: stop after this many epochs without a better validation NLL.
         restore_best: finish with the parameters of the best validation epoch.
         device: ``"cpu"``, ``"cuda"``...; default CUDA when available. Batches move as used.
@@ -228,7 +232,13 @@ def fit(
     def validate() -> float:
         return evaluate(model, val, max(batch_size, 256))
 
-    def save(loop: EpochLoop, improved: bool, last: bool) -> None:
+    def end_epoch(loop: EpochLoop, improved: bool, last: bool) -> None:
+        if isinstance(optimizer, PyroLRScheduler):  # a learning-rate schedule steps per epoch
+            if optimizer.pt_scheduler_constructor is ReduceLROnPlateau:
+                record = loop.history.records[-1]
+                optimizer.step(record.get("val_nll", record["train_nll"]))
+            else:
+                optimizer.step()
         if ckpt_dir is None:
             return
         if improved:
@@ -237,7 +247,7 @@ def fit(
             save_checkpoint(ckpt_dir / "last.pt", payload())
 
     try:
-        loop.run(train_epoch, None if val is None else validate, save)
+        loop.run(train_epoch, None if val is None else validate, end_epoch)
     except Diverged as e:
         if not loop.restore():
             model.load_state_dict(start)

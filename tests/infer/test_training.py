@@ -318,3 +318,31 @@ def test_with_pyro_validation_a_diverged_step_is_the_package_error(monkeypatch):
     assert is_validation_enabled()
     with pytest.raises(FloatingPointError, match="training diverged"):
         pf.fit(tiny(), banana(16), epochs=2, batch_size=8, progress=False)
+
+
+def _rates(scheduler) -> list[float]:
+    return [g["lr"] for s in scheduler.optim_objs.values() for g in s.optimizer.param_groups]
+
+
+def test_a_pyro_learning_rate_scheduler_is_stepped_every_epoch():
+    y = banana(16)
+    decaying = pyro.optim.ExponentialLR(
+        {"optimizer": torch.optim.Adam, "optim_args": {"lr": 0.1}, "gamma": 0.5}
+    )
+    pf.fit(tiny(), y, epochs=3, batch_size=8, optimizer=decaying, progress=False)
+    rates = _rates(decaying)  # one optimizer per parameter in Pyro
+    assert rates and rates == pytest.approx([0.1 * 0.5**3] * len(rates))
+    plateau = pyro.optim.ReduceLROnPlateau(
+        {"optimizer": torch.optim.Adam, "optim_args": {"lr": 0.1}, "patience": 0, "factor": 0.5}
+    )
+    # a learning rate of 0.1 overshoots: once the validation NLL stops falling, the rate halves
+    h = pf.fit(tiny(), y, banana(8, seed=1), epochs=6, batch_size=8, optimizer=plateau,
+               progress=False)  # fmt: skip
+    best, worse = math.inf, 0
+    for v in h["val_nll"]:  # torch's rule: no gain of 1e-4 (relative) on the best is a plateau
+        if v < best * (1 - 1e-4):
+            best = v
+        else:
+            worse += 1
+    rates = _rates(plateau)
+    assert worse >= 1 and rates == pytest.approx([0.1 * 0.5**worse] * len(rates))

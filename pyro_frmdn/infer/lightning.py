@@ -41,6 +41,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 __all__ = ["SVILightningModule", "fit_lightning"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 class SVILightningModule(lightning.LightningModule):
@@ -68,6 +69,9 @@ class SVILightningModule(lightning.LightningModule):
             (:func:`~pyro_frmdn.infer.engine.clip_gradients`), unless the Trainer sets
             ``gradient_clip_val`` itself.
         optimizer: a factory ``params -> torch.optim.Optimizer`` instead of Adam.
+        scheduler: a factory ``optimizer -> torch.optim.lr_scheduler.LRScheduler``, stepped
+            after every epoch (``ReduceLROnPlateau`` with the epoch's ``val_nll``, or
+            ``train_nll`` without validation data).
 
     Example:
         >>> import lightning, pyro_frmdn as pf
@@ -86,12 +90,13 @@ class SVILightningModule(lightning.LightningModule):
         clip_norm: float | None = 10.0,
         optimizer: OptimizerFactory | None = None,
         clip_value: float | None = None,
+        scheduler: SchedulerFactory | None = None,
     ):
         super().__init__()
         self.model = model
         self.elbo = Trace_ELBO()(model.model, model.guide)  # ELBOModule: forward -> loss
         self.lr, self.clip_norm, self.optimizer_factory = lr, clip_norm, optimizer
-        self.clip_value = clip_value
+        self.clip_value, self.scheduler_factory = clip_value, scheduler
         self.names = arg_names(model)
         self.history = History()
 
@@ -164,10 +169,20 @@ class SVILightningModule(lightning.LightningModule):
         record["time"] = time.perf_counter() - self._epoch_start
         self.history.records.append(record)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self):
         if self.optimizer_factory is not None:
-            return self.optimizer_factory(self.parameters())
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+            optimizer = self.optimizer_factory(self.parameters())
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.scheduler_factory is None:
+            return optimizer
+        validated = self.trainer.val_dataloaders is not None  # lightning sets them before
+        schedule = {
+            "scheduler": self.scheduler_factory(optimizer),
+            "interval": "epoch",
+            "monitor": "val_nll" if validated else "train_nll",
+        }
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
@@ -219,6 +234,7 @@ def fit_lightning(
     optimizer: OptimizerFactory | None = None,
     trainer_kwargs: dict | None = None,
     clip_value: float | None = None,
+    scheduler: SchedulerFactory | None = None,
     seed: int = 0,
 ) -> History:
     """Fit a model's ``model``/``guide`` pair with SVI (``Trace_ELBO``) under a Lightning Trainer.
@@ -236,11 +252,12 @@ def fit_lightning(
             order of its arguments, a dict of them by name (``{"y": y, "mask": mask}``), or a
             ``DataLoader`` yielding any of these.
         epochs, batch_size: passes over ``train`` and the minibatch size per process.
-        lr, clip_norm, clip_value, optimizer: see :class:`SVILightningModule`.
+        lr, clip_norm, clip_value, optimizer, scheduler: see :class:`SVILightningModule`.
         trainer_kwargs: overrides of the :class:`lightning.Trainer` arguments, e.g.
             ``{"accelerator": "gpu", "devices": 4, "num_nodes": 2, "strategy": "ddp"}``. Defaults:
             ``accelerator="auto"``, ``devices="auto"``, ``strategy="auto"``, no logger, no
-            checkpointing, no model summary, no sanity validation.
+            checkpointing, no model summary, no sanity validation. User ``callbacks`` are
+            kept; a ``ModelCheckpoint`` among them turns Lightning's checkpointing on.
         seed: seeds Python, NumPy and torch (so Pyro), and Lightning's distributed samplers.
 
     Returns:
@@ -256,8 +273,9 @@ def fit_lightning(
     train_loader = _loader(train, names, batch_size, shuffle=True)
     val_loader = None if val is None else _loader(val, names, max(batch_size, 256), shuffle=False)
     module = SVILightningModule(
-        model, lr=lr, clip_norm=clip_norm, optimizer=optimizer, clip_value=clip_value
-    )
+        model, lr=lr, clip_norm=clip_norm, optimizer=optimizer, clip_value=clip_value,
+        scheduler=scheduler,
+    )  # fmt: skip
     first = as_kwargs(next(iter(train_loader)), names)
     module.initialize(to_device(first, next(model.parameters()).device))
     kwargs = dict(
@@ -270,7 +288,13 @@ def fit_lightning(
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    kwargs.update(trainer_kwargs or {})
+    user = dict(trainer_kwargs or {})
+    if "enable_checkpointing" not in user and any(
+        isinstance(c, lightning.pytorch.callbacks.ModelCheckpoint)
+        for c in user.get("callbacks", ())
+    ):
+        user["enable_checkpointing"] = True  # Lightning refuses the callback otherwise
+    kwargs.update(user)
     trainer = lightning.Trainer(**kwargs)
     with warnings.catch_warnings():
         if val_loader is None:

@@ -153,3 +153,22 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     histories = [json.loads((tmp_path / f"history{r}.json").read_text()) for r in range(2)]
     assert [h["epoch"] for h in histories[0]] == [1, 2]
     assert [h["train_nll"] for h in histories[0]] == [h["train_nll"] for h in histories[1]]
+
+
+def test_fit_lightning_takes_a_user_model_checkpoint_and_a_scheduler(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    y = make_task("banana", n=32, steps=6, seed=0)
+    saver = ModelCheckpoint(dirpath=tmp_path, monitor="val_nll", save_top_k=1)
+    rates = []
+
+    def scheduler(optimizer):
+        rates.append(optimizer)
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    fit_lightning(
+        tiny_frmdn(), y, val=y[:8], epochs=2, batch_size=8, lr=1e-2, scheduler=scheduler,
+        trainer_kwargs={**SINGLE, "callbacks": [saver]},
+    )  # fmt: skip
+    assert len(list(tmp_path.glob("*.ckpt"))) == 1 and saver.best_model_score is not None
+    assert [g["lr"] for g in rates[0].param_groups] == [pytest.approx(1e-2 * 0.5**2)]

@@ -7,7 +7,6 @@ import importlib
 import json
 import os
 import warnings
-import zipfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +24,7 @@ __all__ = [
     "check_array",
     "package_file",
     "package_version",
+    "read_arrays",
     "require",
 ]
 
@@ -43,6 +43,13 @@ def cache_folder(cache_dir: str | Path | None = None) -> Path:
     ``~/.cache/pyro-frmdn``. The folder is created when the first file is written.
     """
     if cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(
+                f"cache_dir must be a path (str or os.PathLike) or None, "
+                f"got {type(cache_dir).__name__} {cache_dir!r}"
+            )
+        if not str(cache_dir).strip():  # Path("") is the working folder: never meant
+            raise ValueError(f"cache_dir must name a folder, got {str(cache_dir)!r}")
         return Path(cache_dir).expanduser()
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
@@ -97,9 +104,28 @@ def package_version(package: str) -> str | None:
         return None
 
 
-def _read(path: Path) -> Arrays:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+def read_arrays(path: str | Path) -> Arrays:
+    """The arrays of the ``.npz`` file ``path``, read in full.
+
+    A file that opens but is not an intact ``.npz`` archive of plain arrays (empty, truncated,
+    a changed byte, one ``.npy`` array, a pickle, text, object arrays) raises a ValueError
+    that names the file and says what is wrong; only errors of opening it (missing, no
+    permission, a folder) stay OSErrors.
+    """
+    with open(path, "rb") as file:  # OSError: the file cannot be opened at all
+        if not file.read(1):
+            raise ValueError(f"{path} is empty (0 bytes)")
+        file.seek(0)
+        try:
+            loaded = np.load(file, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("it holds one .npy array, not an .npz archive")
+            with loaded:
+                return {k: loaded[k] for k in loaded.files}
+        except Exception as err:  # zip, zlib, npy-header and pickle refusals alike: damage
+            raise ValueError(
+                f"{path} is not a readable .npz archive of arrays ({type(err).__name__}: {err})"
+            ) from err
 
 
 def _write(path: Path, arrays: Arrays) -> None:
@@ -127,11 +153,12 @@ def cached_arrays(
     path = cache_folder(cache_dir) / f"{name}-{digest}.npz"
     if path.exists():
         try:
-            arrays = _read(path)
+            arrays = read_arrays(path)
             validate(arrays)
             return arrays
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-            warnings.warn(f"rebuilding the cache file {path}: {err}", stacklevel=3)
+        except Exception as err:  # any damage; a fresh build is validated below, uncaught
+            reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+            warnings.warn(f"rebuilding the cache file {path}: {reason}", stacklevel=3)
     arrays = build()
     validate(arrays)
     try:
@@ -139,6 +166,15 @@ def cached_arrays(
     except OSError as err:
         warnings.warn(f"could not write the cache file {path}: {err}", stacklevel=3)
     return arrays
+
+
+def _unfit(a: np.ndarray, dtype: str) -> str:
+    """`` with values such as 0.5``: the first value of ``a`` that ``dtype`` cannot hold."""
+    if a.dtype.kind not in "biuf" or a.size == 0:
+        return ""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~(a.astype(dtype).astype(a.dtype) == a)  # NaN is never equal: always unfit
+    return f" with values such as {a[bad].flat[0]!s}" if bad.any() else ""  # !s: 0.1, not 0.100…
 
 
 def check_array(
@@ -150,9 +186,14 @@ def check_array(
     integer: bool = False,
     dtype: str | None = None,
 ) -> None:
-    """Raise a ValueError unless ``a`` has ``shape`` (None: any size), is finite and in range."""
+    """Raise a ValueError unless ``a`` has ``dtype``, ``shape`` (None: any size), is finite and
+    in range; the message names ``a`` and says what was expected and what came."""
     if dtype is not None and a.dtype != np.dtype(dtype):
-        raise ValueError(f"{name} has dtype {a.dtype}; expected {np.dtype(dtype)}")
+        raise ValueError(
+            f"{name} has dtype {a.dtype}{_unfit(a, dtype)}; expected {np.dtype(dtype)}"
+        )
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} holds {a.dtype} values; expected numbers")
     if shape is not None and (
         a.ndim != len(shape)
         or any(s is not None and s != n for s, n in zip(shape, a.shape, strict=True))

@@ -4,8 +4,10 @@ World Models (Ha & Schmidhuber 2018) trained its VAE and MDN-RNN on rollouts of 
 in CarRacing, frames resized to 64×64. :func:`collect_rollouts` writes one compressed ``.npz`` per
 episode (``frames`` uint8 ``(T, S, S, 3)``, ``actions`` float32 ``(T, 3)``, ``rewards`` float32
 ``(T,)``, ``dones`` bool ``(T,)``): ``frames[t]`` is seen before ``actions[t]`` is taken,
-``rewards[t]`` and ``dones[t]`` come after it. Collection resumes where it stopped: episodes
-already on disk are kept. :func:`load_rollouts` reads a folder back as padded tensors with a mask.
+``rewards[t]`` and ``dones[t]`` come after it; only the last step can be done. Collection
+resumes where it stopped: episodes already on disk are kept. :func:`load_rollouts` reads a folder
+back as padded tensors with a mask, and refuses a file that is not such an episode (a ValueError
+naming the file, the array, what was expected and what came).
 
 Needs ``gymnasium[box2d]`` (``pip install 'pyro-frmdn[world]'``); runs headless
 (``SDL_VIDEODRIVER=dummy`` is set when unset).
@@ -14,8 +16,10 @@ Needs ``gymnasium[box2d]`` (``pip install 'pyro-frmdn[world]'``); runs headless
 from __future__ import annotations
 
 import json
+import numbers
 import os
-import zipfile
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._cache import _write
+from ..files import atomic_write
+from ._cache import _write, check_array, read_arrays
 
 __all__ = [
     "ENV_ID",
+    "check_episode",
     "collect_rollouts",
     "load_rollouts",
     "make_carracing",
@@ -40,6 +46,24 @@ ENV_ID = "CarRacing-v3"
 INSTALL = "pip install 'pyro-frmdn[world]'  (or: pip install 'gymnasium[box2d]')"
 SETTINGS = "rollouts.json"
 KEYS = ("frames", "actions", "rewards", "dones")
+# the arrays of an episode file: dtype, shape after the step axis, what the values are
+FORMAT = {
+    "frames": ("uint8", (None, None, 3), "RGB pixel levels, channels last"),
+    "actions": ("float32", (3,), "steer, gas, brake"),
+    "rewards": ("float32", (), "the reward of each action"),
+    "dones": ("bool", (), "True at a last step that ended the episode"),
+}
+ACTION_RANGES = (("steer", -1.0, 1.0), ("gas", 0.0, 1.0), ("brake", 0.0, 1.0))
+EPISODE_NAME = re.compile(r"episode_(\d+)\.npz")
+
+
+def _check_int(name: str, value, minimum: int, alternatives: str = "") -> None:
+    """Refuse a non-integer (TypeError; bools too) or one below ``minimum`` (ValueError)."""
+    rule = f"{name} must be an integer >= {minimum}{alternatives}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{rule}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{rule}, got {value}")
 
 
 def make_carracing():
@@ -62,8 +86,8 @@ def random_policy(rng: np.random.Generator, steps: int, hold: int = 5) -> np.nda
     visible progress: gas is on 70% of the time (uniform in [0.5, 1]), the brake 10% (uniform in
     [0, 0.5]), and the wheel turned 50% of the time (uniform in [-1, 1]).
     """
-    if steps < 0 or hold < 1:
-        raise ValueError(f"need steps >= 0 and hold >= 1, got {steps}, {hold}")
+    _check_int("steps", steps, 0)
+    _check_int("hold", hold, 1)
     n = -(-steps // hold)
     steer = np.where(rng.random(n) < 0.5, rng.uniform(-1, 1, n), 0.0)
     gas = np.where(rng.random(n) < 0.7, rng.uniform(0.5, 1, n), 0.0)
@@ -74,8 +98,11 @@ def random_policy(rng: np.random.Generator, steps: int, hold: int = 5) -> np.nda
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 frames ``(T, H, W, 3)`` to ``(T, size, size, 3)`` (antialiased bilinear)."""
+    if not isinstance(frames, np.ndarray):
+        raise TypeError(f"frames must be a numpy array, got {type(frames).__name__}")
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    _check_int("size", size, 1)
     if frames.shape[1:3] == (size, size):
         return frames
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
@@ -106,17 +133,64 @@ def _episode(env, seed: int, rng, steps: int, skip_frames: int, size: int, hold:
     }
 
 
-def _read_episode(path: Path) -> dict | None:
-    """The arrays of an episode file, or ``None`` if it is unreadable or inconsistent."""
+def check_episode(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Raise a ValueError, naming ``path`` and the array, unless ``arrays`` is an episode as
+    :func:`collect_rollouts` writes it: the :data:`FORMAT` (dtype and shape; nothing is cast or
+    broadcast), one entry per step in each array, finite actions in CarRacing's action space,
+    finite rewards, and ``dones`` true at most at the last step."""
+    missing = [k for k in KEYS if k not in arrays]
+    if missing:
+        raise ValueError(
+            f"{path} has no array {missing[0]!r} (it holds {', '.join(arrays) or 'none'}); "
+            f"expected {', '.join(KEYS)}"
+        )
+    for key in KEYS:
+        if arrays[key].ndim == 0:
+            raise ValueError(f"{path}: {key} has shape (); expected one entry per step")
+    steps = {k: len(arrays[k]) for k in KEYS}
+    if len(set(steps.values())) > 1:
+        lengths = ", ".join(f"{k} {n}" for k, n in steps.items())
+        raise ValueError(
+            f"{path}: the arrays differ in length: {lengths}; expected one entry per step in each"
+        )
+    t = steps["frames"]
+    if t == 0:
+        raise ValueError(f"{path} has no steps")
+    for key, (dtype, trailing, holds) in FORMAT.items():
+        check_array(f"{path}: {key} ({holds})", arrays[key], (t, *trailing), dtype=dtype)
+    for column, (name, low, high) in enumerate(ACTION_RANGES):
+        check_array(f"{path}: actions[:, {column}] ({name})", arrays["actions"][:, column],
+                    low=low, high=high)  # fmt: skip
+    early = np.flatnonzero(arrays["dones"][:-1])
+    if early.size:
+        raise ValueError(
+            f"{path}: dones is True at step {early[0]} of {t}; expected True at most at the "
+            "last step (an episode ends at its first done)"
+        )
+
+
+def _read_episode(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an episode file; ValueError if it is unreadable or not an episode."""
     try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in KEYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    t = len(arrays["frames"])
-    if t == 0 or any(len(a) != t for a in arrays.values()) or arrays["frames"].dtype != np.uint8:
-        return None
-    return arrays
+        arrays = read_arrays(path)
+    except ValueError as err:
+        raise ValueError(
+            f"corrupt or incomplete episode file: {err}; delete it and collect again"
+        ) from err
+    check_episode(path, arrays)
+    return {k: arrays[k] for k in KEYS}
+
+
+def _kept(path: Path) -> bool:
+    """Whether the episode file ``path`` is there and intact (a damaged one: with a warning)."""
+    if not path.exists():
+        return False
+    try:
+        _read_episode(path)
+    except ValueError as err:
+        warnings.warn(f"collecting {path} again: {err}", stacklevel=3)
+        return False
+    return True
 
 
 def collect_rollouts(
@@ -154,30 +228,40 @@ def collect_rollouts(
     Returns:
         The episode files, in order.
     """
-    if episodes < 0 or steps < 1 or size < 1 or skip_frames < 0:
-        raise ValueError("need episodes >= 0, steps >= 1, size >= 1 and skip_frames >= 0")
+    for name, value, minimum in (
+        ("episodes", episodes, 0), ("steps", steps, 1), ("seed", seed, 0), ("size", size, 1),
+        ("skip_frames", skip_frames, 0), ("hold", hold, 1),
+    ):  # fmt: skip
+        _check_int(name, value, minimum)
+    if make_env is not None and not callable(make_env):
+        raise TypeError(f"make_env must be callable or None, got {type(make_env).__name__}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "env": ENV_ID,
-        "steps": steps,
-        "seed": seed,
-        "size": size,
-        "skip_frames": skip_frames,
-    }
-    settings["hold"] = hold
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file, not a folder")
+    settings = {"env": ENV_ID, "steps": steps, "seed": seed, "size": size}
+    settings.update(skip_frames=skip_frames, hold=hold)
     saved = out / SETTINGS
     if saved.exists():
-        old = json.loads(saved.read_text())
+        try:
+            old = json.loads(saved.read_text())
+            if not isinstance(old, dict):
+                raise ValueError(f"it holds a JSON {type(old).__name__}, not an object")
+        except ValueError as err:  # bad bytes, bad JSON, not an object
+            raise ValueError(
+                f"{saved} does not hold collection settings ({err}); it should hold the "
+                f"settings the episodes in {out} were collected with: delete it if they are "
+                f"{settings}, else use another folder"
+            ) from err
         if old != settings:
             raise ValueError(
                 f"{out} holds rollouts collected with {old}; these settings are {settings}: "
                 "use another folder"
             )
     else:
-        saved.write_text(json.dumps(settings, indent=1))
+        with atomic_write(saved, "w") as f:  # creates the folder
+            f.write(json.dumps(settings, indent=1))
     paths = [out / f"episode_{i:05d}.npz" for i in range(episodes)]
-    todo = [i for i, p in enumerate(paths) if not p.exists() or _read_episode(p) is None]
+    todo = [i for i, p in enumerate(paths) if not _kept(p)]
     if not todo:
         return paths
     env = (make_env or make_carracing)()
@@ -190,6 +274,7 @@ def collect_rollouts(
             arrays = _episode(
                 env, env_seed, np.random.default_rng(ss), steps, skip_frames, size, hold
             )
+            check_episode(f"episode {i} from the environment", arrays)  # never write a bad one
             _write(paths[i], arrays)  # atomic: a crash leaves no half-written episode
             bar.update()
             bar.set_postfix(
@@ -214,6 +299,8 @@ def load_rollouts(
         episodes: the first ``n`` episode files (sorted by name), a slice of them, or all.
         window: cut each episode into consecutive windows of this many steps (the last one
             padded), e.g. training sequences of 32 steps; ``None`` keeps whole episodes.
+        size: resize frames to ``size × size``; ``None`` keeps them (then every episode must
+            have frames of one size).
 
     Returns:
         ``frames`` uint8 ``(N, T, 3, S, S)`` (channels first, as
@@ -221,27 +308,51 @@ def load_rollouts(
         ``rewards`` ``(N, T)``, ``dones`` ``(N, T)`` bool, ``mask`` ``(N, T)`` bool (false on
         padding) and ``episode`` ``(N,)`` (the episode index of each row).
     """
-    files = sorted(Path(folder).glob("episode_*.npz"))
-    if isinstance(episodes, int):
-        files = files[:episodes]
-    elif isinstance(episodes, slice):
-        files = files[episodes]
+    for name, value in (("window", window), ("size", size)):
+        if value is not None:
+            _check_int(name, value, 1, " or None")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"the rollout folder {folder} does not exist or is not a folder "
+            "(run pyro-frmdn collect)"
+        )
+    files = sorted(folder.glob("episode_*.npz"))
     if not files:
         raise FileNotFoundError(f"no episode_*.npz files in {folder} (run pyro-frmdn collect)")
-    if window is not None and window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    pieces, index = [], []
     for path in files:
+        if not EPISODE_NAME.fullmatch(path.name):
+            raise ValueError(f"{path} is not named episode_NNNNN.npz (its number): move it away")
+    if isinstance(episodes, slice):
+        chosen = files[episodes]
+        if not chosen:
+            raise ValueError(
+                f"episodes={episodes!r} selects none of the {len(files)} episode files in {folder}"
+            )
+    elif episodes is not None:
+        _check_int("episodes", episodes, 1, ", a slice or None")
+        if episodes > len(files):
+            raise ValueError(f"episodes={episodes} but {folder} holds {len(files)} episode files")
+        chosen = files[:episodes]
+    else:
+        chosen = files
+    pieces, index, first = [], [], None
+    for path in chosen:
         arrays = _read_episode(path)
-        if arrays is None:
-            raise ValueError(f"{path} is corrupt or incomplete: delete it and collect again")
         if size is not None:
             arrays["frames"] = resize_frames(arrays["frames"], size)
+        first = first or (path, arrays["frames"].shape[1:3])
+        if arrays["frames"].shape[1:3] != first[1]:
+            (h, w), (fh, fw) = arrays["frames"].shape[1:3], first[1]
+            raise ValueError(
+                f"{path} has {h}×{w} frames but {first[0]} has {fh}×{fw}: pass size= to resize "
+                "them to one size"
+            )
         t = len(arrays["frames"])
         step = window or t
         for start in range(0, t, step):
             pieces.append({k: a[start : start + step] for k, a in arrays.items()})
-            index.append(int(path.stem.split("_")[-1]))
+            index.append(int(EPISODE_NAME.fullmatch(path.name).group(1)))
     length = window or max(len(p["frames"]) for p in pieces)
     out = {}
     for key in KEYS:

@@ -2,6 +2,7 @@
 
 from .carracing import collect_rollouts, load_rollouts
 from .digits import mnist_digits, sklearn_digits
+from .files import from_arrays, from_csv, from_dataframe, read_sequences
 from .kanji import available_characters, kanji_split, kanji_strokes
 from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
 from .prepare import (
@@ -22,12 +23,25 @@ from .preprocessing import (
 from .splits import SPLITS, random_split
 from .synthetic import TASKS, banana_sequences, branching_trajectories, inverse_sine, make_task
 from .toy2d import TOY2D, toy2d
+from .transforms import (
+    Compose,
+    DataTransform,
+    LogitTransform,
+    Standardize,
+    UniformDequantize,
+    transform_from_state,
+)
 from .vowels import japanese_vowels, japanese_vowels_statistics
 
 __all__ = [
     "SPLITS",
     "TASKS",
     "TOY2D",
+    "Compose",
+    "DataTransform",
+    "LogitTransform",
+    "Standardize",
+    "UniformDequantize",
     "available_characters",
     "banana_sequences",
     "bits_per_dim",
@@ -38,6 +52,9 @@ __all__ = [
     "dequantized_steps",
     "digit_rows",
     "frames_to_sequences",
+    "from_arrays",
+    "from_csv",
+    "from_dataframe",
     "inverse_logit_transform",
     "inverse_sine",
     "japanese_vowels",
@@ -53,8 +70,10 @@ __all__ = [
     "moving_mnist_steps",
     "pixel_nll",
     "random_split",
+    "read_sequences",
     "sequences_to_frames",
     "sklearn_digits",
     "toy2d",
+    "transform_from_state",
     "vowels_splits",
 ]

@@ -6,9 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .. import __version__, experiments
-from . import collect, evaluate, sample, train
-from .config import DEFAULTS, ConfigError, load_config, resolve_config
+from .. import __version__
+from . import bench, collect, evaluate, sample, train
+from .checks import ConfigError, check_folder, error_line
+from .config import DEFAULTS, load_config, resolve_config
 from .runs import build_model, split_data
 
 __all__ = [
@@ -33,7 +34,6 @@ A run lives in one folder::
     pyro-frmdn bench --quick --out runs/bench      # the real-data experiments (docs/bench.md)
     pyro-frmdn collect --out runs/rollouts --episodes 48 --steps 300   # CarRacing, world extra
 """
-BENCH_HELP = "Real-data experiments: five models at matched size and budget (docs/bench.md)."
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         ("train", train, train.HELP, True),
         ("evaluate", evaluate, evaluate.HELP, True),
         ("sample", sample, sample.HELP, True),
-        ("bench", experiments, BENCH_HELP, False),
+        ("bench", bench, bench.HELP, False),
         ("collect", collect, collect.HELP, False),
     ):
         p = commands.add_parser(name, help=help, description=help, formatter_class=_Formatter)
@@ -66,12 +66,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``pyro-frmdn`` command; errors print one line on stderr and exit with status 2."""
+    """Run the ``pyro-frmdn`` command; errors print one line on stderr and exit with status 2.
+
+    A bad value (option, config key, device, folder) is refused before anything is written.
+    """
     args = _parser().parse_args(argv)
     try:
+        if hasattr(args, "run_dir"):
+            check_folder("--run-dir", args.run_dir)
         status = args.func(args)
-    except (ValueError, OSError, FloatingPointError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"pyro-frmdn {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, FloatingPointError) as e:
+        print(error_line(args.command, e), file=sys.stderr)
         raise SystemExit(2) from None
     return status if isinstance(status, int) else 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..data import collect_rollouts
+from .checks import check_folder, error_line
 
 __all__ = ["HELP", "add_arguments", "main"]
 
@@ -26,14 +27,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``collect`` from parsed arguments; returns the exit status (2 on a clear error)."""
+    """Run ``collect`` from parsed arguments; returns the exit status (2 on a clear error).
+
+    ``collect_rollouts`` checks every number before the folder is made or its settings saved.
+    """
     try:
+        check_folder("--out", args.out)  # "" would collect into the current folder
         paths = collect_rollouts(
             args.out, args.episodes, args.steps, args.seed, args.size, args.skip_frames,
             args.hold, progress=not args.no_progress,
         )  # fmt: skip
-    except (ImportError, ValueError, OSError) as e:
-        print(f"pyro-frmdn collect: error: {e}", file=sys.stderr)
+    except (ImportError, ValueError, TypeError, OSError) as e:
+        print(error_line("collect", e), file=sys.stderr)
         return 2
     print(f"{len(paths)} episodes in {args.out}")
     return 0

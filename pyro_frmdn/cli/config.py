@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 
 from ..data import make_task
 from ..infer import fit
+from ..infer.engine import check_options
 from ..models import FRMDN
+from .checks import ConfigError, check_device, check_integer, check_number, check_seed
 
 try:
     import tomllib
@@ -24,7 +26,9 @@ except ModuleNotFoundError:  # Python 3.10
 __all__ = [
     "DEFAULTS",
     "FROM_DATA",
+    "RULES",
     "ConfigError",
+    "check_value",
     "config_help",
     "load_config",
     "resolve_config",
@@ -67,8 +71,78 @@ DEFAULTS = {
 }
 
 
-class ConfigError(ValueError):
-    """A config (file, ``--set`` or saved run) with an unknown key or a value of the wrong type."""
+NULLABLE = ("train.clip_value",)  # keys whose default is set but that take None too (no clamp)
+
+
+def _at_least(low: int) -> Callable[[str, object], None]:
+    return lambda name, value: check_integer(name, value, low)
+
+
+def _fit_rule(key: str) -> Callable[[str, object], None]:
+    """The rule ``fit`` applies to its argument ``key``, with the value named ``name``."""
+
+    def check(name: str, value: object) -> None:
+        try:
+            check_options("fit", **{key: value})
+        except ValueError as e:
+            raise ConfigError(f"{name} must be {str(e).partition(' must be ')[2]}") from None
+
+    return check
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _hidden_dims(name: str, value: object) -> None:
+    ok = isinstance(value, list) and len(value) > 0
+    if not (value is None or (ok and all(_count(v) for v in value))):
+        raise ConfigError(
+            f"{name} must be null or a non-empty list of integers >= 1 (e.g. [32, 32]), "
+            f"got {value!r}"
+        )
+
+
+def _name(name: str, value: object) -> None:
+    if not (isinstance(value, str) and value):
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+
+
+# The rules of the values, beyond their types: checked before anything is built or written.
+# The [train] keys that fit takes follow fit's own rules (pyro_frmdn.infer.engine.check_options).
+# String choices (task, cell, flow, ...) are checked by what takes them, before anything is written.
+RULES: dict[str, Callable[[str, object], None]] = {
+    "data.n": _at_least(1),
+    "data.steps": _at_least(2),
+    "data.seed": check_seed,
+    "model.hidden_dim": _at_least(1),
+    "model.num_layers": _at_least(1),
+    "model.num_components": _at_least(1),
+    "model.rank": _at_least(0),
+    "model.flow_layers": _at_least(0),
+    "model.binary_dims": _at_least(0),
+    "model.flow_hidden_dims": _hidden_dims,
+    "model.min_diag": lambda name, value: check_number(name, value, 0.0, strict=False),
+    "model.name": _name,
+    "train.seed": check_seed,
+    "train.device": check_device,
+    **{f"train.{k}": _fit_rule(k) for k in TRAIN_KEYS if k not in ("seed", "device")},
+}
+
+
+def check_value(key: str, value: object, name: str | None = None) -> None:
+    """Refuse a bad value of the config key ``key`` (``"section.key"``), named ``name``
+    (default: ``key``; ``"--epochs"`` for the option that sets ``train.epochs``).
+
+    Example:
+        >>> check_value("train.lr", float("nan"))
+        Traceback (most recent call last):
+        ...
+        pyro_frmdn.cli.checks.ConfigError: train.lr must be a finite number > 0, got nan
+    """
+    rule = RULES.get(key)
+    if rule is not None:
+        rule(name or key, value)
 
 
 def _check_keys(what: str, given: dict, valid: dict, where: str) -> None:
@@ -80,7 +154,7 @@ def _check_keys(what: str, given: dict, valid: dict, where: str) -> None:
 
 
 def _check_type(name: str, value: object, default: object) -> None:
-    if default is None:  # patience, device, flow_hidden_dims: checked where they are used
+    if default is None or (value is None and name in NULLABLE):  # the rules check these
         return
     kind = type(default)
     ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
@@ -91,7 +165,8 @@ def _check_type(name: str, value: object, default: object) -> None:
 
 
 def resolve_config(config: dict) -> dict:
-    """Check sections, keys and value types, and fill in the defaults of ``[data]``, ``[train]``.
+    """Check sections, keys, value types and :data:`RULES`; fill in the defaults of ``[data]``
+    and ``[train]``.
 
     ``[model]`` keeps only the keys given (and ``kind``): the model fills in its own defaults, and
     the run folder saves the model's complete ``config``.
@@ -102,6 +177,8 @@ def resolve_config(config: dict) -> dict:
         >>> resolve_config({"model": {"hidden_dim": 8}})["model"]
         {'kind': 'frmdn', 'hidden_dim': 8}
     """
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config must be a table of sections, got {config!r}")
     _check_keys("section", config, DEFAULTS, "the config")
     config = _upgrade(config)
     resolved = {}
@@ -114,6 +191,8 @@ def resolve_config(config: dict) -> dict:
             _check_type(f"{section}.{key}", value, defaults[key])
         base = {"kind": defaults["kind"]} if section == "model" else defaults
         resolved[section] = {**base, **values}
+        for key, value in resolved[section].items():
+            check_value(f"{section}.{key}", value)
     return resolved
 
 
@@ -163,7 +242,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
                 config = tomllib.load(f)
         except FileNotFoundError:
             raise ConfigError(f"no config file at {path}") from None
-        except tomllib.TOMLDecodeError as e:
+        except IsADirectoryError:
+            raise ConfigError(f"config {path} is a folder, not a TOML file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"config {path} is not valid TOML: {e}") from None
     for item in overrides:
         section, key, value = _parse_set(item)

@@ -11,9 +11,10 @@ from torch import Tensor
 
 from ..data import make_task, random_split
 from ..files import atomic_write
-from ..infer import load_checkpoint, resolve_device
+from ..infer import load_checkpoint
 from ..models import FRMDN, RMDN
-from .config import FROM_DATA, ConfigError, resolve_config
+from .checks import ConfigError, resolve_device_value
+from .config import FROM_DATA, resolve_config
 
 __all__ = [
     "CHECKPOINTS",
@@ -26,6 +27,7 @@ __all__ = [
     "model_section",
     "nonempty",
     "read_config",
+    "run_device",
     "split_data",
     "write_config",
 ]
@@ -88,9 +90,20 @@ def read_config(run: Path) -> dict:
         raise FileNotFoundError(f"{run} holds no {CONFIG}: not a run folder made by train")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is corrupt: {e}") from None
-    return resolve_config(config)
+    try:
+        return resolve_config(config)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def run_device(option: str | None, config: dict) -> torch.device:
+    """The device of a command: its ``--device`` when given, else the config's ``train.device``
+    (unset: CUDA when available); refused when this machine does not have it."""
+    if option is not None:
+        return resolve_device_value("--device", option)
+    return resolve_device_value("train.device", config["train"]["device"])
 
 
 def holds_run(run: Path) -> bool:
@@ -101,8 +114,12 @@ def holds_run(run: Path) -> bool:
 def load_run(
     run: Path, which: str, device: str | None
 ) -> tuple[dict, dict[str, Tensor], FRMDN, dict]:
-    """The run's config, data splits, model with the ``which`` checkpoint's weights, checkpoint."""
+    """The run's config, data splits, model with the ``which`` checkpoint's weights, checkpoint.
+
+    ``device`` is the command's ``--device`` (``None``: the run's ``train.device``).
+    """
     config = read_config(run)
+    device = run_device(device, config)
     splits = split_data(config["data"])
     model = build_model(config["model"], obs_dim=splits["train"].shape[-1])
     state = load_checkpoint(run / CHECKPOINTS / f"{which}.pt", map_location="cpu")
@@ -114,7 +131,6 @@ def load_run(
             f"{run / CONFIG} in {', '.join(differ)}"
         )
     model.load_state_dict(state["model"])
-    device = resolve_device(device or config["train"]["device"])
     return config, splits, model.to(device).eval(), state
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pyro
 
 from ..files import atomic_write
-from ..infer import History, evaluate, fit, load_checkpoint, resolve_device
+from ..infer import History, evaluate, fit, load_checkpoint
 from ..plots import plot_history
-from .config import ConfigError, config_help, load_config
+from .checks import ConfigError
+from .config import check_value, config_help, load_config
 from .evaluate import report
 from .runs import (
     CHECKPOINTS,
@@ -18,6 +19,7 @@ from .runs import (
     holds_run,
     model_section,
     read_config,
+    run_device,
     split_data,
     write_config,
 )
@@ -58,22 +60,33 @@ def _fit_options(train: dict) -> dict:
 
 
 def main(args: argparse.Namespace) -> None:
-    """Train (or resume) the run in ``args.run_dir`` and report its test NLL."""
+    """Train (or resume) the run in ``args.run_dir`` and report its test NLL.
+
+    Every value (options, config, device, model) is checked before anything is written.
+    """
     run = Path(args.run_dir)
+    if args.epochs is not None:
+        check_value("train.epochs", args.epochs, "--epochs")
     if args.resume:
         if args.config or args.set:
             raise ConfigError("--resume uses the run folder's saved config: drop --config/--set")
         config = read_config(run)
+        device = run_device(args.device, config)
         done = load_checkpoint(run / CHECKPOINTS / "last.pt", map_location="cpu")["epoch"]
         if args.epochs is not None and args.epochs < done:
             raise ConfigError(f"--epochs {args.epochs} is fewer than the {done} already trained")
     else:
         if holds_run(run):
             raise ConfigError(f"{run} already holds a run: add --resume, or pick another folder")
+        if (run / CHECKPOINTS).is_file():
+            raise ConfigError(
+                f"{run / CHECKPOINTS} is a file: a run keeps its checkpoints in a folder "
+                "of that name"
+            )
         config = load_config(args.config, args.set)
+        device = run_device(args.device, config)
     if args.epochs is not None:
         config["train"]["epochs"] = args.epochs
-    device = resolve_device(args.device or config["train"]["device"])
     splits = split_data(config["data"])
     pyro.set_rng_seed(config["train"]["seed"])  # the model's initial weights
     model = build_model(config["model"], obs_dim=splits["train"].shape[-1])

@@ -35,7 +35,14 @@ from .engine import (
 
 __all__ = ["History", "evaluate", "fit", "resolve_device", "svi_step"]
 
-_UNSET = -1.0  # fit's clip_norm when not given (None then); see the check in fit
+class _Unset:
+    """fit's ``clip_norm`` when not given (None then): an explicit None is the old spelling."""
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+_UNSET = _Unset()
 
 
 @torch.no_grad()
@@ -156,7 +163,7 @@ def fit(
             FutureWarning,
             stacklevel=2,
         )
-    clip_norm = None if clip_norm == _UNSET else clip_norm
+    clip_norm = None if clip_norm is _UNSET else clip_norm
     check_options(
         "fit", epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
         clip_value=clip_value, clip_norm=clip_norm, patience=patience,
@@ -216,8 +223,10 @@ def fit(
             n = count_steps(batch)
             try:
                 loss = svi_step(elbo, model, optimizer, batch, clip_norm, clip_value)
-            except ValueError:  # Pyro's validation of a distribution built from NaN weights
-                if _finite(model):
+            except ValueError as err:  # Pyro's validation of a distribution built from NaN or
+                # overflowing weights, after steps that went well: the run has diverged
+                after_good_steps = loop.epoch > 0 or step > 1
+                if not (_diverged(model, err) and (after_good_steps or not _finite(model))):
                     raise
                 loss = math.nan
             if not math.isfinite(loss):
@@ -269,6 +278,12 @@ class Diverged(FloatingPointError):
 
 def _finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _diverged(model: nn.Module, err: ValueError) -> bool:
+    """Whether a step's ValueError comes from ruined weights rather than from the data: the
+    weights are not finite, or a distribution's validation found invalid parameter values."""
+    return not _finite(model) or "invalid values" in str(err) or "log_prob at site" in str(err)
 
 
 def _divergence_message(e: Diverged, loop: EpochLoop, lr: float, ckpt_dir: Path | None) -> str:

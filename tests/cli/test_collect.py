@@ -12,7 +12,7 @@ def test_collect_command_parses_and_reports_errors(tmp_path, capsys):
     assert collect.main(args) == 0
     bad = parser.parse_args(["collect", "--out", str(tmp_path), "--steps", "0"])
     assert collect.main(bad) == 2
-    assert "need episodes >= 0, steps >= 1" in capsys.readouterr().err
+    assert "steps must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_collect_is_a_command_of_the_cli(tmp_path, capsys):
@@ -23,4 +23,4 @@ def test_collect_is_a_command_of_the_cli(tmp_path, capsys):
     assert main([*argv, "--no-progress"]) == 0
     assert sorted(p.name for p in out.glob("*.npz")) == ["episode_00000.npz"]
     assert main([*argv[:3], "--steps", "0", "--no-progress"]) == 2
-    assert "collect: error: need episodes >= 0, steps >= 1" in capsys.readouterr().err
+    assert "collect: error: steps must be an integer >= 1" in capsys.readouterr().err

@@ -346,3 +346,16 @@ def test_a_pyro_learning_rate_scheduler_is_stepped_every_epoch():
             worse += 1
     rates = _rates(plateau)
     assert worse >= 1 and rates == pytest.approx([0.1 * 0.5**worse] * len(rates))
+
+
+def test_a_learning_rate_that_overflows_the_weights_is_a_divergence_not_a_pyro_error():
+    m = tiny()
+    start = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(FloatingPointError, match="training diverged.*smaller lr"):
+        pf.fit(m, banana(32), epochs=3, batch_size=8, lr=1e30, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(start, m.parameters(), strict=True))
+
+
+def test_an_explicit_negative_clip_norm_is_refused():
+    with pytest.raises(ValueError, match="clip_norm must be None or a finite number > 0"):
+        pf.fit(tiny(), banana(8), epochs=1, clip_norm=-1.0, progress=False)

@@ -57,7 +57,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         Path(tmp).unlink(missing_ok=True)
 
 
-MAGIC = b"pyro-frmdn verified torch file\n"  # then the SHA-256 of the rest (hex) and a newline
+MAGIC = b"pyro-frmdn verified torch file\n"
+"""The first line of a verified torch file; then the SHA-256 of the rest (hex) and a newline."""
 
 
 def save_verified(obj: dict, path: str | os.PathLike) -> Path:

@@ -24,7 +24,10 @@ from .deprecation import refuse_unknown, renamed
 __all__ = ["FLOW_KINDS", "MIXINGS", "ConditionalSplineCoupling", "Permutation", "coupling_flow"]
 
 FLOW_KINDS = ("affine", "spline")
+"""The coupling layers :func:`coupling_flow` builds: affine or rational-quadratic spline."""
 MIXINGS = ("permute", "householder", "none")
+"""What :func:`coupling_flow` puts between couplings: a fixed permutation, a learned
+Householder reflection, or nothing."""
 
 
 class Permutation(TransformModule):

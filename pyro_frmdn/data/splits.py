@@ -9,7 +9,8 @@ import numpy as np
 
 __all__ = ["SPLITS", "check_split", "random_split"]
 
-SPLITS = ("train", "val", "test")  # the split names, as fit(val=...) and the CLI's --split
+SPLITS = ("train", "val", "test")
+"""The split names, as ``fit(val=...)`` and the command line's ``--split`` use them."""
 
 
 def check_split(split: str | None, none_allowed: bool = False) -> str | None:

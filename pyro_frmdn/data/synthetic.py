@@ -71,6 +71,7 @@ def banana_sequences(
 
 
 TASKS = {"branching": branching_trajectories, "banana": banana_sequences}
+"""The built-in sequence tasks by name, as :func:`make_task` and the command line take them."""
 
 
 def make_task(name: str, n: int = 512, steps: int = 24, seed: int = 0) -> Tensor:

@@ -88,6 +88,7 @@ TOY2D = {
     "checkerboard": checkerboard,
     "rings": rings,
 }
+"""The 2-D toy densities by name, as :func:`toy2d` takes them."""
 
 
 def toy2d(name: str, n: int = 2000, seed: int = 0) -> Tensor:

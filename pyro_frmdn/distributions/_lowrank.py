@@ -40,6 +40,22 @@ def _flat(t: Tensor, shape: torch.Size, tail: int) -> Tensor:
     return t.expand(shape + t.shape[t.dim() - tail :]).reshape((-1,) + t.shape[t.dim() - tail :])
 
 
+def _scaled(diff: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``diff / scale`` with ``scale`` (n,) the power of two just above ``max |diff|`` of a row,
+    and which rows hold an infinite value.
+
+    The squared distance of a row is ``scale²`` times that of the scaled row: nothing overflows
+    before that last product (which gives Inf, a density of zero, where the true value is beyond
+    the dtype, never Inf - Inf = NaN), and division by a power of two is exact, so ordinary
+    values give bit for bit the unscaled result. A row with an infinite value is infinitely far.
+    """
+    top = diff.abs().amax(-1)
+    infinite = torch.isinf(top)
+    _, exponent = torch.frexp(torch.where(infinite, 1.0, top))
+    scale = torch.ldexp(torch.ones_like(top), exponent)
+    return diff / scale.unsqueeze(-1), scale, infinite
+
+
 def _chunk_terms(diff, factor, diag, precision):
     """Per-row pieces shared by the forward and backward passes, for one chunk of rows."""
     r = factor.shape[-1]
@@ -78,18 +94,20 @@ class _LowRankLogProb(torch.autograd.Function):
         step = _rows_per_chunk(e, d, r)
         for i in range(0, e.shape[0], step):
             sl = slice(i, i + step)
-            inv, _, tril, _, white, _ = _chunk_terms(e[sl], w[sl], s[sl], precision)
+            ec, scale, infinite = _scaled(e[sl])
+            inv, _, tril, _, white, _ = _chunk_terms(ec, w[sl], s[sl], precision)
             # C = I + (PSD) has every Cholesky pivot >= 1, and a covariance Mahalanobis term is
             # >= 0: rounding (float32, a factor far larger than the diagonal) can break both, and a
             # density far above its true maximum would win every comparison (the best epoch),
             # so both bounds are kept
             logdet_cap = 2 * tril.diagonal(dim1=-2, dim2=-1).clamp_min(1.0).log().sum(-1)
             if precision:
-                maha = (e[sl].square() * s[sl]).sum(-1) + white.square().sum(-1)
+                maha = (ec.square() * s[sl]).sum(-1) + white.square().sum(-1)
                 logdet = -s[sl].log().sum(-1) - logdet_cap
             else:
-                maha = ((e[sl].square() * inv).sum(-1) - white.square().sum(-1)).clamp_min(0.0)
+                maha = ((ec.square() * inv).sum(-1) - white.square().sum(-1)).clamp_min(0.0)
                 logdet = s[sl].log().sum(-1) + logdet_cap
+            maha = (maha * scale * scale).masked_fill(infinite, math.inf)
             out[sl] = -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
         ctx.save_for_backward(diff, factor, diag)
         ctx.precision = precision

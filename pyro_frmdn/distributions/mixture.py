@@ -11,6 +11,8 @@ from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultiv
 __all__ = ["PARAMETERIZATIONS", "components", "low_rank_mixture", "positive"]
 
 PARAMETERIZATIONS = ("covariance", "precision")
+"""What factor and diagonal build: the covariance :math:`W W^\\top + \\mathrm{diag}(d)` or the
+precision :math:`U U^\\top + \\mathrm{diag}(d)` of each component."""
 
 
 def positive(raw: Tensor, floor: float = 1e-4) -> Tensor:

@@ -14,6 +14,8 @@ from .transformed import FlowTransformedDistribution
 __all__ = ["SCALE_MODES", "graves_bias", "temper"]
 
 SCALE_MODES = ("variance", "std")
+"""What :func:`temper`'s ``scale_temperature`` multiplies: the covariance (World Models) or the
+standard deviations (sketch-rnn)."""
 
 
 def graves_bias(bias: float) -> dict:

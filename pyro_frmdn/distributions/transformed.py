@@ -6,10 +6,16 @@ from collections.abc import Iterable, Sequence
 
 import pyro.distributions as dist
 from pyro.distributions.conditional import ConditionalTransform
+from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import Tensor
 from torch.distributions import transforms as T
 
-__all__ = ["FlowTransformedDistribution", "clear_transform_cache", "flow_mixture"]
+__all__ = [
+    "FlowTransformedDistribution",
+    "clear_transform_cache",
+    "event_size",
+    "flow_mixture",
+]
 
 
 def clear_transform_cache(transforms: Iterable[T.Transform]) -> None:
@@ -28,6 +34,42 @@ def clear_transform_cache(transforms: Iterable[T.Transform]) -> None:
             clear_transform_cache([t.base_transform])
         if isinstance(t, T._InverseTransform):
             clear_transform_cache([t.inv])
+
+
+def event_size(transform) -> int | None:
+    """The size D of the vectors ``transform`` acts on, where its attributes tell it; else None.
+
+    Known: transforms with an ``input_dim`` (splines, Householder, batch norm, ...), permutations,
+    couplings (``split_dim`` plus the size of the transformed part: the upper spline's, or the
+    first output of the conditioning network's ``param_dims``) and autoregressive transforms
+    (their autoregressive network's ``input_dim``), conditional ones included.
+    """
+    if isinstance(transform, T.ComposeTransform):
+        sizes = [event_size(t) for t in transform.parts]
+        return next((s for s in sizes if s is not None), None)
+    if isinstance(transform, T._InverseTransform):
+        return event_size(transform.inv)
+    if isinstance(transform, T.IndependentTransform):
+        return event_size(transform.base_transform)
+    size = getattr(transform, "input_dim", None)
+    if isinstance(size, int):
+        return size
+    permutation = getattr(transform, "permutation", None)
+    if isinstance(permutation, Tensor) and permutation.dim() == 1:
+        return permutation.numel()
+    split = getattr(transform, "split_dim", None)
+    if isinstance(split, int):
+        upper = getattr(getattr(transform, "upper_spline", None), "input_dim", None)
+        if isinstance(upper, int):
+            return split + upper
+        param_dims = getattr(getattr(transform, "nn", None), "param_dims", None)
+        if param_dims:
+            return split + int(param_dims[0])
+        return None
+    net = getattr(transform, "arn", None) or getattr(transform, "nn", None)
+    if isinstance(net, (AutoRegressiveNN, ConditionalAutoRegressiveNN)):
+        return net.input_dim
+    return None
 
 
 class FlowTransformedDistribution(dist.TransformedDistribution):
@@ -65,6 +107,16 @@ def flow_mixture(
         context: the conditioning tensor ``(..., C)`` for conditional transforms.
     """
     transforms = list(transforms)
+    if base.event_shape:
+        d = base.event_shape[-1]
+        for i, t in enumerate(transforms):
+            size = event_size(t)
+            if size is not None and size != d:
+                raise ValueError(
+                    f"the flow's transform {i} ({type(t).__name__}) acts on vectors of size "
+                    f"{size}, but the base distribution's event shape is "
+                    f"{tuple(base.event_shape)}: build the flow for D = {d}"
+                )
     conditional = [isinstance(t, ConditionalTransform) for t in transforms]
     if any(conditional) and context is None:
         raise ValueError("the flow has conditional transforms: pass a context tensor (..., C)")

@@ -79,7 +79,9 @@ def to_inference_data(
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    y, x, mask = check_sequences(y, x, mask, model.obs_dim, model.input_dim)
+    y, x, mask = check_sequences(
+        y, x, mask, model.obs_dim, model.input_dim, model.start.dtype, model.device
+    )
     was_training = model.training
     model.eval()
     devices = [y.device] if y.device.type == "cuda" else []

@@ -22,7 +22,7 @@ __all__ = [
     "model_classes",
 ]
 
-MODEL_FORMAT = "pyro-frmdn-model/1"
+MODEL_FORMAT = "pyro-frmdn-model/1"  #: The format tag of a file that ``save`` writes.
 CHECKPOINT_FORMAT = "pyro-frmdn-checkpoint/1"  # fit's checkpoints hold a model too
 CONTRACT = ("model", "guide", "log_prob", "sample", "config", "name", "save")
 

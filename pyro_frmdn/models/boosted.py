@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..distributions import BoostedMixtureDistribution, check_rho, log_weights_from_rho
 from .base import PyroModel, model_classes
+from .validation import check_count
 
 __all__ = ["BoostedMixture", "BoostingComponent"]
 
@@ -194,8 +195,7 @@ class BoostedMixture(PyroModel):
         ``return_components=True`` also returns the component index of each example, (num,).
         Extra keyword arguments go to the components' ``sample`` (:meth:`sample_component`).
         """
-        if num < 1:
-            raise ValueError(f"num must be >= 1, got {num}")
+        num = check_count("num", num)
         k = torch.multinomial(self.weights(), num, replacement=True)  # (num,)
         out = None
         for c, component in enumerate(self.components):

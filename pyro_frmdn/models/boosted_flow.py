@@ -10,7 +10,7 @@ from ..deprecation import refuse_unknown, renamed
 from ..distributions import FlowTransformedDistribution
 from ..flows import FLOW_KINDS, coupling_flow
 from .boosted import BoostedMixture
-from .validation import check_finite
+from .validation import as_real, as_tensor
 
 __all__ = ["BoostedFlow", "FlowComponent"]
 
@@ -140,10 +140,9 @@ class BoostedFlow(BoostedMixture):
         given = sorted(k for k, v in inputs.items() if v is not None)
         if given:
             raise ValueError(f"a BoostedFlow scores y (N, D) alone; got also {given}")
-        if not isinstance(y, Tensor) or y.dim() != 2 or y.shape[-1] != self.obs_dim:
-            shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-            raise ValueError(f"y must be a tensor of shape (N, {self.obs_dim}), got {shape}")
+        y = as_tensor("y", y, self.rho.device)
+        if y.dim() != 2 or y.shape[-1] != self.obs_dim:
+            raise ValueError(f"y must have shape (N, {self.obs_dim}), got {tuple(y.shape)}")
         if y.shape[0] == 0:
             raise ValueError("y is empty: shape (0, D)")
-        check_finite("y", y)
-        return y, {}
+        return as_real("y", y, self.rho.dtype), {}

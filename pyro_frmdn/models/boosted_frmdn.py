@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .boosted import BoostedMixture
 from .frmdn import FRMDN
-from .validation import check_finite, check_sequences
+from .validation import as_real, as_tensor, check_count, check_sequences
 
 __all__ = ["BoostedFRMDN"]
 
@@ -67,7 +67,8 @@ class BoostedFRMDN(BoostedMixture):
     def check_data(
         self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None
     ) -> tuple[Tensor, dict]:
-        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
+        dtype, device = self.rho.dtype, self.rho.device
+        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim, dtype, device)
         return y, {k: v for k, v in (("x", x), ("mask", mask)) if v is not None}
 
     def log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
@@ -113,17 +114,23 @@ class BoostedFRMDN(BoostedMixture):
         sequences of different lengths, sample the longest and cut (the components are
         causal: a step never depends on later ones).
         """
-        steps = steps or self.steps
+        num = check_count("num", num)
         if steps is None:
-            raise ValueError("give the sequence length: sample(num, steps=T) or steps=T at init")
+            steps = self.steps
+            if steps is None:
+                raise ValueError(
+                    "give the sequence length: sample(num, steps=T) or steps=T at init"
+                )
+        steps = check_count("steps", steps)
         if self.input_dim:
+            x = None if x is None else as_tensor("x", x, self.rho.device)
             if x is None or tuple(x.shape) != (num, steps, self.input_dim):
                 got = None if x is None else tuple(x.shape)
                 raise ValueError(
                     f"the components take inputs: x must have shape "
                     f"{(num, steps, self.input_dim)}, got {got}"
                 )
-            check_finite("x", x)
+            x = as_real("x", x, self.rho.dtype)
         elif x is not None:
             raise ValueError("x was given but the components were built with input_dim=0")
         kwargs = {"steps": steps} if x is None else {"steps": steps, "x": x}

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .sequence import shift_actions
-from .validation import check_finite
+from .validation import as_real, as_tensor, check_count, check_positive
 from .world import WorldModel
 
 __all__ = ["Dream", "dream"]
@@ -47,30 +47,36 @@ def dream(
         frames: the context ``(B, P, C, H, W)``.
         actions: ``(B, P + steps, A)`` (longer is cut): the action after each context frame and
             each dreamed one (the last is read only by the reward and done heads).
-        steps: how many frames to dream.
+        steps: how many frames to dream, >= 1.
+        pi_temperature, scale_temperature: finite and > 0.
+
+    ``frames`` and ``actions`` are checked as the inputs of :meth:`WorldModel.elbo` are (see
+    ``docs/errors.md``): tensors on the model's device, numpy arrays or lists.
     """
     wm = world_model
     if wm.prior is None:
         raise ValueError("a world model with prior='normal' has no dynamics to dream with")
+    frames = as_tensor("frames", frames, wm.device)
     if frames.dim() != 5 or frames.shape[1] < 1:
         raise ValueError(f"frames must have shape (B, P >= 1, C, H, W), got {tuple(frames.shape)}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = check_count("steps", steps)
+    check_positive("pi_temperature", pi_temperature)
+    check_positive("scale_temperature", scale_temperature)
     b, p = frames.shape[:2]
-    frames = frames.to(wm.device)
     if wm.action_dim:
+        actions = None if actions is None else as_tensor("actions", actions, wm.device)
         if (
             actions is None
             or actions.dim() != 3
             or actions.shape[0] != b
             or actions.shape[1] < p + steps
+            or actions.shape[2] != wm.action_dim
         ):
             shape = None if actions is None else tuple(actions.shape)
             raise ValueError(
                 f"actions must have shape ({b}, >= {p + steps}, {wm.action_dim}), got {shape}"
             )
-        actions = actions[:, : p + steps].to(wm.device, wm.guide_dtype)
-        check_finite("actions", actions)
+        actions = as_real("actions", actions[:, : p + steps], wm.guide_dtype)
     elif actions is not None:
         raise ValueError("actions were given but the model was built with action_dim=0")
     was_training = wm.training

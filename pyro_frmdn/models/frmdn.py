@@ -11,11 +11,12 @@ from ..distributions import FlowTransformedDistribution, WithBernoulli, flow_mix
 from ..flows import coupling_flow
 from ..nn import MixtureHead
 from .base import PyroModel
-from .validation import check_finite, check_sequences
+from .validation import as_real, as_tensor, check_count, check_positive, check_sequences
 
 __all__ = ["CELLS", "FRMDN", "RMDN", "greedy", "pad_sequences"]
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+"""The recurrent cells by name, as the models' ``cell`` argument takes them."""
 
 
 def greedy(d) -> Tensor:
@@ -75,6 +76,10 @@ class FRMDN(PyroModel):
     end-of-sequence flag), modelled by independent Bernoullis given :math:`h_t` beside the
     mixture, as in Graves' handwriting model; the mixture and the flow act on the other
     ``obs_dim - B`` coordinates (see :class:`~pyro_frmdn.distributions.WithBernoulli`).
+
+    Data (``y`` (B, T, D), ``x`` (B, T, X), ``mask`` (B, T)) may be tensors on the model's
+    device, numpy arrays or lists; values are converted to the model's dtype, the mask must be
+    boolean; what is refused, and how, is listed in ``docs/errors.md``.
 
     Arguments:
         obs_dim: D, the size of :math:`y_t`.
@@ -210,10 +215,20 @@ class FRMDN(PyroModel):
                 "coordinates of y are bits (binary_dims) and must be 0 or 1"
             )
 
+    def _checked(self, y, x=None, mask=None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Validate ``y`` (B, T, D), ``x`` (B, T, X) and ``mask`` (B, T) (tensors, arrays or
+        lists); return them as tensors in the model's dtype, with the padding of ``y`` zeroed.
+
+        See :func:`~pyro_frmdn.models.validation.check_sequences` for what is refused.
+        """
+        dtype, device = self.start.dtype, self.start.device
+        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim, dtype, device)
+        self._check_bits(y, mask)
+        return y, x, mask
+
     def model(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> None:
         """Pyro model: one observation site over (sequences, time); masked steps are not scored."""
-        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
-        self._check_bits(y, mask)
+        y, x, mask = self._checked(y, x, mask)
         pyro.module(self.name, self)
         d = self.step_distribution(self.features(y, x))
         if mask is not None:
@@ -226,8 +241,7 @@ class FRMDN(PyroModel):
 
     def step_log_prob(self, y: Tensor, x: Tensor | None = None, mask: Tensor | None = None):
         """log p(y_t | y_<t, x_<=t) in nats, (B, T); zero at masked steps."""
-        y, x, mask = check_sequences(y, x, mask, self.obs_dim, self.input_dim)
-        self._check_bits(y, mask)
+        y, x, mask = self._checked(y, x, mask)
         lp = self.step_distribution(self.features(y, x)).log_prob(y)
         return lp if mask is None else lp.masked_fill(~mask, 0.0)
 
@@ -272,31 +286,55 @@ class FRMDN(PyroModel):
         """Generate ``(num, steps, D)`` by running the RNN on its own samples.
 
         Arguments:
-            num: N, the number of sequences (``num`` before version 0.2).
-            steps: how many values to generate after the prime.
+            num: N >= 1, the number of sequences (``num_sequences`` before version 0.2).
+            steps: how many values to generate after the prime, >= 1.
             x: inputs for every step, the prime's included: (N, P + steps, X).
-            prime: a prefix (N, P, D) (or (P, D), shared) to condition on; not returned.
+            prime: a prefix (N, P, D) (or (P, D), shared), P >= 1, to condition on; not
+                returned.
             pi_temperature, scale_temperature, scale_mode: see
                 :func:`~pyro_frmdn.distributions.temper`.
             greedy_decoding: take the mean of the most likely component at each step instead of
                 a sample (see :func:`greedy`).
+
+        ``x`` and ``prime`` are checked as the data of :meth:`log_prob` are (see
+        ``docs/errors.md``): tensors on the model's device, numpy arrays or lists, converted to
+        the model's dtype, finite.
         """
         num = renamed("FRMDN.sample", deprecated, "num_sequences", "num", num)
         refuse_unknown("FRMDN.sample", deprecated)
         if num is None or steps is None:
             raise TypeError("FRMDN.sample needs num (sequences) and steps")
-        p = 0 if prime is None else prime.shape[-2]
+        num, steps = check_count("num", num), check_count("steps", steps)
+        check_positive("pi_temperature", pi_temperature)
+        check_positive("scale_temperature", scale_temperature)
+        dtype, device = self.start.dtype, self.start.device
+        p = 0
         if prime is not None:
-            prime = prime.to(self.device).expand(num, p, self.obs_dim)
-            check_finite("prime", prime)
+            prime = as_tensor("prime", prime, device)
+            if (
+                prime.dim() not in (2, 3)
+                or prime.shape[-1] != self.obs_dim
+                or prime.shape[-2] < 1
+                or (prime.dim() == 3 and prime.shape[0] != num)
+            ):
+                raise ValueError(
+                    f"prime must have shape (P, {self.obs_dim}) or ({num}, P, {self.obs_dim}) "
+                    f"with P >= 1, got {tuple(prime.shape)}"
+                )
+            p = prime.shape[-2]
+            prime = as_real("prime", prime, dtype).expand(num, p, self.obs_dim)
             self._check_bits(prime, None)
         if self.input_dim:
-            if x is None or x.shape[:2] != (num, p + steps):
+            x = None if x is None else as_tensor("x", x, device)
+            if x is None or tuple(x.shape) != (num, p + steps, self.input_dim):
                 shape = None if x is None else tuple(x.shape)
                 raise ValueError(
-                    f"x must have shape {(num, p + steps, self.input_dim)}, got {shape}"
+                    f"x must have shape {(num, p + steps, self.input_dim)} (num, prime and new "
+                    f"steps, input_dim), got {shape}"
                 )
-            x = x.to(self.device)
+            x = as_real("x", x, dtype)
+        elif x is not None:
+            raise ValueError("x was given but the model was built with input_dim=0")
         state, y_prev, out = self.initial_state(num), None, []
         for t in range(p + steps):
             d, state = self.step(state, y_prev, None if x is None else x[:, t])

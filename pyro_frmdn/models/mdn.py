@@ -13,7 +13,7 @@ from ..distributions import temper
 from ..nn import MixtureHead
 from .base import PyroModel
 from .frmdn import greedy
-from .validation import check_finite
+from .validation import as_real, as_tensor, check_count, check_positive
 
 __all__ = ["MDN"]
 
@@ -72,25 +72,32 @@ class MDN(PyroModel):
             size, obs_dim, num_components, rank, parameterization, "per_step", min_diag
         )
 
-    def _check(self, x: Tensor, y: Tensor | None = None) -> None:
+    def _check(self, x, y=None) -> tuple[Tensor, Tensor | None]:
+        """Validate ``x`` (N, X) and ``y`` (N, D) (tensors, arrays or lists); return them as
+        tensors in the model's dtype (see :mod:`~pyro_frmdn.models.validation`)."""
+        weight = self.head.linear.weight
+        x = as_tensor("x", x, weight.device)
         if x.dim() != 2 or x.shape[-1] != self.input_dim:
             raise ValueError(f"x must have shape (N, {self.input_dim}), got {tuple(x.shape)}")
         if x.shape[0] == 0:
             raise ValueError("x is empty")
-        check_finite("x", x)
+        x = as_real("x", x, weight.dtype)
         if y is not None:
+            y = as_tensor("y", y, weight.device)
             if y.shape != (x.shape[0], self.obs_dim):
                 raise ValueError(
                     f"y must have shape {(x.shape[0], self.obs_dim)}, got {tuple(y.shape)}"
                 )
-            check_finite("y", y)
+            y = as_real("y", y, weight.dtype)
+        return x, y
 
     def distribution(self, x: Tensor):
         """p(y | x) for x (N, X): batch (N,), event (D,)."""
         return self.head(self.net(x))
 
     def model(self, x: Tensor, y: Tensor) -> None:
-        self._check(x, y)
+        """Pyro model: each ``y`` observed given its ``x``, one plate over the examples."""
+        x, y = self._check(x, y)
         pyro.module(self.name, self)
         with pyro.plate("data", x.shape[0]):
             pyro.sample("y", self.distribution(x), obs=y)
@@ -100,7 +107,7 @@ class MDN(PyroModel):
 
     def log_prob(self, x: Tensor, y: Tensor) -> Tensor:
         """log p(y | x) in nats, (N,)."""
-        self._check(x, y)
+        x, y = self._check(x, y)
         return self.distribution(x).log_prob(y)
 
     @torch.no_grad()
@@ -127,8 +134,11 @@ class MDN(PyroModel):
         if "num_samples" in deprecated:
             num = renamed("MDN.sample", deprecated, "num_samples", "num")
         refuse_unknown("MDN.sample", deprecated)
+        num = check_count("num", num)
+        check_positive("pi_temperature", pi_temperature)
+        check_positive("scale_temperature", scale_temperature)
         if x is None:
             raise ValueError("MDN.sample needs the inputs x (N, X) to draw y for")
-        self._check(x)
+        x, _ = self._check(x)
         d = temper(self.distribution(x), pi_temperature, scale_temperature)
         return greedy(d) if greedy_decoding else d.sample((num,))

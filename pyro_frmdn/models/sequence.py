@@ -10,6 +10,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 
 from .frmdn import FRMDN
+from .validation import as_real, as_tensor, check_count, check_mask
 
 __all__ = ["SequenceDistribution", "shift_actions"]
 
@@ -54,7 +55,8 @@ class SequenceDistribution(dist.TorchDistribution):
         prior: the :class:`~pyro_frmdn.models.FRMDN` of the dynamics (D = ``prior.obs_dim``).
         x: its inputs ``(B, T, X)`` (for actions, ``shift_actions(actions)``), or ``None``.
         mask: ``(B, T)`` bool, the scored steps; values of z at other steps never reach the RNN.
-        batch_size, steps: B and T when neither ``x`` nor ``mask`` gives them.
+            Numbers (0/1 floats, weights) are refused, not binarised.
+        batch_size, steps: B and T (>= 1) when neither ``x`` nor ``mask`` gives them.
 
     Example:
         >>> prior = FRMDN(obs_dim=2, hidden_dim=8, num_components=2, flow_layers=1)
@@ -78,10 +80,23 @@ class SequenceDistribution(dist.TorchDistribution):
         steps: int | None = None,
         validate_args=None,
     ):
+        dtype, device = prior.start.dtype, prior.device
+        if x is not None:
+            x = as_tensor("x", x, device)
+            if x.dim() != 3 or x.shape[-1] != prior.input_dim:
+                raise ValueError(
+                    f"x must have shape (batch, time, {prior.input_dim}) (the prior's input_dim), "
+                    f"got {tuple(x.shape)}"
+                )
+            x = as_real("x", x, dtype)
+        elif prior.input_dim:
+            raise ValueError(f"the prior reads inputs of size {prior.input_dim}: pass x (B, T, X)")
+        if mask is not None and x is None:
+            mask = as_tensor("mask", mask, device)
+            if mask.dim() != 2:
+                raise ValueError(f"mask must have shape (batch, time), got {tuple(mask.shape)}")
         given = x if x is not None else mask
         if given is not None:
-            if given.dim() < 2:
-                raise ValueError(f"x and mask need (batch, time) dims, got {tuple(given.shape)}")
             b, t = given.shape[:2]
             if (batch_size, steps) != (None, None) and (batch_size, steps) != (b, t):
                 raise ValueError(
@@ -90,12 +105,10 @@ class SequenceDistribution(dist.TorchDistribution):
         elif batch_size is None or steps is None:
             raise ValueError("give x or mask, or batch_size and steps")
         else:
-            b, t = batch_size, steps
-        if x is not None and mask is not None and mask.shape != x.shape[:2]:
-            raise ValueError(f"mask must have shape {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
-        if prior.input_dim and x is None:
-            raise ValueError(f"the prior reads inputs of size {prior.input_dim}: pass x (B, T, X)")
-        self.prior, self.x, self.mask = prior, x, None if mask is None else mask.bool()
+            b, t = check_count("batch_size", batch_size), check_count("steps", steps)
+        if mask is not None:
+            mask = check_mask(mask, (b, t), "x" if x is not None else "(batch, time)", device)
+        self.prior, self.x, self.mask = prior, x, mask
         super().__init__(torch.Size([b]), torch.Size([t, prior.obs_dim]), validate_args)
 
     def expand(self, batch_shape, _instance=None):
@@ -123,13 +136,16 @@ class SequenceDistribution(dist.TorchDistribution):
         return x, mask
 
     def log_prob(self, value: Tensor) -> Tensor:
+        value = as_tensor("value", value, self.prior.device)
         if value.shape[-2:] != self.event_shape:
             raise ValueError(
-                f"z must end with the event shape {tuple(self.event_shape)}, "
+                f"value (z) must end with the event shape {tuple(self.event_shape)}, "
                 f"got {tuple(value.shape)}"
             )
         if self.mask is not None:  # padding (even NaN) is neither validated nor read
-            value = value.masked_fill(~self.mask[..., None], 0.0)
+            zero = torch.zeros((), dtype=value.dtype, device=value.device)
+            value = torch.where(self.mask[..., None], value, zero)
+        value = as_real("value", value, self.prior.start.dtype)
         if self._validate_args:
             self._validate_sample(value)
         lead = torch.broadcast_shapes(value.shape[:-2], self.batch_shape)

@@ -29,6 +29,7 @@ from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, SpriteDecoder, check
 from .base import PyroModel
 from .frmdn import FRMDN
 from .sequence import SequenceDistribution, shift_actions
+from .validation import check_count
 from .world_guide import (
     GUIDE_FLOWS,
     amortized_posterior,
@@ -36,7 +37,7 @@ from .world_guide import (
     build_guide,
     posterior_code,
 )
-from .world_inputs import check_frames, check_inputs
+from .world_inputs import check_frames, check_inputs, check_sample_actions
 
 __all__ = ["DECODERS", "GUIDE_FLOWS", "PRIORS", "WorldModel"]
 
@@ -375,10 +376,8 @@ class WorldModel(PyroModel):
     ) -> Tensor:
         r"""Importance log-weights :math:`\log p(x, z_i) - \log q(z_i \mid x)`, ``(k, B)``, for
         ``k = num_samples`` draws of the guide (``chunk_size`` of them decoded at a time)."""
-        if num_samples < 1 or chunk_size < 1:
-            raise ValueError(
-                f"need num_samples >= 1 and chunk_size >= 1, got {num_samples}, {chunk_size}"
-            )
+        num_samples = check_count("num_samples", num_samples)
+        chunk_size = check_count("chunk_size", chunk_size)
         frames, actions, mask, rewards, dones = self._check(frames, actions, mask, rewards, dones)
         b, t = frames.shape[:2]
         q = self.posterior(frames, mask)
@@ -446,14 +445,12 @@ class WorldModel(PyroModel):
         ``actions`` ``(num, steps, A)`` when the model takes them; the temperatures as in
         :func:`~pyro_frmdn.dream` (which starts from encoded frames instead).
         """
-        if (actions is None) != (self.action_dim == 0):
-            raise ValueError(
-                f"actions (num, steps, {self.action_dim}) are needed iff action_dim > 0"
-            )
+        num, steps = check_count("num", num), check_count("steps", steps)
+        actions = check_sample_actions(self, actions, num, steps)
         if self.prior is None:
             z = torch.randn(num, steps, self.latent_dim, device=self.device, dtype=self.guide_dtype)
         else:
-            x = None if actions is None else shift_actions(actions.to(self.device))
+            x = None if actions is None else shift_actions(actions)
             z = self.prior.sample(num, steps, x=x, pi_temperature=pi_temperature,
                                   scale_temperature=scale_temperature)  # fmt: skip
         return self.decode(z)

@@ -11,6 +11,8 @@ from ..distributions import PARAMETERIZATIONS, low_rank_mixture, positive
 __all__ = ["FACTOR_MODES", "MixtureHead"]
 
 FACTOR_MODES = ("per_step", "shared")
+"""Where the low-rank factors come from: the network at every step, or one free parameter per
+component shared by all steps."""
 
 
 class MixtureHead(nn.Module):

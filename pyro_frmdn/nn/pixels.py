@@ -15,6 +15,7 @@ from ..distributions import DiscretizedLogistic
 __all__ = ["PIXEL_LIKELIHOODS", "PixelLikelihood"]
 
 PIXEL_LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
+"""The laws of a pixel that :class:`PixelLikelihood` offers."""
 
 
 class PixelLikelihood(nn.Module):

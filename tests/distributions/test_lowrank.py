@@ -625,3 +625,35 @@ def test_float32_covariance_log_density_never_exceeds_its_true_maximum():
         logdet = torch.logdet(cap) + diag.double().log().sum()
         ceiling = -0.5 * (d * math.log(2 * math.pi) + float(logdet))
         assert float(lp) <= ceiling + 1e-3
+
+
+@pytest.mark.parametrize(("dtype", "far"), [(torch.float32, 1e20), (F64, 1e160)], ids=str)
+@pytest.mark.parametrize("form", FORMS)
+def test_a_density_that_underflows_scores_minus_infinity_not_nan(form, dtype, far):
+    # the squared distance is beyond the dtype: Σ e²/d and ‖L⁻¹b‖² both overflowed to Inf, and
+    # the covariance form's Inf - Inf was NaN
+    g = torch.Generator().manual_seed(0)
+    loc, factor, diag = (t.to(dtype) for t in make_params((3,), 4, 2))
+    value = torch.randn(3, 4, generator=g, dtype=dtype)
+    value[1, 2] = far
+    value[2] = math.inf
+    lp = CLASSES[form](loc, factor, diag).log_prob(value)
+    assert torch.isfinite(lp[0]) and lp[1] == -math.inf and lp[2] == -math.inf, lp
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_far_value_whose_squared_distance_fits_is_scored_exactly_in_float32(form):
+    # e = 3e19: e² overflows float32 but e²/d (covariance, d = 1e4) or e² d (precision,
+    # d = 1e-4) is 9e34, which fits; reference: the dense Gaussian in float64
+    g = torch.Generator().manual_seed(0)
+    d, r = 4, 2
+    loc = torch.zeros(d)
+    factor = 0.1 * torch.randn(d, r, generator=g)
+    diag = torch.full((d,), 1e4 if form == "covariance" else 1e-4)
+    value = torch.tensor([3e19, -1e19, 2e18, 0.0])
+    lp = CLASSES[form](loc, factor, diag).log_prob(value)
+    reference = dense_mvn(form, loc.double(), factor.double(), diag.double()).log_prob(
+        value.double()
+    )
+    assert torch.isfinite(lp)
+    assert_close(lp.double(), reference, rtol=1e-5, atol=0)

@@ -30,6 +30,7 @@ from pyro_frmdn.distributions import (
     flow_mixture,
     low_rank_mixture,
 )
+from pyro_frmdn.distributions.transformed import event_size
 from pyro_frmdn.flows import coupling_flow
 
 # Pyro's convention for goodness-of-fit p-values (pyro.distributions.testing.gof): a correct
@@ -476,3 +477,45 @@ def test_clear_transform_cache_reaches_nested_transforms(structure):
         expected = _data_to_base(transforms, y.clone())
     assert (x1 - x0).abs().max() > 1e-3
     torch.testing.assert_close(x1, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("mixing", ["permute", "householder", "none"])
+@pytest.mark.parametrize("context_dim", [0, CONTEXT_DIM], ids=["uncond", "cond"])
+@pytest.mark.parametrize("kind", ["affine", "spline"])
+@pytest.mark.parametrize(("d", "flow_d"), [(3, 2), (3, 5), (2, 4)])
+def test_a_flow_built_for_another_dimension_is_refused(d, flow_d, kind, context_dim, mixing):
+    base = low_rank_mixture(torch.zeros(6, 2), torch.zeros(6, 2, d), None, torch.ones(6, 2, d))
+    flow = coupling_flow(flow_d, 2, flow=kind, mixing=mixing, context_dim=context_dim)
+    context = torch.zeros(6, CONTEXT_DIM) if context_dim else None
+    with pytest.raises(
+        ValueError,
+        match=rf"acts on vectors of size {flow_d}, but the base .*"
+        rf"event shape is \({d},\)",
+    ):
+        flow_mixture(base, flow, context)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda d: T.ComposeTransform(list(coupling_flow(d, 2, flow="spline"))),
+        lambda d: coupling_flow(d, 1)[0].inv,
+        lambda d: pyro.distributions.transforms.affine_autoregressive(d),
+        lambda d: pyro.distributions.transforms.conditional_affine_autoregressive(d, 2),
+    ],
+    ids=["compose", "inverse", "autoregressive", "conditional autoregressive"],
+)
+def test_the_size_of_other_transforms_is_read_too(transform):
+    base = dist.Normal(torch.zeros(3), 1.0).to_event(1)
+    assert event_size(transform(3)) == 3
+    with pytest.raises(ValueError, match="acts on vectors of size 4"):
+        flow_mixture(base, [transform(4)], torch.zeros(2))
+
+
+def test_a_transform_of_unknown_size_is_left_to_itself():
+    base = dist.Normal(torch.zeros(3), 1.0).to_event(1)
+    d = flow_mixture(base, [T.ExpTransform()])
+    assert event_size(T.ExpTransform()) is None
+    spline = pyro.distributions.transforms.Spline(4)
+    assert event_size(T.IndependentTransform(spline, 1, cache_size=1)) == 4
+    assert d.log_prob(torch.ones(3)).shape == ()

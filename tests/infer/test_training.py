@@ -351,7 +351,7 @@ def test_a_pyro_learning_rate_scheduler_is_stepped_every_epoch():
 def test_a_learning_rate_that_overflows_the_weights_is_a_divergence_not_a_pyro_error():
     m = tiny()
     start = [p.detach().clone() for p in m.parameters()]
-    with pytest.raises(FloatingPointError, match="training diverged.*smaller lr"):
+    with pytest.raises(FloatingPointError, match=r"training diverged.*smaller lr"):
         pf.fit(m, banana(32), epochs=3, batch_size=8, lr=1e30, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(start, m.parameters(), strict=True))
 

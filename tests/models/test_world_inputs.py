@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-from support.worlds import B, D, T, episode, world
+from support.worlds import A, B, D, T, episode, world
 
 import pyro_frmdn as pf
+from pyro_frmdn.models.world_inputs import check_sample_actions
 
 
 def test_inputs_are_checked_with_clear_errors():
@@ -26,3 +27,20 @@ def test_inputs_are_checked_with_clear_errors():
         world(guide_flow="maf")
     with pytest.raises(ValueError, match="input_dim"):
         world(prior=pf.FRMDN(D, input_dim=0, hidden_dim=4))
+
+
+def test_the_actions_of_sample_are_checked_and_converted():
+    wm = world()  # float64
+    actions = torch.randn(2, 3, A)
+    out = check_sample_actions(wm, actions.numpy(), 2, 3)
+    assert out.dtype == torch.float64 and torch.equal(out, actions.double())
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 3, 2\), got \(2, 4, 2\)"):
+        check_sample_actions(wm, torch.randn(2, 4, A), 2, 3)
+    with pytest.raises(ValueError, match="actions is on meta but the model is on cpu"):
+        check_sample_actions(wm, torch.empty(2, 3, A, device="meta"), 2, 3)
+    with pytest.raises(ValueError, match=r"actions has NaN at position \(0, 0, 0\)"):
+        check_sample_actions(wm, torch.full((2, 3, A), float("nan")), 2, 3)
+    with pytest.raises(ValueError, match="needed iff action_dim > 0"):
+        check_sample_actions(wm, None, 2, 3)
+    with pytest.raises(TypeError, match=r"actions must be a torch\.Tensor"):
+        check_sample_actions(wm, "left", 2, 3)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyro
 import torch
 from torch import Tensor, nn
@@ -87,7 +88,7 @@ def arg_names(model: nn.Module) -> list[str]:
 
 def as_kwargs(batch, names: list[str]) -> dict:
     """A batch (a tensor, a tuple in the order of ``names``, or a dict) as keyword arguments."""
-    if isinstance(batch, Tensor):
+    if isinstance(batch, (Tensor, np.ndarray)):
         batch = (batch,)
     if isinstance(batch, dict):
         unknown = set(batch) - set(names)
@@ -107,17 +108,24 @@ class Batches:
     """Minibatches of tensors (shuffled by a checkpointed generator), or a DataLoader's.
 
     Arguments:
-        data: a tensor, a tuple or dict of tensors with the same length, or a ``DataLoader``.
+        data: a tensor, a tuple or dict of tensors with the same length, or a ``DataLoader``;
+            numpy arrays and lists are taken as tensors.
         names: the model's data arguments (:func:`arg_names`).
         batch_size: rows per batch (tensor data).
         shuffle: a new order every pass, drawn from ``generator``.
+        dtype: the model's floating dtype: numbers of another dtype (float64, integers; not
+            boolean masks) are converted to it once, here, and listed in ``converted``.
     """
 
-    def __init__(self, data, names: list[str], batch_size: int, shuffle: bool, generator=None):
+    def __init__(
+        self, data, names: list[str], batch_size: int, shuffle: bool, generator=None, dtype=None
+    ):
         self.loader = data if isinstance(data, DataLoader) else None
         self.generator, self.shuffle, self.batch_size = generator, shuffle, batch_size
+        self.converted: list[str] = []
         if self.loader is None:
-            self.data = {k: v for k, v in as_kwargs(data, names).items() if v is not None}
+            data = {k: v for k, v in as_kwargs(data, names).items() if v is not None}
+            self.data = {k: self._tensor(k, v, dtype) for k, v in data.items()}
             sizes = {k: len(v) for k, v in self.data.items()}
             if len(set(sizes.values())) != 1:
                 raise ValueError(f"data tensors have different lengths along dim 0: {sizes}")
@@ -125,6 +133,21 @@ class Batches:
             if self.n == 0:
                 raise ValueError("the data set is empty")
         self.names = names
+
+    def _tensor(self, name: str, value, dtype) -> Tensor:
+        if not isinstance(value, Tensor):
+            try:
+                value = torch.as_tensor(np.asarray(value))
+            except (TypeError, ValueError) as e:
+                raise TypeError(
+                    f"{name} must be a tensor or an array of numbers, got {type(value).__name__}"
+                ) from e
+        if dtype is not None and value.dtype not in (dtype, torch.bool) and name != "mask":
+            if value.dtype.is_complex:
+                raise TypeError(f"{name} holds complex numbers; expected real ones")
+            self.converted.append(f"{name} from {value.dtype} to {dtype}")
+            value = value.to(dtype)
+        return value
 
     def __len__(self) -> int:
         return len(self.loader) if self.loader is not None else math.ceil(self.n / self.batch_size)

@@ -178,7 +178,13 @@ def fit(
     generator = torch.Generator()
     pyro.set_rng_seed(seed)
     generator.manual_seed(seed)
-    batches = Batches(train, names, batch_size, True, generator)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    batches = Batches(train, names, batch_size, True, generator, dtype)
+    if batches.converted:  # one note, not a dtype error from inside a network
+        warnings.warn(
+            f"fit: {', '.join(batches.converted)}, the model's dtype (converted once)",
+            stacklevel=2,
+        )
     if optimizer is None:
         decay = lr_decay ** (1.0 / max(len(batches), 1))
         optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": math.inf, "lrd": decay})
@@ -237,6 +243,9 @@ def fit(
         if count == 0:
             raise ValueError("the training data gave no batches (an empty DataLoader?)")
         return total / count
+
+    if val is not None and not isinstance(val, torch.utils.data.DataLoader):
+        val = Batches(val, names, 1, False, None, dtype).data  # converted once, as train
 
     def validate() -> float:
         return evaluate(model, val, max(batch_size, 256))

@@ -359,3 +359,28 @@ def test_a_learning_rate_that_overflows_the_weights_is_a_divergence_not_a_pyro_e
 def test_an_explicit_negative_clip_norm_is_refused():
     with pytest.raises(ValueError, match="clip_norm must be None or a finite number > 0"):
         pf.fit(tiny(), banana(8), epochs=1, clip_norm=-1.0, progress=False)
+
+
+def test_fit_takes_numpy_float64_and_integer_data_with_one_note():
+    import warnings
+
+    import numpy as np
+
+    y32 = banana(16)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        a = tiny()
+        pf.fit(a, y32.double().numpy(), y32[:4].double().numpy(), epochs=2, batch_size=8,
+               progress=False)  # fmt: skip
+    assert [str(n.message) for n in notes] == [
+        "fit: y from torch.float64 to torch.float32, the model's dtype (converted once)"
+    ]
+    b = tiny()
+    pf.fit(b, y32, y32[:4], epochs=2, batch_size=8, progress=False)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)  # float32 values survive the float64 round trip exactly
+    counts = np.arange(16 * 6 * 2).reshape(16, 6, 2) % 5  # integer data, a list of lists
+    with pytest.warns(UserWarning, match=r"y from torch.int64 to torch.float32"):
+        pf.fit(tiny(), {"y": counts.tolist()}, epochs=1, batch_size=8, progress=False)
+    with pytest.raises(TypeError, match="y must be a tensor or an array of numbers"):
+        pf.fit(tiny(), {"y": [["a", "b"]]}, epochs=1, progress=False)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import torch
+
 from .. import __version__
 from . import bench, collect, evaluate, sample, train
 from .checks import ConfigError, check_folder, error_line
@@ -28,6 +30,7 @@ The pyro-frmdn command: train, evaluate and sample sequence models from a TOML c
 A run lives in one folder::
 
     pyro-frmdn train --config examples/configs/default.toml --run-dir runs/a
+    pyro-frmdn train --config examples/configs/csv.toml --run-dir runs/b   # your file: [data] path
     pyro-frmdn train --run-dir runs/a --resume --epochs 20
     pyro-frmdn evaluate --run-dir runs/a --bits-per-dim
     pyro-frmdn sample --run-dir runs/a --num 16 --steps 24
@@ -68,14 +71,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pyro-frmdn`` command; errors print one line on stderr and exit with status 2.
 
-    A bad value (option, config key, device, folder) is refused before anything is written.
+    A bad value (option, config key, device, folder, data file, transform) is refused before
+    anything is written. torch's thread count (``--threads``) is restored on return.
     """
     args = _parser().parse_args(argv)
+    threads = torch.get_num_threads()
     try:
         if hasattr(args, "run_dir"):
             check_folder("--run-dir", args.run_dir)
         status = args.func(args)
-    except (ValueError, TypeError, OSError, FloatingPointError) as e:
+    except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as e:
         print(error_line(args.command, e), file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        torch.set_num_threads(threads)
     return status if isinstance(status, int) else 0

@@ -14,6 +14,9 @@ from ..infer import fit
 from ..infer.engine import check_options
 from ..models import FRMDN
 from .checks import ConfigError, check_device, check_integer, check_number, check_seed
+from .sequences import FILE_KEYS, TASK_KEYS, resolve_source
+from .sequences import RULES as FILE_RULES
+from .transforms import check_transform
 
 try:
     import tomllib
@@ -47,6 +50,7 @@ TRAIN_KEYS = (
     "device",
     "checkpoint_every",
 )
+THREADS = 1  # train.threads: measured fastest for the README's job on a loaded 2-core machine
 
 
 def _defaults(fn: Callable, skip: Sequence[str] = (), only: Sequence[str] | None = None) -> dict:
@@ -65,17 +69,28 @@ DEFAULTS = {
         **_defaults(make_task),
         "val_fraction": 0.1,
         "test_fraction": 0.1,
+        **FILE_KEYS,  # data.path: the user's file instead of the task
     },
     "model": {"kind": "frmdn", **_defaults(FRMDN.__init__, skip=FROM_DATA)},
-    "train": {**_defaults(fit, only=TRAIN_KEYS), "clip_norm": None},  # None: not passed to fit
+    "train": {
+        **_defaults(fit, only=TRAIN_KEYS),
+        "clip_norm": None,  # None: not passed to fit
+        "threads": THREADS,  # None: torch's default
+    },
 }
 
 
-NULLABLE = ("train.clip_value",)  # keys whose default is set but that take None too (no clamp)
+# Keys whose default is set but that take None too: no clamp, torch's threads, a file's data
+# (the task keys are null when data.path is set).
+NULLABLE = ("train.clip_value", "train.threads", "data.task", "data.n", "data.steps")
 
 
 def _at_least(low: int) -> Callable[[str, object], None]:
     return lambda name, value: check_integer(name, value, low)
+
+
+def _unset_or(rule: Callable[[str, object], None]) -> Callable[[str, object], None]:
+    return lambda name, value: None if value is None else rule(name, value)
 
 
 def _fit_rule(key: str) -> Callable[[str, object], None]:
@@ -112,9 +127,11 @@ def _name(name: str, value: object) -> None:
 # The [train] keys that fit takes follow fit's own rules (pyro_frmdn.infer.engine.check_options).
 # String choices (task, cell, flow, ...) are checked by what takes them, before anything is written.
 RULES: dict[str, Callable[[str, object], None]] = {
-    "data.n": _at_least(1),
-    "data.steps": _at_least(2),
+    "data.n": _unset_or(_at_least(1)),  # None only with data.path (resolve_source)
+    "data.steps": _unset_or(_at_least(2)),
     "data.seed": check_seed,
+    **FILE_RULES,
+    "data.transform": check_transform,
     "model.hidden_dim": _at_least(1),
     "model.num_layers": _at_least(1),
     "model.num_components": _at_least(1),
@@ -126,6 +143,7 @@ RULES: dict[str, Callable[[str, object], None]] = {
     "model.name": _name,
     "train.seed": check_seed,
     "train.device": check_device,
+    "train.threads": _unset_or(_at_least(1)),
     **{f"train.{k}": _fit_rule(k) for k in TRAIN_KEYS if k not in ("seed", "device")},
 }
 
@@ -191,6 +209,8 @@ def resolve_config(config: dict) -> dict:
             _check_type(f"{section}.{key}", value, defaults[key])
         base = {"kind": defaults["kind"]} if section == "model" else defaults
         resolved[section] = {**base, **values}
+        if section == "data":
+            resolved[section] = resolve_source(values, resolved[section])
         for key, value in resolved[section].items():
             check_value(f"{section}.{key}", value)
     return resolved
@@ -231,8 +251,13 @@ def _parse_set(item: str) -> tuple[str, str, object]:
     return section, key, value
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> dict:
-    """A TOML config file (or none: the defaults) with ``SECTION.KEY=VALUE`` overrides, resolved."""
+def load_config(
+    path: str | os.PathLike | None = None, overrides: Sequence[str] = (), data: str | None = None
+) -> dict:
+    """A TOML config file (or none: the defaults) with ``SECTION.KEY=VALUE`` overrides, resolved.
+
+    ``data`` (``--data``) is ``data.path``, replacing the config's synthetic task.
+    """
     config: dict = {}
     if path is not None:
         if tomllib is None:
@@ -251,6 +276,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         section_values = config.setdefault(section, {})
         if isinstance(section_values, dict):
             section_values[key] = value
+    if data is not None and isinstance(config.setdefault("data", {}), dict):
+        config["data"] = {k: v for k, v in config["data"].items() if k not in TASK_KEYS}
+        config["data"]["path"] = data
     return resolve_config(config)
 
 
@@ -263,4 +291,6 @@ def config_help() -> str:
             items, 78, initial_indent=f"  [{section}] ", subsequent_indent=" " * 4
         )
     lines.append('  kind="rmdn" is the model without a flow (flow keys unused)')
+    lines.append("  data.path (--data) is your file, instead of the task: see docs/cli.md;")
+    lines.append('  transform (unset) is "standardize" for a file, "none" for a task')
     return "\n".join(lines)

@@ -7,18 +7,39 @@ import json
 from pathlib import Path
 
 from ..infer import evaluate
+from ..models import FRMDN
 from .runs import add_load_options, load_run, nonempty
+from .transforms import Part
 
-__all__ = ["HELP", "add_arguments", "main", "report"]
+__all__ = ["HELP", "add_arguments", "main", "report", "score"]
 
-HELP = "Held-out NLL per step (nats) of a trained run."
+HELP = "Held-out NLL per step (nats) of a trained run, in the model's space and the data's units."
 
 
-def report(split: str, nll: float, bits: float | None = None, **extra: object) -> None:
-    """Print a held-out NLL for people, then as a JSON line for programs."""
+def score(model: FRMDN, part: Part) -> tuple[float, float]:
+    r"""The NLL per step of a split in the model's space and in the user's units.
+
+    By the change of variables :math:`z = f(y)`,
+    :math:`-\log p_y(y) = -\log p_z(f(y)) - \log|\det \partial f / \partial y|`, so the NLL per
+    step in the user's units is the model's minus the mean log-Jacobian over the scored steps.
+    """
+    nll = evaluate(model, part.fit_data())
+    return nll, nll - part.mean_log_det()
+
+
+def report(
+    split: str, nll: float, user: float, transform: object, bits: float | None = None, **extra
+) -> None:
+    """Print a held-out NLL for people, then as a JSON line for programs.
+
+    ``nll`` is in the model's space, ``user`` in the data's units (the same number without a
+    ``transform``), ``bits`` the model-space bits per dimension.
+    """
     line = f"{split} NLL: {nll:.4f} nats per step"
+    if transform != "none":
+        line += f" in the model's space ({json.dumps(transform)}), {user:.4f} in the data's units"
     print(line if bits is None else f"{line}, {bits:.4f} bits per dim")
-    record = {"split": split, "nll_per_step": nll, **extra}
+    record = {"split": split, "nll_per_step": nll, "nll_per_step_user": user, **extra}
     if bits is not None:
         record["bits_per_dim"] = bits
     print(json.dumps(record))
@@ -32,8 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     """Evaluate the run's checkpoint on a split and report its NLL."""
-    _, splits, model, state = load_run(Path(args.run_dir), args.checkpoint, args.device)
-    data = nonempty(splits, args.split)
-    nll = evaluate(model, data)
-    bits = evaluate(model, data, bits_per_dim=True) if args.bits_per_dim else None
-    report(args.split, nll, bits, checkpoint=args.checkpoint, epoch=state["epoch"])
+    config, data, model, state = load_run(
+        Path(args.run_dir), args.checkpoint, args.device, args.threads
+    )
+    part = nonempty(data, args.split)
+    nll, user = score(model, part)
+    bits = evaluate(model, part.fit_data(), bits_per_dim=True) if args.bits_per_dim else None
+    transform = config["data"]["transform"]
+    report(args.split, nll, user, transform, bits, checkpoint=args.checkpoint, epoch=state["epoch"])

@@ -4,59 +4,117 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import Tensor
 
-from ..data import make_task, random_split
+from ..data import SPLITS as DATA_SPLITS
+from ..data import DataTransform
 from ..files import atomic_write
 from ..infer import load_checkpoint
 from ..models import FRMDN, RMDN
-from .checks import ConfigError, resolve_device_value
+from .checks import ConfigError, check_integer, resolve_device_value
 from .config import FROM_DATA, resolve_config
+from .sequences import Sequences, read_run_sequences
+from .splits import make_split, read_split, write_split
+from .transforms import Part, fit_transform, read_transform, transform_parts, write_transform
 
 __all__ = [
     "CHECKPOINTS",
     "CONFIG",
+    "MODEL_FILE",
     "SPLITS",
+    "RunData",
     "add_load_options",
+    "add_threads_option",
     "build_model",
     "holds_run",
+    "load_data",
     "load_run",
     "model_section",
     "nonempty",
     "read_config",
     "run_device",
     "split_data",
+    "use_threads",
     "write_config",
+    "write_data",
+    "write_model",
 ]
 
 MODELS = {"frmdn": FRMDN, "rmdn": RMDN}
-CONFIG, CHECKPOINTS = "config.json", "checkpoints"
-SPLITS = ("test", "val", "train")
+CONFIG, CHECKPOINTS, MODEL_FILE = "config.json", "checkpoints", "model.pt"
+SPLITS = ("test", "val", "train")  # --split's choices, the default first
 
 
-def split_data(data: dict) -> dict[str, Tensor]:
-    """The ``[data]`` task's sequences, split into ``train``, ``val``, ``test`` by ``data.seed``.
+@dataclass
+class RunData:
+    """A run's data: all its ``sequences``, the ``index`` of each split in them, the fitted
+    ``transform`` (``None``: none) and each split's :class:`~.transforms.Part` in ``parts``."""
 
-    The sequences are shuffled by ``data.seed`` and cut at ``round(train_fraction · n)`` and
-    ``round((1 - test_fraction) · n)`` (:func:`~pyro_frmdn.data.splits.random_split`), where
-    ``train_fraction = 1 - val_fraction - test_fraction``; each split keeps the task's order.
-    """
-    y = make_task(data["task"], n=data["n"], steps=data["steps"], seed=data["seed"])
-    n = len(y)
-    val, test = data["val_fraction"], data["test_fraction"]
-    parts = None
-    if min(val, test) >= 0 and val + test <= 1:
-        fractions = {"train": max(0.0, 1 - val - test), "val": val, "test": test}
-        parts = random_split(n, fractions, seed=data["seed"])
-    if parts is None or len(parts["train"]) < 1:
-        raise ConfigError(
-            f"data.val_fraction and data.test_fraction must be >= 0 and leave training data; "
-            f"got {val} and {test} of n={n}"
-        )
-    return {name: y[torch.from_numpy(parts[name])] for name in SPLITS}
+    sequences: Sequences
+    index: dict[str, np.ndarray]
+    transform: DataTransform | None
+    parts: dict[str, Part]
+
+    @property
+    def obs_dim(self) -> int:
+        return self.sequences.y.shape[-1]
+
+
+def _run_data(
+    data: dict, sequences: Sequences, index: dict, transform: DataTransform | None
+) -> RunData:
+    chosen = {}
+    for name in DATA_SPLITS:
+        i, mask = torch.from_numpy(index[name]), sequences.mask
+        chosen[name] = (sequences.y[i], None if mask is None else mask[i])
+    parts = transform_parts(transform, chosen, data["transform"], data["seed"])
+    return RunData(sequences, index, transform, parts)
+
+
+def split_data(data: dict) -> RunData:
+    """A new run's data from its ``[data]`` section: the sequences (task or file), split
+    (:func:`~.splits.make_split`), and the transform fitted on the training split."""
+    sequences = read_run_sequences(data)
+    index = make_split(data, sequences)
+    train = torch.from_numpy(index["train"])
+    mask = None if sequences.mask is None else sequences.mask[train]
+    transform = fit_transform(data["transform"], sequences.y[train], mask)
+    return _run_data(data, sequences, index, transform)
+
+
+def write_data(run: Path, data: RunData) -> None:
+    """Record the split (``splits.json``) and the fitted transform (``transform.json``)."""
+    write_split(run, data.index, data.sequences)
+    write_transform(run, data.transform)
+
+
+def load_data(run: Path, data: dict) -> RunData:
+    """The data of a trained run: its recorded split (made again for runs written before
+    ``splits.json``) and its saved transform."""
+    sequences = read_run_sequences(data)
+    index = read_split(run, sequences)
+    index = make_split(data, sequences) if index is None else index
+    return _run_data(data, sequences, index, read_transform(run, data["transform"]))
+
+
+def write_model(run: Path, model: FRMDN, data: RunData) -> None:
+    """The trained model as one file, ``run/model.pt``, with its data transform
+    (``pyro_frmdn.load(path, with_transform=True)`` reads both back)."""
+    state = None if data.transform is None else data.transform.state_dict()
+    model.save(run / MODEL_FILE, transform=state)
+
+
+def use_threads(option: int | None, config: dict) -> None:
+    """Set torch's thread count: ``--threads``, else ``train.threads`` (``None``: torch's)."""
+    if option is not None:
+        check_integer("--threads", option, 1)
+    threads = config["train"]["threads"] if option is None else option
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def build_model(model: dict, obs_dim: int) -> FRMDN:
@@ -112,16 +170,18 @@ def holds_run(run: Path) -> bool:
 
 
 def load_run(
-    run: Path, which: str, device: str | None
-) -> tuple[dict, dict[str, Tensor], FRMDN, dict]:
-    """The run's config, data splits, model with the ``which`` checkpoint's weights, checkpoint.
+    run: Path, which: str, device: str | None, threads: int | None = None
+) -> tuple[dict, RunData, FRMDN, dict]:
+    """The run's config, data, model with the ``which`` checkpoint's weights, and checkpoint.
 
-    ``device`` is the command's ``--device`` (``None``: the run's ``train.device``).
+    ``device`` and ``threads`` are the command's ``--device`` and ``--threads`` (``None``: the
+    run's ``train.device`` and ``train.threads``).
     """
     config = read_config(run)
     device = run_device(device, config)
-    splits = split_data(config["data"])
-    model = build_model(config["model"], obs_dim=splits["train"].shape[-1])
+    use_threads(threads, config)
+    data = load_data(run, config["data"])
+    model = build_model(config["model"], obs_dim=data.obs_dim)
     state = load_checkpoint(run / CHECKPOINTS / f"{which}.pt", map_location="cpu")
     saved = model.upgrade_config(state.get("config") or {})  # keys renamed since it was written
     differ = sorted(k for k in {*saved, *model.config} if saved.get(k) != model.config.get(k))
@@ -131,18 +191,29 @@ def load_run(
             f"{run / CONFIG} in {', '.join(differ)}"
         )
     model.load_state_dict(state["model"])
-    return config, splits, model.to(device).eval(), state
+    return config, data, model.to(device).eval(), state
 
 
-def nonempty(splits: dict[str, Tensor], name: str) -> Tensor:
+def nonempty(data: RunData, name: str) -> Part:
     """The split ``name``; a ConfigError when the config left it empty."""
-    if len(splits[name]) == 0:
-        raise ConfigError(f"the {name} split is empty (data.{name}_fraction is 0)")
-    return splits[name]
+    if len(data.parts[name]) == 0:
+        raise ConfigError(
+            f"the {name} split is empty (data.{name}_fraction is 0, or the data's split column "
+            f"names no {name} sequence)"
+        )
+    return data.parts[name]
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """``--threads``: torch's thread count for the command."""
+    p.add_argument(
+        "--threads", type=int, help="torch's CPU threads; default: train.threads of the config"
+    )
 
 
 def add_load_options(p: argparse.ArgumentParser) -> None:
-    """The options of the commands that load a trained run: checkpoint, split, device."""
+    """The options of the commands that load a trained run: checkpoint, split, device, threads."""
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="weights")
     p.add_argument("--split", choices=SPLITS, default="test", help="the data split to use")
     p.add_argument("--device", help="cpu, cuda...; default: train.device of the run")
+    add_threads_option(p)

@@ -7,22 +7,26 @@ from pathlib import Path
 
 import pyro
 import torch
+from torch import Tensor
 
 from ..files import atomic_write
 from ..plots import plot_paths
 from .checks import ConfigError, check_integer, check_number, check_seed
-from .runs import CHECKPOINTS, CONFIG, add_load_options, load_run, nonempty
+from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty
+from .samples import plot_series, write_samples
+from .splits import SPLITS_FILE
+from .transforms import TRANSFORM_FILE, Part, to_user_units
 
 __all__ = ["HELP", "add_arguments", "main"]
 
-HELP = "Generate sequences from a trained run, with a plot."
+HELP = "Generate sequences from a trained run, in the data's units (.pt, .npy, .csv), with a plot."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``pyro-frmdn sample`` (besides ``--run-dir``)."""
     add_load_options(p)
     p.add_argument("--num", type=int, default=8, help="number of sequences N")
-    p.add_argument("--steps", type=int, help="steps T to generate; default: data.steps")
+    p.add_argument("--steps", type=int, help="steps T to generate; default: the data's steps")
     p.add_argument("--pi-temperature", type=float, default=1.0, help="mixture weights' temperature")
     p.add_argument("--scale-temperature", type=float, default=1.0, help="covariances' temperature")
     p.add_argument("--greedy", action="store_true", help="most likely component's mean per step")
@@ -30,16 +34,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--prime-steps", type=int, default=0, help="condition on this many steps of real sequences"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples")
-    p.add_argument("--out", help="samples file, a .png beside it; default: RUN/samples.pt")
+    p.add_argument(
+        "--out", help="samples file; .npy, .csv, .png beside it; default: RUN/samples.pt"
+    )
 
 
-# The run's own files, which --out (or its plot) must never replace.
-RUN_FILES = (CONFIG, "history.json", "history.csv", "learning_curve.png")
+# The run's own files, which --out (or the files beside it) must never replace.
+RUN_FILES = (
+    CONFIG, SPLITS_FILE, TRANSFORM_FILE, MODEL_FILE, "history.json", "history.csv",
+    "learning_curve.png",
+)  # fmt: skip
+BESIDE = (".npy", ".csv", ".png")
 
 
 def _out_path(run: Path, out: str | None) -> Path:
-    """The samples file: ``--out``, or ``RUN/samples.pt``; refused where it, or the plot beside
-    it, would replace one of the run's files, or is a folder."""
+    """The samples file: ``--out``, or ``RUN/samples.pt``; refused where it, or a file beside it
+    (``.npy``, ``.csv``, ``.png``), would replace one of the run's files, or is a folder."""
     if out is None:
         return run / "samples.pt"
     if not out:
@@ -47,10 +57,12 @@ def _out_path(run: Path, out: str | None) -> Path:
     path = Path(out)
     if path.is_dir():
         raise ConfigError(f"--out {path} is a folder; give a file such as {path / 'samples.pt'}")
-    if path.suffix == ".png":
-        raise ConfigError(f"--out must not end in .png: the plot is written beside it as {path}")
+    if path.suffix in BESIDE:
+        raise ConfigError(
+            f"--out must not end in {path.suffix}: {', '.join(BESIDE)} files are written beside it"
+        )
     own = {(run / name).resolve(): name for name in RUN_FILES}
-    for file in (path, path.with_suffix(".png")):
+    for file in (path, *(path.with_suffix(s) for s in BESIDE)):
         file = file.resolve()
         if file in own or file.parent == (run / CHECKPOINTS).resolve():
             name = own.get(file, f"{CHECKPOINTS}/{file.name}")
@@ -58,8 +70,27 @@ def _out_path(run: Path, out: str | None) -> Path:
     return path
 
 
+def _prime(part: Part, num: int, steps: int) -> tuple[Tensor | None, Tensor | None]:
+    """The first ``steps`` of real sequences at least that long, sequence ``i`` of ``num`` from
+    the ``i``-th of them (cyclically): in the model's space and in the user's units."""
+    if not steps:
+        return None, None
+    lengths = (
+        part.mask.sum(1) if part.mask is not None else torch.full((len(part),), part.y.shape[1])
+    )
+    long_enough = torch.nonzero(lengths >= steps).flatten()
+    if len(long_enough) == 0:
+        raise ConfigError(
+            f"--prime-steps must be at most {int(lengths.max())} (the longest sequence of the "
+            f"split), got {steps}"
+        )
+    chosen = long_enough[torch.arange(num) % len(long_enough)]
+    return part.z[chosen, :steps], part.y[chosen, :steps]
+
+
 def main(args: argparse.Namespace) -> None:
-    """Sample from the run's checkpoint; save the samples and a plot of them beside real ones."""
+    """Sample from the run's checkpoint; save the samples in the data's units and a plot of them
+    beside real ones."""
     run = Path(args.run_dir)
     check_integer("--num", args.num, 1)
     if args.steps is not None:
@@ -69,34 +100,40 @@ def main(args: argparse.Namespace) -> None:
     check_number("--scale-temperature", args.scale_temperature)
     check_seed("--seed", args.seed)
     out = _out_path(run, args.out)
-    config, splits, model, _ = load_run(run, args.checkpoint, args.device)
-    real = nonempty(splits, args.split)
-    steps = config["data"]["steps"] if args.steps is None else args.steps
-    if args.prime_steps > real.shape[1]:
-        raise ConfigError(
-            f"--prime-steps must be at most {real.shape[1]} (the data's steps), "
-            f"got {args.prime_steps}"
-        )
-    prime = (
-        real[torch.arange(args.num) % len(real), : args.prime_steps] if args.prime_steps else None
-    )
+    config, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
+    real = nonempty(data, args.split)
+    steps = data.sequences.y.shape[1] if args.steps is None else args.steps
+    prime_z, prime = _prime(real, args.num, args.prime_steps)
     pyro.set_rng_seed(args.seed)
     samples = model.sample(
         args.num,
         steps,
-        prime=prime,
+        prime=prime_z,
         pi_temperature=args.pi_temperature,
         scale_temperature=args.scale_temperature,
         greedy_decoding=args.greedy,
     ).cpu()
+    samples = to_user_units(data.transform, samples)
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "out", "run_dir")}
     settings["steps"] = steps
-    with atomic_write(out) as f:
-        torch.save({"samples": samples, "prime": prime, "settings": settings}, f)
+    features = data.sequences.features
+    write_samples(out, samples, prime, settings, features)
     shown = samples if prime is None else torch.cat([prime, samples], dim=1)
-    plot = out.with_suffix(".png")
     task = config["data"]["task"]
-    figure = plot_paths(shown, real[:8], args.prime_steps, offsets=task == "branching", name=task)
+    if task is None:
+        figure = plot_series(
+            shown,
+            real.y[:8],
+            None if real.mask is None else real.mask[:8],
+            features,
+            args.prime_steps,
+        )
+    else:
+        figure = plot_paths(
+            shown, real.y[:8], args.prime_steps, offsets=task == "branching", name=task
+        )
+    plot = out.with_suffix(".png")
     with atomic_write(plot) as f:
         figure.savefig(f, format="png", dpi=100)
-    print(f"wrote {args.num} samples of {steps} steps to {out} and {plot}")
+    files = ", ".join(str(out.with_suffix(s)) for s in (".npy", ".csv", ".png"))
+    print(f"wrote {args.num} samples of {steps} steps to {out} and {files}")

@@ -47,6 +47,28 @@ def last_json(capsys):
     return lambda: json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+def files(folder) -> dict:
+    """Every file under ``folder`` with its bytes (folders as None): what must not change."""
+    return {p: p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def refused(cli, capsys):
+    """``refused(folder, message, *args)``: the command exits 2 with one line naming the problem,
+    and leaves ``folder`` exactly as it was."""
+
+    def check(folder, message, *args):
+        before = files(folder)
+        assert cli(*args) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"pyro-frmdn {args[0]}: error: "), lines[0]
+        assert message in lines[0], lines[0]
+        assert files(folder) == before
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def config(tmp_path_factory):
     path = tmp_path_factory.mktemp("config") / "tiny.toml"

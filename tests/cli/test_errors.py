@@ -12,28 +12,6 @@ from pyro_frmdn.cli.checks import ConfigError, resolve_device_value
 NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is available here")
 
 
-def files(folder) -> dict:
-    """Every file under ``folder`` with its bytes (folders as None): what must not change."""
-    return {p: p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
-
-
-@pytest.fixture
-def refused(cli, capsys):
-    """``refused(folder, message, *args)``: the command exits 2 with one line naming the problem,
-    and leaves ``folder`` exactly as it was."""
-
-    def check(folder, message, *args):
-        before = files(folder)
-        assert cli(*args) == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1, lines
-        assert lines[0].startswith(f"pyro-frmdn {args[0]}: error: "), lines[0]
-        assert message in lines[0], lines[0]
-        assert files(folder) == before
-
-    return check
-
-
 DEVICE = "--device must be a device name such as 'cpu', 'cuda' or 'cuda:1', got"
 TRAIN = [
     (["--device", "gpu"], f"{DEVICE} 'gpu'"),

@@ -6,17 +6,19 @@ import shutil
 
 import torch
 
+from pyro_frmdn.cli.config import resolve_config
 from pyro_frmdn.cli.runs import split_data
 
 
 def test_split_is_deterministic_and_disjoint():
     data = {"task": "banana", "n": 50, "steps": 4, "seed": 1, "val_fraction": 0.2}
     data["test_fraction"] = 0.1
-    a, b = split_data(data), split_data(data)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [len(a[k]) for k in ("train", "val", "test")] == [35, 10, 5]
-    rows = torch.cat([a["train"], a["val"], a["test"]]).flatten(1)
+    a, b = (split_data(resolve_config({"data": data})["data"]) for _ in range(2))
+    assert all(torch.equal(a.parts[k].y, b.parts[k].y) for k in a.parts)
+    assert [len(a.parts[k]) for k in ("train", "val", "test")] == [35, 10, 5]
+    rows = torch.cat([a.parts[k].y for k in ("train", "val", "test")]).flatten(1)
     assert len(torch.unique(rows, dim=0)) == 50
+    assert a.transform is None and a.parts["train"].z is a.parts["train"].y  # "none"
 
 
 def test_rmdn_round_trip(config, tmp_path, cli, last_json):

@@ -113,8 +113,9 @@ class Batches:
         names: the model's data arguments (:func:`arg_names`).
         batch_size: rows per batch (tensor data).
         shuffle: a new order every pass, drawn from ``generator``.
-        dtype: the model's floating dtype: numbers of another dtype (float64, integers; not
-            boolean masks) are converted to it once, here, and listed in ``converted``.
+        dtype: the model's floating dtype: floating data of another dtype (float64), and
+            integer observations or inputs ``y``, ``x``, are converted to it once, here, and
+            listed in ``converted`` (boolean masks and uint8 frames stay: the models read them).
     """
 
     def __init__(
@@ -142,9 +143,11 @@ class Batches:
                 raise TypeError(
                     f"{name} must be a tensor or an array of numbers, got {type(value).__name__}"
                 ) from e
-        if dtype is not None and value.dtype not in (dtype, torch.bool) and name != "mask":
-            if value.dtype.is_complex:
-                raise TypeError(f"{name} holds complex numbers; expected real ones")
+        if value.dtype.is_complex:
+            raise TypeError(f"{name} holds complex numbers; expected real ones")
+        floating = value.is_floating_point() and name != "mask"
+        counts = name in ("y", "x") and value.dtype not in (torch.bool, torch.uint8)  # not pixels
+        if dtype is not None and value.dtype != dtype and (floating or counts):
             self.converted.append(f"{name} from {value.dtype} to {dtype}")
             value = value.to(dtype)
         return value

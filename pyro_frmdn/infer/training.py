@@ -35,6 +35,7 @@ from .engine import (
 
 __all__ = ["History", "evaluate", "fit", "resolve_device", "svi_step"]
 
+
 class _Unset:
     """fit's ``clip_norm`` when not given (None then): an explicit None is the old spelling."""
 

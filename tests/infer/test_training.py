@@ -384,3 +384,13 @@ def test_fit_takes_numpy_float64_and_integer_data_with_one_note():
         pf.fit(tiny(), {"y": counts.tolist()}, epochs=1, batch_size=8, progress=False)
     with pytest.raises(TypeError, match="y must be a tensor or an array of numbers"):
         pf.fit(tiny(), {"y": [["a", "b"]]}, epochs=1, progress=False)
+
+
+def test_fit_leaves_uint8_frames_to_the_world_model():
+    torch.manual_seed(0)
+    w = pf.WorldModel((3, 8, 8), latent_dim=2, action_dim=1, channels=(4,), features=4,
+                      hidden_dim=4)  # fmt: skip
+    frames = torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8)  # as rollouts are stored
+    h = pf.fit(w, {"frames": frames, "actions": torch.randn(2, 3, 1)}, epochs=1,
+               clip_value=None, progress=False)  # fmt: skip
+    assert math.isfinite(h["train_nll"][0])

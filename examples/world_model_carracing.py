@@ -90,6 +90,11 @@ def plot_history(histories: dict, path: Path) -> None:
 
 def main() -> None:
     args = arguments()
+    if args.window < args.context + args.dream_steps:  # checked before hours of work, not after
+        raise SystemExit(
+            f"--window {args.window} is shorter than --context + --dream-steps "
+            f"({args.context} + {args.dream_steps})"
+        )
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,8 +158,6 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
     n, p, s = 4, args.context, args.dream_steps
-    if args.window < p + s:
-        raise SystemExit(f"--window {args.window} is shorter than --context + --dream-steps")
     full = test["mask"].all(1).nonzero().squeeze(1)[:n]
     frames, actions = test["frames"][full], test["actions"][full]
     d = pf.dream(world, frames[:, :p], actions[:, : p + s], steps=s)

@@ -92,9 +92,9 @@ def temper(
         scale_temperature: :math:`\tau_s > 0`.
         scale_mode: ``"variance"`` or ``"std"``.
     """
-    if not pi_temperature > 0 or not scale_temperature > 0:
+    if not (0 < pi_temperature < math.inf and 0 < scale_temperature < math.inf):
         raise ValueError(
-            "temperatures must be > 0, got "
+            "temperatures must be finite numbers > 0, got "
             f"pi_temperature={pi_temperature}, scale_temperature={scale_temperature}"
         )
     if scale_mode not in SCALE_MODES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -71,8 +72,13 @@ def run_bench(
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r}; expected some of {', '.join(VARIANTS)}")
-    if not datasets or not variants or seeds < 1 or scale <= 0:
-        raise ValueError("need at least one data set and model, seeds >= 1 and scale > 0")
+    if not datasets or not variants or seeds < 1 or not 0 < scale < math.inf:
+        raise ValueError(
+            f"need at least one data set and model, seeds >= 1 and a finite scale > 0; got "
+            f"seeds={seeds}, scale={scale}"
+        )
+    if workers is not None and not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be None or an integer >= 1, got {workers!r}")
     if (epochs is not None and epochs < 1) or (train_size is not None and train_size < 1):
         raise ValueError(f"--epochs and --train-size must be >= 1, got {epochs}, {train_size}")
     if flow not in (None, "affine", "spline"):

@@ -210,10 +210,23 @@ def test_graves_bias_on_low_rank_components(kind):
         {"scale_temperature": 0.0},
         {"scale_temperature": -0.5},
         {"scale_temperature": math.nan},
+        {"pi_temperature": math.inf},
+        {"scale_temperature": math.inf},
         {"scale_mode": "log"},
         {"scale_mode": "Variance"},
     ],
-    ids=["pi-0", "pi-neg", "pi-nan", "scale-0", "scale-neg", "scale-nan", "mode-log", "mode-case"],
+    ids=[
+        "pi-0",
+        "pi-neg",
+        "pi-nan",
+        "scale-0",
+        "scale-neg",
+        "scale-nan",
+        "pi-inf",
+        "scale-inf",
+        "mode-log",
+        "mode-case",
+    ],
 )
 def test_invalid_arguments_raise(kwargs):
     d, _ = _mixture("lowrank-precision")

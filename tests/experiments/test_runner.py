@@ -18,6 +18,11 @@ def test_unknown_names_are_errors(tmp_path):
         run_bench(["vowels"], ["lstm"], out=tmp_path)
     with pytest.raises(ValueError, match="seeds >= 1"):
         run_bench(["vowels"], seeds=0, out=tmp_path)
+    for scale in (0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"a finite scale > 0; got seeds=3, scale={scale}"):
+            run_bench(["vowels"], scale=scale, out=tmp_path)
+    with pytest.raises(ValueError, match="workers must be None or an integer >= 1, got 0"):
+        run_bench(["vowels"], workers=0, out=tmp_path)
     with pytest.raises(ValueError, match="flow must be 'affine' or 'spline', got 'maf'"):
         run_bench(["vowels"], flow="maf", out=tmp_path)
     with pytest.raises(ValueError, match="frame_size must be 16, 32 or 64, got 48"):

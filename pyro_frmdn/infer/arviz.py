@@ -44,6 +44,7 @@ def to_inference_data(
     num_samples: int = 100,
     seed: int | None = None,
     var_name: str = "y",
+    pointwise: str = "step",
 ):
     r"""An ArviZ ``InferenceData`` of a sequence model's one-step-ahead predictions on data.
 
@@ -60,6 +61,16 @@ def to_inference_data(
     Steps where ``mask`` is false are NaN in all three. Built with ``arviz.from_dict`` only, so it
     works with arviz 0.x (where this returns an ``InferenceData``) and 1.x (a ``DataTree``).
 
+    Comparing models with ``arviz.loo`` / ``arviz.compare``: pass ``pointwise="sequence"``. The
+    ``log_likelihood`` is then one value per sequence, :math:`\sum_t \log p(y_t \mid y_{<t},
+    x_{\le t})` over its scored steps ``(chain=1, draw=2, sequence)``, and a ``posterior`` group
+    is added. The models' parameters are point estimates (an empty guide), so that posterior is
+    degenerate: two identical draws of a placeholder ``point_estimate`` (arviz's PSIS needs at
+    least two), and on data the model was not fitted to, ``elpd_loo`` is exactly the summed
+    held-out log-likelihood (arviz warns that the Pareto k of such weights is high: with one
+    distinct draw there is nothing to reweight). ``arviz.compare`` then ranks models by it, with
+    the spread over sequences as its standard error.
+
     Arguments:
         model: an :class:`~pyro_frmdn.FRMDN` or :class:`~pyro_frmdn.RMDN` (anything with
             ``features``, ``step_distribution``, ``step_log_prob``, ``obs_dim``,
@@ -69,6 +80,8 @@ def to_inference_data(
         seed: draw with this seed, leaving torch's global random state as it was; ``None``
             draws from the global state (``pyro.set_rng_seed``).
         var_name: the name of the variable in every group.
+        pointwise: ``"step"`` (one log-likelihood per step, as above) or ``"sequence"`` (one per
+            sequence, and the degenerate posterior: what ``arviz.loo`` needs).
 
     Example:
         >>> from pyro_frmdn import RMDN
@@ -79,6 +92,8 @@ def to_inference_data(
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if pointwise not in ("step", "sequence"):
+        raise ValueError(f"pointwise must be 'step' or 'sequence', got {pointwise!r}")
     y, x, mask = check_sequences(
         y, x, mask, model.obs_dim, model.input_dim, model.start.dtype, model.device
     )
@@ -100,8 +115,14 @@ def to_inference_data(
         "posterior_predictive": {var_name: _numpy(draws, mask)[None]},
         "log_likelihood": {var_name: _numpy(log_lik, mask)[None, None]},
     }
+    dims = {var_name: ["sequence", "step", "dim"]}
+    if pointwise == "sequence":
+        scored = log_lik if mask is None else log_lik.masked_fill(~mask, 0.0)
+        per_sequence = scored.double().sum(-1).cpu().numpy()  # (B,)
+        groups["log_likelihood"] = {var_name: np.stack([per_sequence] * 2)[None]}
+        groups["posterior"] = {"point_estimate": np.zeros((1, 2))}
     coords = {"sequence": np.arange(b), "step": np.arange(t), "dim": np.arange(n)}
-    return _from_dict(groups, coords, {var_name: ["sequence", "step", "dim"]})
+    return _from_dict(groups, coords, dims)
 
 
 def pit(idata, var_name: str = "y", seed: int = 0) -> np.ndarray:

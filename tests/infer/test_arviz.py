@@ -133,3 +133,37 @@ def test_from_dict_of_arviz_1_takes_the_groups_as_one_dict(monkeypatch):
     assert to_inference_data(model(), y, mask=mask, num_samples=2, seed=0) == "tree"
     assert set(seen["data"]) == {"observed_data", "posterior_predictive", "log_likelihood"}
     assert seen["dims"] == {"y": ["sequence", "step", "dim"]}
+
+
+def test_loo_and_compare_rank_two_fitted_models_by_their_held_out_likelihood():
+    import warnings
+
+    import arviz
+
+    import pyro_frmdn as pf
+    from pyro_frmdn.data import make_task
+
+    train = make_task("branching", n=96, steps=8, seed=0)
+    test = make_task("branching", n=32, steps=8, seed=1)
+    mask = torch.ones(32, 8, dtype=torch.bool)
+    mask[::3, 5:] = False  # sequences of different lengths
+    models = {
+        "one gaussian": pf.RMDN(2, hidden_dim=16, num_components=1),
+        "mixture": pf.RMDN(2, hidden_dim=16, num_components=3, rank=1),
+    }
+    idatas = {}
+    for name, m in models.items():
+        pf.fit(m, train, epochs=8, batch_size=32, lr=1e-2, progress=False)
+        idatas[name] = to_inference_data(m, test, mask=mask, num_samples=2, seed=0,
+                                         pointwise="sequence")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Pareto k of one distinct draw
+        for name, m in models.items():
+            loo = arviz.loo(idatas[name])
+            held_out = float(m.log_prob(test, mask=mask).double().sum())
+            assert loo.elpd_loo == pytest.approx(held_out, rel=1e-6)
+        ranking = arviz.compare(idatas)
+    best = max(models, key=lambda k: float(models[k].log_prob(test, mask=mask).sum()))
+    assert ranking.index[0] == best
+    with pytest.raises(ValueError, match="pointwise must be 'step' or 'sequence'"):
+        to_inference_data(models["mixture"], test, pointwise="steps")

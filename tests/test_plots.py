@@ -45,3 +45,19 @@ def test_plot_paths_draws_offsets_as_positions_and_the_primes_in_grey():
     assert len(right.get_lines()) == 3 and left.get_xlabel() == "x = Σ dx"
     (plain, _) = plot_paths(generated, real).axes
     assert plain.get_title() == "generated" and plain.get_lines()[0].get_xdata().tolist() == [1] * 4
+
+
+def test_plot_series_draws_each_feature_of_generated_and_real_sequences():
+    import torch
+
+    from pyro_frmdn.plots import MAX_PLOTTED_FEATURES, plot_series
+
+    generated, real = torch.randn(3, 5, 6), torch.randn(2, 7, 6)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    fig = plot_series(generated, real, mask, [f"f{d}" for d in range(6)], prime_steps=2)
+    axes = fig.axes
+    assert len(axes) == 2 * MAX_PLOTTED_FEATURES  # six features, four rows of (generated, real)
+    left, right = axes[0], axes[1]
+    assert left.get_ylabel() == "f0" and left.get_title() == "generated"
+    assert len(left.get_lines()) == 6  # three sequences, each with its grey prime
+    assert [len(line.get_xdata()) for line in right.get_lines()] == [7, 4]  # cut at the mask

@@ -10,10 +10,10 @@ import torch
 from torch import Tensor
 
 from ..files import atomic_write
-from ..plots import plot_paths
+from ..plots import plot_paths, plot_series
 from .checks import ConfigError, check_integer, check_number, check_seed
 from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty
-from .samples import plot_series, write_samples
+from .samples import write_samples
 from .splits import SPLITS_FILE
 from .transforms import TRANSFORM_FILE, Part, to_user_units
 

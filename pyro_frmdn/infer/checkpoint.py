@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 from ..files import read_torch_file, save_verified
+from ..models.base import CHECKPOINT_FORMAT
 
 __all__ = ["FORMAT", "load_checkpoint", "load_model_checkpoint", "save_checkpoint"]
 
-FORMAT = "pyro-frmdn-checkpoint/1"
+FORMAT = CHECKPOINT_FORMAT  # one tag, defined beside the model files that pf.load also reads
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 MODEL_FORMAT = "pyro-frmdn-model/1"  #: The format tag of a file that ``save`` writes.
-CHECKPOINT_FORMAT = "pyro-frmdn-checkpoint/1"  # fit's checkpoints hold a model too
+CHECKPOINT_FORMAT = "pyro-frmdn-checkpoint/1"  #: The format tag of fit's checkpoints.
 CONTRACT = ("model", "guide", "log_prob", "sample", "config", "name", "save")
 
 _CLASSES: dict[str, type[PyroModel]] = {}

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import math
+import threading
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["capacitance_tril", "lowrank_gaussian_log_prob"]
+from . import _lowrank_cpu
+
+__all__ = [
+    "KERNELS",
+    "capacitance_tril",
+    "check_arguments",
+    "lowrank_gaussian_log_prob",
+    "use_kernel",
+]
+
+KERNELS = ("auto", "compiled", "torch")
+"""Which implementation scores low-rank Gaussians: ``"compiled"`` (one-pass CPU loops compiled by
+Numba, for CPU float32/float64 tensors), ``"torch"`` (batched tensor operations in cache-sized
+chunks: CUDA, other dtypes, or without Numba) or ``"auto"`` (the first that applies)."""
+
+_kernel = "auto"
 
 # Elements of (D, r) factors handled per chunk: small enough that a chunk's temporaries stay in the
 # CPU cache and in malloc's heap (a large fresh allocation costs a page fault per 4 KiB touched).
@@ -84,7 +101,7 @@ def _chunk_terms(diff, factor, diag, precision):
     return inv, fd, tril, tril_inv, white, proj
 
 
-class _LowRankLogProb(torch.autograd.Function):
+class _TorchLogProb(torch.autograd.Function):
     @staticmethod
     def forward(ctx, diff, factor, diag, precision):
         shape = torch.broadcast_shapes(diff.shape[:-1], factor.shape[:-2], diag.shape[:-1])
@@ -160,28 +177,181 @@ class _LowRankLogProb(torch.autograd.Function):
         )
 
 
-def lowrank_gaussian_log_prob(
-    diff: Tensor, factor: Tensor, diag: Tensor, precision: bool
-) -> Tensor:
-    r"""Log-density of a zero-mean Gaussian with low-rank-plus-diagonal structure at ``diff``.
+class use_kernel:
+    """Choose the implementation of :func:`lowrank_gaussian_log_prob` (one of :data:`KERNELS`),
+    for the whole process or, as a context manager, for a block.
 
-    With :math:`e` = ``diff``, :math:`W` = ``factor`` (``(..., D, r)``) and :math:`d` = ``diag``:
+    Example:
+        >>> with use_kernel("torch"):
+        ...     pass  # scores here use batched tensor operations
+    """
+
+    def __init__(self, name: str):
+        global _kernel
+        if name not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {name!r}")
+        if name == "compiled" and not _lowrank_cpu.AVAILABLE:
+            raise ValueError(
+                "kernel 'compiled' needs Numba: pip install 'pyro-frmdn[fast]' (or numba)"
+            )
+        self.previous, _kernel = _kernel, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _kernel
+        _kernel = self.previous
+
+
+def _compiled(*tensors: Tensor) -> bool:
+    if _kernel == "torch" or not _lowrank_cpu.AVAILABLE:
+        return False
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        t.device.type == "cpu" and t.dtype == dtype for t in tensors
+    )
+
+
+def _rows(t: Tensor, shape: torch.Size, tail: int) -> Tensor:
+    """``t`` broadcast to ``shape`` + its last ``tail`` dims, as ``(O, K, ...)`` with
+    ``K = shape[-1]``: a view (zero strides where ``t`` is broadcast) whenever one exists."""
+    full = t.expand(shape + t.shape[t.dim() - tail :])
+    lead = shape[:-1].numel() if len(shape) else 1
+    k = shape[-1] if len(shape) else 1
+    return full.reshape((lead, k) + full.shape[len(shape) :])
+
+
+_INVALID = (
+    (_lowrank_cpu.BAD_DIAG, "{diag} must be positive and finite everywhere"),
+    (_lowrank_cpu.BAD_FACTOR, "{factor} holds NaN or infinite values"),
+    (_lowrank_cpu.BAD_LOC, "loc holds NaN or infinite values"),
+)
+
+
+def _raise(found: int, names: tuple[str, str]) -> None:
+    for bit, message in _INVALID:
+        if found & bit:
+            raise ValueError("Expected parameter " + message.format(factor=names[0], diag=names[1]))
+
+
+class _CompiledLogProb(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, value, loc, factor, diag, precision, validate, names):
+        shape = torch.broadcast_shapes(
+            value.shape[:-1], loc.shape[:-1], factor.shape[:-2], diag.shape[:-1]
+        )
+        args = (_rows(value, shape, 1), _rows(loc, shape, 1), _rows(factor, shape, 2))
+        args += (_rows(diag, shape, 1),)
+        # Numba's default threading layer must not be entered from two threads at once: the
+        # parallel loops run from the main thread only (other threads take the serial loops)
+        main = threading.current_thread() is threading.main_thread()
+        threads = torch.get_num_threads() if main else 1
+        logdet = _rows(diag.detach().log().sum(-1, keepdim=True), shape, 1)[..., 0]
+        out, tril, proj, flags = _lowrank_cpu.forward(
+            *(a.detach().numpy() for a in args + (logdet,)), precision, threads
+        )
+        if validate:
+            _raise(int(np.bitwise_or.reduce(flags, axis=None)) if flags.size else 0, names)
+        ctx.save_for_backward(*args, torch.from_numpy(tril), torch.from_numpy(proj))
+        ctx.precision, ctx.threads, ctx.shape = precision, threads, shape
+        ctx.shapes = (value.shape, loc.shape, factor.shape, diag.shape)
+        return torch.from_numpy(out).reshape(shape)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        value, loc, factor, diag, tril, proj = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        # gradients in their argument's memory layout (the mixture head's), dense where broadcast
+        g_loc, g_factor, g_diag = (torch.empty_like(t) for t in (loc, factor, diag))
+        grad = grad.reshape(factor.shape[:2]).contiguous()
+        _lowrank_cpu.backward(
+            *(t.detach().numpy() for t in (value, loc, factor, diag)),
+            ctx.precision,
+            tril.numpy(),
+            proj.numpy(),
+            grad.numpy(),
+            g_loc.numpy(),
+            g_factor.numpy(),
+            g_diag.numpy(),
+            ctx.threads,
+        )
+        full = ctx.shape
+        s_value, s_loc, s_factor, s_diag = ctx.shapes
+        g_loc = g_loc.reshape(full + (loc.shape[-1],))
+        return (
+            -g_loc.sum_to_size(s_value) if need[0] else None,
+            g_loc.sum_to_size(s_loc) if need[1] else None,
+            g_factor.reshape(full + factor.shape[-2:]).sum_to_size(s_factor) if need[2] else None,
+            g_diag.reshape(full + (diag.shape[-1],)).sum_to_size(s_diag) if need[3] else None,
+            None,
+            None,
+            None,
+        )
+
+
+def lowrank_gaussian_log_prob(
+    value: Tensor,
+    factor: Tensor,
+    diag: Tensor,
+    precision: bool,
+    loc: Tensor | None = None,
+    validate: bool = False,
+    names: tuple[str, str] = ("factor", "diag"),
+) -> Tensor:
+    r"""Log-density of a Gaussian with low-rank-plus-diagonal structure.
+
+    With :math:`e` = ``value - loc``, :math:`W` = ``factor`` (``(..., D, r)``) and :math:`d` =
+    ``diag``:
 
     - ``precision=False``: :math:`\Sigma = W W^\top + \mathrm{diag}(d)`,
     - ``precision=True``: :math:`\Sigma^{-1} = W W^\top + \mathrm{diag}(d)` (Razavi et al. 2020),
 
     using the matrix determinant lemma and the Woodbury identity on the :math:`r \times r`
     capacitance :math:`C = I + W^\top \mathrm{diag}(d)^{-1} W`: :math:`O(D r^2 + r^3)` per point and
-    never a :math:`D \times D` matrix. The gradient is written by hand (one pass over the factor in
-    each direction, in cache-sized chunks); it is once differentiable.
+    never a :math:`D \times D` matrix.
+
+    On CPU (float32 or float64, Numba installed) one compiled loop per point reads ``value``,
+    ``loc``, the factor and the diagonal once, sums in float64, and keeps :math:`C^{-1}` and
+    :math:`C^{-1} W^\top D^{-1} e` (:math:`r^2 + r` numbers per point) for the backward pass, a
+    second loop that writes each gradient once; broadcast arguments (``value`` over the
+    components, a factor shared by every step) are read through zero strides, never copied.
+    Elsewhere (CUDA) batched tensor operations in large chunks do the same algebra
+    (:func:`use_kernel` chooses). Once differentiable.
 
     Arguments:
-        diff: the value minus the mean, ``(..., D)``.
+        value: ``(..., D)``; the value minus the mean when ``loc`` is ``None``.
         factor: ``(..., D, r)`` with ``r >= 1``.
         diag: positive, ``(..., D)``.
         precision: whether ``factor`` and ``diag`` describe the precision instead of the covariance.
+        loc: the mean, ``(..., D)``, or ``None`` (zero).
+        validate: raise a ValueError naming the argument when ``diag`` is not positive or a
+            parameter is not finite (checked in the same pass on CPU, at no extra cost).
+        names: what the errors call the factor and the diagonal.
 
     Returns:
-        The log-density, of the broadcast batch shape of the three arguments.
+        The log-density, of the broadcast batch shape of the arguments.
     """
-    return _LowRankLogProb.apply(diff, factor, diag, precision)
+    if loc is None:
+        loc = value.new_zeros(()).expand(value.shape[-1:])
+    if _compiled(value, loc, factor, diag):
+        return _CompiledLogProb.apply(value, loc, factor, diag, precision, validate, names)
+    if validate:
+        check_arguments(loc, factor, diag, names)
+    return _TorchLogProb.apply(value - loc, factor, diag, precision)
+
+
+def check_arguments(
+    loc: Tensor, factor: Tensor, diag: Tensor, names: tuple[str, str] = ("factor", "diag")
+) -> None:
+    """Raise a ValueError naming the argument if ``diag`` is not positive and finite or
+    ``factor`` or ``loc`` holds a value that is not finite (tensor operations: one pass each)."""
+    found = 0
+    if not bool(((diag > 0) & (diag < math.inf)).all()):
+        found |= _lowrank_cpu.BAD_DIAG
+    if not bool(torch.isfinite(factor).all()):
+        found |= _lowrank_cpu.BAD_FACTOR
+    if not bool(torch.isfinite(loc).all()):
+        found |= _lowrank_cpu.BAD_LOC
+    _raise(found, names)

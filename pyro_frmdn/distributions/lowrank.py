@@ -10,7 +10,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 from torch.distributions.utils import _standard_normal, lazy_property
 
-from ._lowrank import capacitance_tril, lowrank_gaussian_log_prob
+from ._lowrank import capacitance_tril, check_arguments, lowrank_gaussian_log_prob
 
 __all__ = ["LowRankCovarianceMultivariateNormal", "LowRankPrecisionMultivariateNormal"]
 
@@ -44,7 +44,62 @@ def _broadcast(loc: Tensor, factor: Tensor, diag: Tensor, names: tuple[str, str]
     )
 
 
-class LowRankCovarianceMultivariateNormal(dist.LowRankMultivariateNormal):
+def _validating(validate_args) -> bool:
+    if validate_args is not None:
+        return bool(validate_args)
+    return torch.distributions.Distribution._validate_args
+
+
+class _DeferredChecks:
+    """Argument values checked at first use, not at construction.
+
+    Shapes are checked when the distribution is built. The values (a positive, finite diagonal,
+    a finite factor and mean) are checked, when validation is on, by the first method that uses
+    them: :meth:`log_prob` on CPU checks them inside its one pass over the arguments at no extra
+    cost; other methods check them with tensor operations once. Building thousands of components
+    per training step thus never reads the factor only to validate it (Pyro checks
+    ``factor == factor`` over the whole factor at every construction). The errors name the
+    argument as Pyro's would.
+    """
+
+    _names: tuple[str, str]
+
+    def _check_values(self) -> None:
+        if self._validate_args and not self._checked:
+            check_arguments(self._loc_arg, self._factor_arg, self._diag_arg, self._names)
+            self._checked = True
+
+    def _init_checks(self, loc, factor, diag, names, validate_args) -> bool:
+        self._loc_arg, self._factor_arg, self._diag_arg = loc, factor, diag
+        self._names, self._checked = names, False
+        return _validating(validate_args)
+
+    def _copy_checks(self, new) -> None:
+        new._loc_arg, new._factor_arg, new._diag_arg = (
+            self._loc_arg,
+            self._factor_arg,
+            self._diag_arg,
+        )
+        new._names, new._checked = self._names, self._checked
+        new._validate_args = self._validate_args
+
+    def _kernel_log_prob(self, value: Tensor, precision: bool) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        lp = lowrank_gaussian_log_prob(
+            value,
+            self._factor_arg,
+            self._diag_arg,
+            precision,
+            loc=self._loc_arg,
+            validate=self._validate_args and not self._checked,
+            names=self._names,
+        )
+        self._checked = self._checked or bool(self._validate_args)
+        return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape))
+
+
+class LowRankCovarianceMultivariateNormal(_DeferredChecks, dist.LowRankMultivariateNormal):
     r"""Pyro's :class:`~pyro.distributions.LowRankMultivariateNormal`, faster to score.
 
     .. math:: \Sigma = W W^\top + \mathrm{diag}(d)
@@ -73,13 +128,39 @@ class LowRankCovarianceMultivariateNormal(dist.LowRankMultivariateNormal):
         )
         self._unbroadcasted_cov_factor = cov_factor
         self._unbroadcasted_cov_diag = cov_diag
-        torch.distributions.Distribution.__init__(
-            self, batch, loc.shape[-1:], validate_args=validate_args
-        )
+        names = ("cov_factor", "cov_diag")
+        validate = self._init_checks(loc, cov_factor, cov_diag, names, validate_args)
+        torch.distributions.Distribution.__init__(self, batch, loc.shape[-1:], validate_args=False)
+        self._validate_args = validate
 
     @lazy_property
     def _capacitance_tril(self) -> Tensor:
+        self._check_values()
         return capacitance_tril(self._unbroadcasted_cov_factor, self._unbroadcasted_cov_diag)
+
+    def rsample(self, sample_shape=torch.Size()) -> Tensor:
+        self._check_values()
+        return super().rsample(sample_shape)
+
+    @lazy_property
+    def variance(self) -> Tensor:
+        self._check_values()
+        return super().variance
+
+    @lazy_property
+    def scale_tril(self) -> Tensor:
+        self._check_values()
+        return super().scale_tril
+
+    @lazy_property
+    def covariance_matrix(self) -> Tensor:
+        self._check_values()
+        return super().covariance_matrix
+
+    @lazy_property
+    def precision_matrix(self) -> Tensor:
+        self._check_values()
+        return super().precision_matrix
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(LowRankCovarianceMultivariateNormal, _instance)
@@ -93,19 +174,18 @@ class LowRankCovarianceMultivariateNormal(dist.LowRankMultivariateNormal):
         torch.distributions.Distribution.__init__(
             new, batch_shape, self.event_shape, validate_args=False
         )
-        new._validate_args = self._validate_args
+        self._copy_checks(new)
         return new
 
     def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        lp = lowrank_gaussian_log_prob(
-            value - self.loc, self._unbroadcasted_cov_factor, self._unbroadcasted_cov_diag, False
-        )
-        return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape))
+        return self._kernel_log_prob(value, precision=False)
+
+    def entropy(self) -> Tensor:
+        self._check_values()
+        return super().entropy()
 
 
-class LowRankPrecisionMultivariateNormal(dist.TorchDistribution):
+class LowRankPrecisionMultivariateNormal(_DeferredChecks, dist.TorchDistribution):
     r"""Multivariate normal whose *precision* is low rank plus diagonal (Razavi et al. 2020).
 
     .. math::
@@ -157,7 +237,10 @@ class LowRankPrecisionMultivariateNormal(dist.TorchDistribution):
         )
         self._factor = prec_factor
         self._diag = prec_diag
-        super().__init__(batch, loc.shape[-1:], validate_args=validate_args)
+        names = ("prec_factor", "prec_diag")
+        validate = self._init_checks(loc, prec_factor, prec_diag, names, validate_args)
+        super().__init__(batch, loc.shape[-1:], validate_args=False)
+        self._validate_args = validate
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(LowRankPrecisionMultivariateNormal, _instance)
@@ -170,11 +253,12 @@ class LowRankPrecisionMultivariateNormal(dist.TorchDistribution):
         super(LowRankPrecisionMultivariateNormal, new).__init__(
             batch_shape, self.event_shape, validate_args=False
         )
-        new._validate_args = self._validate_args
+        self._copy_checks(new)
         return new
 
     @lazy_property
     def _capacitance_tril(self) -> Tensor:
+        self._check_values()
         return capacitance_tril(self._factor, self._diag)
 
     @lazy_property
@@ -220,12 +304,10 @@ class LowRankPrecisionMultivariateNormal(dist.TorchDistribution):
         return self._diag.log().sum(-1) + logdet_cap
 
     def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        lp = lowrank_gaussian_log_prob(value - self.loc, self._factor, self._diag, True)
-        return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape))
+        return self._kernel_log_prob(value, precision=True)
 
     def rsample(self, sample_shape=torch.Size()) -> Tensor:
+        self._check_values()
         shape = self._extended_shape(sample_shape)
         eps_d = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
         eps_r = _standard_normal(

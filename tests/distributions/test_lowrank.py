@@ -16,7 +16,8 @@ from pyro_frmdn.distributions import (
     LowRankPrecisionMultivariateNormal,
     _lowrank,
 )
-from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob
+from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob, use_kernel
+from pyro_frmdn.distributions._lowrank_cpu import AVAILABLE as COMPILED
 
 F64 = torch.float64
 FORMS = ("precision", "covariance")
@@ -25,6 +26,8 @@ CLASSES = {
     "covariance": LowRankCovarianceMultivariateNormal,
 }
 PREFIX = {"precision": "prec", "covariance": "cov"}
+# both implementations of the kernel, each against the same references
+KERNEL_NAMES = ["torch"] + (["compiled"] if COMPILED else [])
 BATCH_SHAPES = [(), (3,), (2, 3)]
 # Pyro's convention (pyro.distributions.testing.gof): smaller than 1 / number of gof tests.
 TEST_FAILURE_RATE = 1e-2
@@ -223,6 +226,12 @@ KERNEL_SHAPES = [
 ]
 
 
+@pytest.fixture(params=KERNEL_NAMES)
+def kernel(request):
+    with use_kernel(request.param):
+        yield request.param
+
+
 def kernel_inputs(shapes):
     diff_s, factor_s, diag_s = shapes
     return (
@@ -234,7 +243,7 @@ def kernel_inputs(shapes):
 
 @pytest.mark.parametrize("precision", [True, False])
 @pytest.mark.parametrize("shapes", KERNEL_SHAPES, ids=str)
-def test_kernel_gradcheck(shapes, precision):
+def test_kernel_gradcheck(shapes, precision, kernel):
     inputs = kernel_inputs(shapes)
     assert torch.autograd.gradcheck(
         lambda e, w, s: lowrank_gaussian_log_prob(e, w, s, precision), inputs
@@ -243,7 +252,7 @@ def test_kernel_gradcheck(shapes, precision):
 
 @pytest.mark.parametrize("precision", [True, False])
 @pytest.mark.parametrize("shapes", KERNEL_SHAPES, ids=str)
-def test_kernel_matches_dense(shapes, precision):
+def test_kernel_matches_dense(shapes, precision, kernel):
     diff, factor, diag = (t.detach() for t in kernel_inputs(shapes))
     form = "precision" if precision else "covariance"
     zero = torch.zeros(diff.shape[-1], dtype=F64)
@@ -254,7 +263,7 @@ def test_kernel_matches_dense(shapes, precision):
 
 
 @pytest.mark.parametrize("precision", [True, False])
-def test_kernel_only_requested_grads(precision):
+def test_kernel_only_requested_grads(precision, kernel):
     diff, factor, diag = kernel_inputs(((3, 4), (4, 2), (4,)))
     factor.requires_grad_(False)
     lp = lowrank_gaussian_log_prob(diff, factor, diag, precision)
@@ -268,6 +277,7 @@ def test_kernel_only_requested_grads(precision):
 @pytest.mark.parametrize("chunk", [64, 16], ids=["3_rows_per_chunk", "1_row_per_chunk"])
 @pytest.mark.parametrize("precision", [True, False])
 def test_chunked_kernel_matches_one_chunk(monkeypatch, precision, chunk):
+    monkeypatch.setattr(_lowrank, "_kernel", "torch")
     d, r = 7, 3
     tensors = (
         torch.randn(5, 4, d, dtype=F64),
@@ -291,7 +301,7 @@ def test_chunked_kernel_matches_one_chunk(monkeypatch, precision, chunk):
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_default_chunking_spans_several_chunks(form):
+def test_default_chunking_spans_several_chunks(form, kernel):
     d, r = 64, 4
     rows_per_chunk = _lowrank._CHUNK_ELEMENTS // (d * r)
     n = 2 * rows_per_chunk + 452
@@ -313,7 +323,7 @@ def test_default_chunking_spans_several_chunks(form):
 
 
 @pytest.mark.parametrize("precision", [True, False])
-def test_kernel_empty_batch(precision):
+def test_kernel_empty_batch(precision, kernel):
     diff, factor, diag = kernel_inputs(((0, 3), (3, 2), (3,)))
     lp = lowrank_gaussian_log_prob(diff, factor, diag, precision)
     assert lp.shape == (0,)
@@ -321,6 +331,91 @@ def test_kernel_empty_batch(precision):
     assert g_diff.shape == (0, 3)
     assert_close(g_factor, torch.zeros(3, 2, dtype=F64))
     assert_close(g_diag, torch.zeros(3, dtype=F64))
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_kernel_loc_broadcast_and_layouts(precision, kernel):
+    # the mixture's case: one value per point read by K components (a zero stride), a factor
+    # shared by every point (zero strides), a factor whose rank axis is outermost in memory (the
+    # mixture head's layout); values and gradients against dense float64 densities
+    b, k, d, r = 3, 4, 6, 2
+    value = torch.randn(b, 1, d, dtype=F64, requires_grad=True)
+    loc = torch.randn(b, k, d, dtype=F64, requires_grad=True)
+    shared = torch.randn(k, d, r, dtype=F64, requires_grad=True)
+    head = torch.randn(b, k, r, d, dtype=F64).mT.requires_grad_()  # (b, k, d, r), rank outermost
+    diag = (torch.rand(b, k, d, dtype=F64) + 0.5).requires_grad_()
+    form = "precision" if precision else "covariance"
+    weights = torch.randn(b, k, dtype=F64)
+    for factor in (shared, head):
+        tensors = (value, loc, factor, diag)
+        lp, grads = grads_of(
+            lambda x, m, w, s: lowrank_gaussian_log_prob(x, w, s, precision, loc=m),
+            tensors,
+            weights,
+        )
+        ref_lp, ref_grads = grads_of(
+            lambda x, m, w, s: dense_mvn(form, m, w, s).log_prob(x), tensors, weights
+        )
+        assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+        for g, ref in zip(grads, ref_grads, strict=True):
+            assert g.shape == ref.shape
+            assert_close(g, ref, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_kernel_float32_against_float64(precision, kernel):
+    torch.manual_seed(3)
+    n, d, r = 200, 32, 4
+    args64 = (
+        torch.randn(n, d, dtype=F64),
+        0.3 * torch.randn(n, d, r, dtype=F64),
+        torch.rand(n, d, dtype=F64) + 0.5,
+    )
+    lp64 = lowrank_gaussian_log_prob(*args64, precision)
+    lp32 = lowrank_gaussian_log_prob(*(t.float() for t in args64), precision)
+    assert lp32.dtype == torch.float32
+    assert ((lp32.double() - lp64).abs() / lp64.abs()).max() < 1e-5
+
+
+@pytest.mark.parametrize("precision", [True, False])
+def test_kernel_infinite_value_has_zero_density(precision, kernel):
+    value = torch.tensor([[0.5, math.inf, 0.0], [0.1, 0.2, 0.3]], dtype=F64)
+    lp = lowrank_gaussian_log_prob(
+        value, torch.zeros(3, 1, dtype=F64), torch.ones(3, dtype=F64), precision
+    )
+    assert lp[0] == -math.inf and torch.isfinite(lp[1])
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs numba")
+@pytest.mark.parametrize("precision", [True, False])
+def test_compiled_kernel_threads_agree(precision):
+    # the parallel loops give the serial loops' numbers exactly (each row is one task's)
+    torch.manual_seed(4)
+    tensors = (
+        torch.randn(300, 5, dtype=F64),
+        torch.randn(300, 5, 2, dtype=F64),
+        torch.rand(300, 5, dtype=F64) + 0.5,
+    )
+    weights = torch.randn(300, dtype=F64)
+    threads = torch.get_num_threads()
+    out = {}
+    with use_kernel("compiled"):
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            try:
+                out[n] = grads_of(
+                    lambda e, w, s: lowrank_gaussian_log_prob(e, w, s, precision), tensors, weights
+                )
+            finally:
+                torch.set_num_threads(threads)
+    assert torch.equal(out[1][0], out[2][0])
+    for a, b in zip(out[1][1], out[2][1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_use_kernel_refuses_unknown_names():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        use_kernel("fast")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,22 +609,52 @@ def test_bad_shapes_raise(form, shapes, match):
         CLASSES[form](torch.zeros(loc_s), torch.ones(factor_s), torch.ones(diag_s))
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan])
+# values are checked at first use (log_prob checks them inside its pass over the arguments),
+# by every method that reads them, on both kernels
+USES = {
+    "log_prob": lambda d: d.log_prob(torch.zeros(d.event_shape)),
+    "rsample": lambda d: d.rsample(),
+    "entropy": lambda d: d.entropy(),
+    "variance": lambda d: d.variance,
+}
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+@pytest.mark.parametrize("use", USES)
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
 @pytest.mark.parametrize("form", FORMS)
-def test_invalid_diag_raises(form, bad):
+def test_invalid_diag_raises(form, bad, use, kernel):
     diag = torch.ones(3)
     diag[1] = bad
-    with pytest.raises(ValueError, match=f"{PREFIX[form]}_diag"):
-        CLASSES[form](torch.zeros(3), torch.ones(3, 1), diag)
+    with use_kernel(kernel), pytest.raises(ValueError, match=f"{PREFIX[form]}_diag"):
+        USES[use](CLASSES[form](torch.zeros(3), torch.ones(3, 1), diag))
+
+
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+@pytest.mark.parametrize("use", USES)
+@pytest.mark.parametrize("form", FORMS)
+def test_invalid_loc_factor_and_value_raise(form, use, kernel):
+    with use_kernel(kernel):
+        with pytest.raises(ValueError, match="loc"):
+            USES[use](CLASSES[form](torch.tensor([0.0, math.nan]), torch.ones(2, 1), torch.ones(2)))
+        factor = torch.ones(2, 1)
+        factor[0, 0] = math.inf
+        with pytest.raises(ValueError, match=f"{PREFIX[form]}_factor"):
+            USES[use](CLASSES[form](torch.zeros(2), factor, torch.ones(2)))
+        mvn = CLASSES[form](torch.zeros(2), torch.ones(2, 1), torch.ones(2))
+        with pytest.raises(ValueError):
+            mvn.log_prob(torch.zeros(3))
+        with pytest.raises(ValueError):
+            mvn.log_prob(torch.tensor([0.0, math.nan]))
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_invalid_loc_and_value_raise(form):
-    with pytest.raises(ValueError, match="loc"):
-        CLASSES[form](torch.tensor([0.0, math.nan]), torch.ones(2, 1), torch.ones(2))
-    mvn = CLASSES[form](torch.zeros(2), torch.ones(2, 1), torch.ones(2))
-    with pytest.raises(ValueError):
-        mvn.log_prob(torch.zeros(3))
+def test_invalid_values_pass_without_validation(form):
+    # with validation off, as in Pyro, bad values give NaN rather than an error
+    d = CLASSES[form](
+        torch.zeros(2), torch.ones(2, 1), torch.tensor([1.0, math.nan]), validate_args=False
+    )
+    assert torch.isnan(d.log_prob(torch.zeros(2)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -592,10 +717,26 @@ def test_float32_precision_form_near_the_singular_capacitance_boundary():
 @pytest.mark.parametrize("precision", [True, False])
 def test_float32_singular_capacitance_raises_clear_error(precision):
     # 1 + 2**28 rounds to 2**28 in float32, so the capacitance [[2**28, 2**28], [2**28, 2**28]]
-    # is exactly singular and its Cholesky factorization fails.
+    # is exactly singular and the torch kernel's float32 Cholesky factorization fails.
     diag = torch.tensor([2.0**-28])
-    with pytest.raises(ValueError, match="not positive definite"):
+    with use_kernel("torch"), pytest.raises(ValueError, match="not positive definite"):
         lowrank_gaussian_log_prob(torch.ones(1), torch.ones(1, 2), diag, precision)
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs numba")
+@pytest.mark.parametrize("precision", [True, False])
+def test_float32_singular_capacitance_compiled_sums_in_float64(precision):
+    # the compiled kernel forms the capacitance in float64, where it is well conditioned
+    diag = torch.tensor([2.0**-28])
+    with use_kernel("compiled"):
+        lp = lowrank_gaussian_log_prob(torch.ones(1), torch.ones(1, 2), diag, precision)
+    ref = dense_mvn(
+        "precision" if precision else "covariance",
+        torch.zeros(1, dtype=F64),
+        torch.ones(1, 2, dtype=F64),
+        diag.double(),
+    ).log_prob(torch.ones(1, dtype=F64))
+    assert abs(lp.double() - ref) <= 1e-6 * abs(ref)
 
 
 @pytest.mark.parametrize("form", FORMS)

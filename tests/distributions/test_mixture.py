@@ -404,8 +404,11 @@ def test_bad_shapes_raise(parameterization, shapes, match):
 def test_non_positive_diag_raises(parameterization, r, bad):
     logits, loc, factor, diag = make_params((), 3, 4, r)
     diag[1, 2] = bad
+    # diagonal components check at construction, low-rank ones when first used (log_prob checks
+    # inside its one pass over the arguments)
     with pytest.raises(ValueError, match=r"diag|scale"):
-        low_rank_mixture(logits, loc, factor, diag, parameterization=parameterization)
+        d = low_rank_mixture(logits, loc, factor, diag, parameterization=parameterization)
+        d.log_prob(torch.zeros(4, dtype=loc.dtype))
 
 
 def test_non_finite_logits_raise():

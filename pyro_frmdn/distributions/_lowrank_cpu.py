@@ -1,0 +1,298 @@
+"""The low-rank Gaussian log-density and its gradient as compiled one-pass CPU loops (Numba)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the "fast" extra is not installed: the torch path is used
+    numba = None
+
+__all__ = ["AVAILABLE", "backward", "forward"]
+
+AVAILABLE = numba is not None
+"""Whether Numba is installed, so that CPU float32/float64 tensors take these loops."""
+
+_LOG_2PI = math.log(2 * math.pi)
+# rows handled by one task: its scratch arrays are allocated once per task, not once per row
+_ROWS = 64
+# beyond this |value - loc|, squares could overflow float64
+_HUGE = 2.0**500
+# flags of a row (an int8 per row): what the caller's validation names
+BAD_DIAG, BAD_FACTOR, BAD_LOC, NAN_VALUE = 1, 2, 4, 8
+
+
+def _load_row(value, loc, factor, diag, o, k, f, e, inv):
+    """Copy row (o, k) into float64 scratch: f (r, D) the factor transposed, e = value - loc,
+    inv = 1 / diag; returns (flags, whether e is infinite somewhere). Branch-free, so that the
+    compiler vectorises it: x * 0 is NaN exactly when x is not finite."""
+    d, r = f.shape[1], f.shape[0]
+    probe = 0.0
+    probe_e = 0.0
+    low = math.inf
+    top = 0.0
+    for i in range(d):
+        di = np.float64(diag[o, k, i])
+        mi = np.float64(loc[o, k, i])
+        ei = np.float64(value[o, k, i]) - mi
+        probe += (di + mi) * 0.0
+        probe_e += ei * 0.0
+        low = min(low, di)
+        top = max(top, abs(ei))
+        e[i] = ei
+        inv[i] = 1.0 / di
+    for j in range(r):
+        for i in range(d):
+            f[j, i] = factor[o, k, i, j]
+    flag = 0
+    infinite = False
+    if probe != probe or not low > 0.0:  # rare: name the argument
+        for i in range(d):
+            di = np.float64(diag[o, k, i])
+            if not (di > 0.0 and di < math.inf):
+                flag |= BAD_DIAG
+            if not math.isfinite(loc[o, k, i]):
+                flag |= BAD_LOC
+    if probe_e != probe_e:
+        infinite = True
+        for i in range(d):
+            if e[i] != e[i]:
+                flag |= NAN_VALUE
+    # a finite e whose square would overflow float64 is scaled by a power of two (exact); the
+    # squared distance is scaled back at the end, to Inf (density zero) if it is that large
+    scale = 1.0
+    if top > _HUGE and top < math.inf:
+        scale = math.ldexp(1.0, math.frexp(top)[1])
+        for i in range(d):
+            e[i] /= scale
+    return flag, infinite, scale
+
+
+def _forward_rows(value, loc, factor, diag, logdet_diag, precision, out, tril, proj, flags):
+    """Log-density of rows (o, k): value (O, K, D), loc (O, K, D), factor (O, K, D, r),
+    diag (O, K, D), any strides (zero strides for broadcast rows), and logdet_diag (O, K) the sum
+    of log diag (a vectorised pass of torch's, far cheaper than a log per element here). Writes
+    out (O, K), the Cholesky factor tril (O, K, r, r) of the capacitance C = I + Wᵀ D⁻¹ W and proj
+    (O, K, r): C⁻¹ Wᵀ D⁻¹ e (covariance) or Uᵀ e (precision), which the backward pass reuses;
+    flags (O, K) mark invalid arguments."""
+    n_o, n_k, d, r = factor.shape
+    n = n_o * n_k
+    for task in numba.prange((n + _ROWS - 1) // _ROWS):
+        f = np.empty((r, d))
+        fs = np.empty((r, d))
+        e = np.empty(d)
+        inv = np.empty(d)
+        we = np.empty(d)
+        gram = np.empty((r, r))
+        low = np.empty((r, r))
+        b = np.empty(r)
+        w = np.empty(r)
+        for row in range(task * _ROWS, min(n, (task + 1) * _ROWS)):
+            o, k = row // n_k, row % n_k
+            flag, infinite, scale = _load_row(value, loc, factor, diag, o, k, f, e, inv)
+            # the sums over D, in float64: no overflow, no cancellation worth naming
+            quad = 0.0
+            if precision:
+                for i in range(d):
+                    we[i] = e[i]
+                    quad += e[i] * e[i] / inv[i]
+            else:
+                for i in range(d):
+                    we[i] = e[i] * inv[i]
+                    quad += e[i] * we[i]
+            for j in range(r):
+                acc = 0.0
+                for i in range(d):
+                    fs[j, i] = f[j, i] * inv[i]
+                    acc += f[j, i] * we[i]
+                b[j] = acc
+            for j in range(r):
+                for m in range(j + 1):
+                    acc = 0.0
+                    for i in range(d):
+                        acc += fs[j, i] * f[m, i]
+                    gram[j, m] = acc
+            # Cholesky of C = I + gram (lower). Every pivot is >= 1 in exact arithmetic and is
+            # kept so: rounding must not give a density above its true maximum
+            logdet_cap = 0.0
+            for j in range(r):
+                if not math.isfinite(gram[j, j]):
+                    flag |= BAD_FACTOR
+                for m in range(j + 1):
+                    acc = gram[j, m]
+                    for p in range(m):
+                        acc -= low[j, p] * low[m, p]
+                    if j == m:
+                        acc += 1.0
+                        piv = math.sqrt(acc) if acc > 1.0 else (1.0 if acc == acc else acc)
+                        low[j, j] = piv
+                        logdet_cap += math.log(piv)
+                    else:
+                        low[j, m] = acc / low[m, m]
+            # w = L⁻¹ b; proj = L⁻ᵀ w = C⁻¹ b (covariance) or u = b (precision)
+            white = 0.0
+            for j in range(r):
+                acc = b[j]
+                for p in range(j):
+                    acc -= low[j, p] * w[p]
+                w[j] = acc / low[j, j]
+                white += w[j] * w[j]
+            if precision:
+                maha = quad
+                for j in range(r):
+                    maha += b[j] * b[j]
+                    proj[o, k, j] = b[j]
+                logdet = -np.float64(logdet_diag[o, k]) - 2.0 * logdet_cap
+            else:
+                # eᵀΣ⁻¹e >= 0: rounding must not make it negative
+                maha = max(quad - white, 0.0) if quad == quad else quad
+                for j in range(r - 1, -1, -1):
+                    acc = w[j]
+                    for p in range(j + 1, r):
+                        acc -= low[p, j] * proj[o, k, p]
+                    proj[o, k, j] = acc / low[j, j]
+                logdet = np.float64(logdet_diag[o, k]) + 2.0 * logdet_cap
+            maha = maha * scale * scale
+            if scale != 1.0:
+                for j in range(r):
+                    proj[o, k, j] *= scale
+            # a point infinitely far has density zero (never Inf - Inf = NaN)
+            if infinite and not flag & NAN_VALUE:
+                out[o, k] = -math.inf
+            else:
+                out[o, k] = -0.5 * (d * _LOG_2PI + logdet + maha)
+            for j in range(r):
+                for m in range(r):
+                    tril[o, k, j, m] = low[j, m] if m <= j else 0.0
+            flags[o, k] = flag
+
+
+def _inverse(tril, o, k, cinv, x):
+    """C⁻¹ = L⁻ᵀ L⁻¹ from the Cholesky factor of row (o, k), into cinv (r, r)."""
+    r = cinv.shape[0]
+    for c in range(r):
+        for j in range(r):
+            acc = 1.0 if j == c else 0.0
+            for p in range(j):
+                acc -= tril[o, k, j, p] * x[p]
+            x[j] = acc / tril[o, k, j, j]
+        for j in range(r - 1, -1, -1):
+            acc = x[j]
+            for p in range(j + 1, r):
+                acc -= tril[o, k, p, j] * cinv[p, c]
+            cinv[j, c] = acc / tril[o, k, j, j]
+
+
+def _backward_rows(value, loc, factor, diag, precision, tril, proj, grad, g_loc, g_factor, g_diag):
+    """Gradients of the log-density of rows (o, k) with respect to loc, the factor and the
+    diagonal, from the forward pass's tril and proj: one pass over the row, each gradient
+    written once."""
+    n_o, n_k, d, r = factor.shape
+    n = n_o * n_k
+    for task in numba.prange((n + _ROWS - 1) // _ROWS):
+        f = np.empty((r, d))
+        t = np.empty((r, d))
+        e = np.empty(d)
+        inv = np.empty(d)
+        wv = np.empty(d)
+        corr = np.empty(d)
+        cinv = np.empty((r, r))
+        x = np.empty(r)
+        for row in range(task * _ROWS, min(n, (task + 1) * _ROWS)):
+            o, k = row // n_k, row % n_k
+            scale = _load_row(value, loc, factor, diag, o, k, f, e, inv)[2]
+            if scale != 1.0:
+                for i in range(d):
+                    e[i] *= scale
+            _inverse(tril, o, k, cinv, x)
+            g = np.float64(grad[o, k])
+            # t = C⁻¹ Wᵀ (r, D); wv_i = W_i · proj; corr_i = W_i C⁻¹ W_iᵀ
+            wv[:] = 0.0
+            corr[:] = 0.0
+            for j in range(r):
+                pj = proj[o, k, j]
+                for i in range(d):
+                    t[j, i] = 0.0
+                for m in range(r):
+                    c = cinv[j, m]
+                    for i in range(d):
+                        t[j, i] += c * f[m, i]
+                for i in range(d):
+                    wv[i] += f[j, i] * pj
+                    corr[i] += f[j, i] * t[j, i]
+            for i in range(d):
+                ei, vi = e[i], inv[i]
+                if precision:
+                    # ℓ = -½[eᵀPe - log det P], P = diag(d) + U Uᵀ: ∂ℓ/∂e = -P e,
+                    # ∂ℓ/∂U = P⁻¹U - e uᵀ with P⁻¹U = D⁻¹ U C⁻¹
+                    g_loc[o, k, i] = g * (ei / vi + wv[i])
+                    g_diag[o, k, i] = 0.5 * g * (vi - corr[i] * vi * vi - ei * ei)
+                    for j in range(r):
+                        g_factor[o, k, i, j] = g * (t[j, i] * vi - ei * proj[o, k, j])
+                else:
+                    # ℓ = -½[eᵀΣ⁻¹e + log det Σ], Σ = W Wᵀ + diag(d): α = Σ⁻¹e = D⁻¹(e - W v),
+                    # ∂ℓ/∂W = α vᵀ - Σ⁻¹W with Σ⁻¹W = D⁻¹ W C⁻¹, (Σ⁻¹)_ii = 1/d - corr/d²
+                    alpha = (ei - wv[i]) * vi
+                    g_loc[o, k, i] = g * alpha
+                    g_diag[o, k, i] = 0.5 * g * (alpha * alpha - vi + corr[i] * vi * vi)
+                    for j in range(r):
+                        g_factor[o, k, i, j] = g * (alpha * proj[o, k, j] - t[j, i] * vi)
+
+
+if AVAILABLE:
+    _jit = dict(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+    _load_row = numba.njit(inline="always", **_jit)(_load_row)
+    _inverse = numba.njit(inline="always", **_jit)(_inverse)
+    _FORWARD = (
+        numba.njit(parallel=False, **_jit)(_forward_rows),
+        numba.njit(parallel=True, **_jit)(_forward_rows),
+    )
+    _BACKWARD = (
+        numba.njit(parallel=False, **_jit)(_backward_rows),
+        numba.njit(parallel=True, **_jit)(_backward_rows),
+    )
+
+
+def forward(value, loc, factor, diag, logdet_diag, precision, threads):
+    """Run the forward loops on numpy views; returns (out, tril, proj, flags)."""
+    n_o, n_k, _, r = factor.shape
+    out = np.empty((n_o, n_k), dtype=factor.dtype)
+    tril = np.empty((n_o, n_k, r, r))
+    proj = np.empty((n_o, n_k, r))
+    flags = np.empty((n_o, n_k), dtype=np.int8)
+    _run(
+        _FORWARD, threads, value, loc, factor, diag, logdet_diag, precision, out, tril, proj, flags
+    )
+    return out, tril, proj, flags
+
+
+def backward(
+    value, loc, factor, diag, precision, tril, proj, grad, g_loc, g_factor, g_diag, threads
+):
+    """Run the backward loops, writing into g_loc, g_factor and g_diag (numpy views)."""
+    _run(
+        _BACKWARD,
+        threads,
+        value,
+        loc,
+        factor,
+        diag,
+        precision,
+        tril,
+        proj,
+        grad,
+        g_loc,
+        g_factor,
+        g_diag,
+    )
+
+
+def _run(kernels, threads, *args):
+    if threads > 1:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        kernels[1](*args)
+    else:
+        kernels[0](*args)

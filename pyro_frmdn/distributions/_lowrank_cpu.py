@@ -201,6 +201,8 @@ def _backward_rows(value, loc, factor, diag, precision, tril, proj, grad, g_loc,
         corr = np.empty(d)
         cinv = np.empty((r, r))
         x = np.empty(r)
+        ca = np.empty(d)
+        cb = np.empty(d)
         for row in range(task * _ROWS, min(n, (task + 1) * _ROWS)):
             o, k = row // n_k, row % n_k
             scale = _load_row(value, loc, factor, diag, o, k, f, e, inv)[2]
@@ -223,23 +225,30 @@ def _backward_rows(value, loc, factor, diag, precision, tril, proj, grad, g_loc,
                 for i in range(d):
                     wv[i] += f[j, i] * pj
                     corr[i] += f[j, i] * t[j, i]
-            for i in range(d):
-                ei, vi = e[i], inv[i]
-                if precision:
-                    # ℓ = -½[eᵀPe - log det P], P = diag(d) + U Uᵀ: ∂ℓ/∂e = -P e,
-                    # ∂ℓ/∂U = P⁻¹U - e uᵀ with P⁻¹U = D⁻¹ U C⁻¹
+            # g_factor[i, j] = ca_i proj_j + cb_i t[j, i], with
+            # precision: ℓ = -½[eᵀPe - log det P], P = diag(d) + U Uᵀ; ∂ℓ/∂e = -P e and
+            #   ∂ℓ/∂U = P⁻¹U - e uᵀ, P⁻¹U = D⁻¹ U C⁻¹: ca = -g e, cb = g / d;
+            # covariance: ℓ = -½[eᵀΣ⁻¹e + log det Σ], Σ = W Wᵀ + diag(d); α = Σ⁻¹e = D⁻¹(e - W v),
+            #   ∂ℓ/∂W = α vᵀ - Σ⁻¹W, Σ⁻¹W = D⁻¹ W C⁻¹, (Σ⁻¹)_ii = 1/d - corr/d²: ca = g α, cb = -g/d
+            if precision:
+                for i in range(d):
+                    ei, vi = e[i], inv[i]
                     g_loc[o, k, i] = g * (ei / vi + wv[i])
                     g_diag[o, k, i] = 0.5 * g * (vi - corr[i] * vi * vi - ei * ei)
-                    for j in range(r):
-                        g_factor[o, k, i, j] = g * (t[j, i] * vi - ei * proj[o, k, j])
-                else:
-                    # ℓ = -½[eᵀΣ⁻¹e + log det Σ], Σ = W Wᵀ + diag(d): α = Σ⁻¹e = D⁻¹(e - W v),
-                    # ∂ℓ/∂W = α vᵀ - Σ⁻¹W with Σ⁻¹W = D⁻¹ W C⁻¹, (Σ⁻¹)_ii = 1/d - corr/d²
-                    alpha = (ei - wv[i]) * vi
+                    ca[i] = -g * ei
+                    cb[i] = g * vi
+            else:
+                for i in range(d):
+                    vi = inv[i]
+                    alpha = (e[i] - wv[i]) * vi
                     g_loc[o, k, i] = g * alpha
                     g_diag[o, k, i] = 0.5 * g * (alpha * alpha - vi + corr[i] * vi * vi)
-                    for j in range(r):
-                        g_factor[o, k, i, j] = g * (alpha * proj[o, k, j] - t[j, i] * vi)
+                    ca[i] = g * alpha
+                    cb[i] = -g * vi
+            for j in range(r):
+                pj = proj[o, k, j]
+                for i in range(d):
+                    g_factor[o, k, i, j] = ca[i] * pj + cb[i] * t[j, i]
 
 
 if AVAILABLE:

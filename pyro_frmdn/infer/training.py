@@ -32,6 +32,7 @@ from .engine import (
     resolve_device,
     to_device,
 )
+from .memory import keep_freed_memory
 
 __all__ = ["History", "evaluate", "fit", "resolve_device", "svi_step"]
 
@@ -116,6 +117,7 @@ def fit(
     resume: bool = False,
     seed: int = 0,
     progress: bool = True,
+    keep_memory: bool = True,
 ) -> History:
     r"""Fit a model's ``model``/``guide`` pair by SVI with ``Trace_ELBO``.
 
@@ -150,6 +152,9 @@ def fit(
             optimizer state and random numbers: the same losses as an uninterrupted run).
         seed: seeds Pyro, torch and the minibatch order.
         progress: show a progress bar with the loss.
+        keep_memory: on CPU, keep freed memory in the process (:func:`keep_freed_memory`), so
+            that the large gradients written at every step reuse mapped pages instead of
+            faulting fresh ones from the OS (process-wide; the resident size stays at its peak).
 
     Returns:
         The :class:`History` (also saved in checkpoints).
@@ -174,6 +179,8 @@ def fit(
         model, ("model", "guide", "log_prob", "name", "config")[: 5 if checkpoint else 4]
     )
     device = resolve_device(device)
+    if keep_memory and torch.device(device).type == "cpu":
+        keep_freed_memory()
     model.to(device)
     names = arg_names(model)
     generator = torch.Generator()

@@ -48,6 +48,7 @@ import torch
 from pyro_frmdn.distributions import low_rank_mixture
 from pyro_frmdn.distributions._lowrank import use_kernel
 from pyro_frmdn.distributions._lowrank_cpu import AVAILABLE as COMPILED
+from pyro_frmdn.infer import keep_freed_memory
 
 VARIANTS = ("ours", "ours-torch", "stock", "dense")
 
@@ -229,6 +230,11 @@ def main():
     p.add_argument("--no-validation", action="store_true")
     p.add_argument("--busy", action="store_true", help="measure beside a busy process")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument(
+        "--fresh-pages",
+        action="store_true",
+        help="leave glibc returning freed memory to the OS (fit keeps it: keep_freed_memory)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     p.add_argument("--memory-worker", choices=VARIANTS, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -236,6 +242,8 @@ def main():
         a.batch, a.steps, a.sweep, a.repeats, a.threads = 8, 10, [16], 2, [1]
     b, t, k, r = a.batch, a.steps, a.components, a.rank
     pyro.enable_validation(not a.no_validation)
+    if not a.fresh_pages:
+        keep_freed_memory()  # as fit does for CPU training, for every variant alike
     if a.memory_worker:
         memory_worker(a.memory_worker, b, t, a.sweep[0], k, r, a.device)
         return
@@ -250,7 +258,9 @@ def main():
             f"# B={b} T={t} K={k} r={r} float32 on {a.device} ({name}), torch {torch.__version__},"
             f" pyro {pyro.__version__}, validation {'off' if a.no_validation else 'on'},"
             f" compiled kernel {'yes' if COMPILED else 'no (numba missing)'},"
-            f" busy neighbour {'yes' if a.busy else 'no'}; streaming bandwidth {bw / 1e9:.1f} GB/s"
+            f" busy neighbour {'yes' if a.busy else 'no'},"
+            f" freed memory {'returned to the OS' if a.fresh_pages else 'kept (as fit does)'};"
+            f" streaming bandwidth {bw / 1e9:.1f} GB/s"
         )
         d0 = 64 if 64 in a.sweep else a.sweep[0]
         print(f"\nvalues at D={d0} (max relative difference):")

@@ -1,29 +1,31 @@
-"""Training speed: our RMDN through Pyro SVI against a hand-written PyTorch MDN-RNN loop.
+"""Training speed: FRMDN against RMDN, Pyro's SVI step against a plain PyTorch loop, large D.
 
-Main comparison (target: the Pyro path at most 1.15x the time per step of the plain loop):
+Timed interleaved in one process, medians over rounds, at each thread count asked for, with
+Pyro's validation on (as users have it):
 
-- ``pyro``: ``pyro.infer.SVI`` with ``Trace_ELBO`` on ``RMDN(rank=0).model`` / ``.guide`` and
-  ``pyro.optim.Adam``, with ``pyro.enable_validation(False)``;
-- ``plain``: the same network (an LSTM of the same size and one linear head, initialised with
-  the RMDN's weights) and the same loss (log-sum-exp over K diagonal Gaussians, as World Models'
-  MDN-RNN), ``loss.backward()`` and ``torch.optim.Adam``.
+1. ``frmdn`` against ``rmdn``: one step of ``pf.fit`` (:func:`pyro_frmdn.infer.svi_step`) of an
+   FRMDN with 4 affine couplings and of an RMDN with the same head (D 64, K 5, rank 2, LSTM 128,
+   batch 64, T 50; the model of issue 22). Target: FRMDN at most 1.3x RMDN.
+2. ``svi_step`` against ``plain``: the same FRMDN (a copy), trained by a plain PyTorch loop on the
+   same loss, ``-m.log_prob(y).sum()``, ``backward``, ``torch.optim.Adam``. Target: at most 1.1x.
 
-Both train on the same random batch. After a warm-up, each path runs a fixed number of steps,
-alternately, several rounds; the reported numbers are medians over rounds. A second table gives
-the cost of FRMDN (a 2-layer affine coupling flow on top) against RMDN with the same low-rank
-mixture head (rank 4, K 5), at large D, for both ways of producing the low-rank factors
-(``factor_mode="per_step"`` and ``"shared"``). With ``--profile`` (or when the Pyro path misses the
-target) the extra time of the Pyro step is split by stage (see :func:`breakdown`).
+Options: ``--profile`` prints where an FRMDN step's extra time goes (``torch.profiler``, self time
+per op, FRMDN minus RMDN); ``--large-d`` measures parameters, step time and memory per
+sequence-step at large D for the coupling width of earlier releases (``2 D``) and today's default
+(see :func:`pyro_frmdn.flows.default_hidden_dims`); ``--width-quality`` trains both widths at
+D = 128 on a synthetic task and compares held-out NLL; ``--quick`` runs tiny sizes (a dry run).
 
-    python benchmarks/training.py                       # batch 64, T 50, D 32, hidden 256, K 5
-    python benchmarks/training.py --device cuda --sweep-dims 64 1024
+    python benchmarks/training.py                        # sections 1 and 2, 1 and 2 threads
+    python benchmarks/training.py --profile --threads 1
+    python benchmarks/training.py --large-d --width-quality --threads 1
+    python benchmarks/training.py --device cuda --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
-import os
 import platform
 import statistics
 import time
@@ -32,46 +34,18 @@ from collections.abc import Callable
 import pyro
 import pyro.optim
 import torch
-from pyro.infer import SVI, Trace_ELBO
-from torch import Tensor, nn
+from pyro.infer import Trace_ELBO
+from torch.profiler import ProfilerActivity, profile
 
-from pyro_frmdn import FRMDN, RMDN
-from pyro_frmdn.distributions import positive
+from pyro_frmdn import FRMDN, RMDN, fit
+from pyro_frmdn.data import make_task
+from pyro_frmdn.distributions import FlowTransformedDistribution
 from pyro_frmdn.experiments import cpu_name
+from pyro_frmdn.flows import default_hidden_dims, uncapped_hidden_dims
 from pyro_frmdn.infer import resolve_device
+from pyro_frmdn.infer.training import svi_step
 
-TARGET = 1.15
-
-
-class PlainMDNRNN(nn.Module):
-    """World Models' MDN-RNN written directly in PyTorch: LSTM, one linear head, log-sum-exp loss.
-
-    Same parameters as ``RMDN(rank=0)``: ``start`` (y_0), ``rnn``, ``head``; the head's outputs
-    are the K logits, the K x D means and the K x D raw variances (softplus + floor), in this order.
-    """
-
-    def __init__(self, obs_dim: int, hidden_dim: int, num_components: int, min_diag: float = 1e-4):
-        super().__init__()
-        self.k, self.d, self.min_diag = num_components, obs_dim, min_diag
-        self.start = nn.Parameter(torch.zeros(obs_dim))
-        self.rnn = nn.LSTM(obs_dim, hidden_dim, batch_first=True)
-        self.head = nn.Linear(hidden_dim, num_components * (2 * obs_dim + 1))
-
-    def loss(self, y: Tensor) -> Tensor:
-        """The negative log-likelihood of y (B, T, D), summed over sequences and steps."""
-        # teacher forcing: the RNN reads y_0 (a learned vector), y_1, ..., y_{T-1}
-        prev = torch.cat([self.start.expand(y.shape[0], 1, -1), y[:, :-1]], dim=1)
-        return self.nll(self.head(self.rnn(prev)[0]), y)
-
-    def nll(self, out: Tensor, y: Tensor) -> Tensor:
-        """-Σ log Σ_k π_k N(y_t; μ_k, diag σ²_k) from the head's outputs, (B, T, K(2D + 1))."""
-        k, d = self.k, self.d
-        logits, loc, raw = out.split([k, k * d, k * d], dim=-1)
-        loc = loc.unflatten(-1, (k, d))  # (B, T, K, D)
-        var = positive(raw.unflatten(-1, (k, d)), self.min_diag)
-        comp = -0.5 * ((y.unsqueeze(-2) - loc).square() / var + var.log()).sum(-1)  # (B, T, K)
-        comp = comp - 0.5 * d * math.log(2 * math.pi)
-        return -torch.logsumexp(logits.log_softmax(-1) + comp, dim=-1).sum()
+TARGETS = {"frmdn / rmdn": 1.3, "svi_step / plain": 1.1}
 
 
 def sync(device: torch.device) -> None:
@@ -79,29 +53,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = cpu_name()
-    return (
-        f"{device.type}: {name} ({os.cpu_count()} cores); torch threads {torch.get_num_threads()}; "
-        f"torch {torch.__version__}, pyro {pyro.__version__}, python {platform.python_version()}"
-    )
+def pyro_step(model, y: torch.Tensor, lr: float) -> Callable[[], float]:
+    """One step as ``pf.fit`` takes it: ``svi_step`` with ``Trace_ELBO`` and Pyro's Adam."""
+    elbo, optimizer = Trace_ELBO(), pyro.optim.Adam({"lr": lr})
+    return lambda: svi_step(elbo, model, optimizer, {"y": y})
 
 
-def pyro_step(model: nn.Module, y: Tensor, lr: float) -> Callable[[], float]:
-    """One SVI step of ``model.model``/``model.guide`` with ``pyro.optim.Adam``."""
-    svi = SVI(model.model, model.guide, pyro.optim.Adam({"lr": lr}), Trace_ELBO())
-    return lambda: svi.step(y)
-
-
-def plain_step(m: PlainMDNRNN, y: Tensor, lr: float) -> Callable[[], float]:
-    opt = torch.optim.Adam(m.parameters(), lr=lr)
+def plain_step(model, y: torch.Tensor, lr: float) -> Callable[[], float]:
+    """The same loss and optimiser in plain PyTorch: no Pyro program, trace or param store."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def step() -> float:
         opt.zero_grad()
-        loss = m.loss(y)
+        loss = -model.log_prob(y).sum()
         loss.backward()
         opt.step()
         return loss.item()
@@ -109,11 +73,9 @@ def plain_step(m: PlainMDNRNN, y: Tensor, lr: float) -> Callable[[], float]:
     return step
 
 
-def time_alternating(
-    steps: dict[str, Callable[[], float]], warmup: int, n: int, rounds: int, device
-) -> dict[str, tuple[float, float]]:
-    """Median seconds per step of each callable, wall-clock and process CPU time, timed ``n``
-    steps at a time, in turn, ``rounds`` times, after ``warmup`` untimed steps each.
+def interleaved(steps: dict[str, Callable], warmup: int, n: int, rounds: int, device) -> dict:
+    """Median seconds per step of each callable, (wall-clock, process CPU), timed ``n`` steps at a
+    time, in turn, ``rounds`` times, after ``warmup`` untimed steps each.
 
     CPU time (all threads of this process) does not count time lost to other processes on a
     shared machine, so its ratios are steadier there; on CUDA only wall-clock time means much.
@@ -121,10 +83,10 @@ def time_alternating(
     for step in steps.values():
         for _ in range(warmup):
             step()
-    sync(device)
     times = {name: ([], []) for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
+            sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(n):
                 step()
@@ -134,154 +96,250 @@ def time_alternating(
     return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
 
 
-def breakdown(rmdn: RMDN, plain: PlainMDNRNN, y: Tensor, a: argparse.Namespace, device) -> None:
-    """Split the Pyro path's extra time by stage, each stage timed against its plain twin.
+def models(a, device) -> dict:
+    head = dict(hidden_dim=a.hidden, num_components=a.K, rank=a.rank)
+    torch.manual_seed(a.seed)
+    frmdn = FRMDN(a.D, flow_layers=a.flow_layers, **head).to(device)
+    return {"frmdn": frmdn, "rmdn": RMDN(a.D, **head).to(device)}
 
-    Stages, obtained by differences of timed prefixes of a step: the forward pass to the loss
-    outside Pyro (``-step_distribution(features(y)).log_prob(y).sum()``); what running it as a
-    Pyro program adds (``Trace_ELBO.differentiable_loss``: the model's input checks, tracing,
-    plates); the backward pass; the rest of a step (SVI's parameter collection and ``PyroOptim``,
-    one torch Adam per parameter, against one ``torch.optim.Adam``). Then, isolated, the head
-    and the likelihood alone (forward + backward from fixed RNN features): the mixture
-    distribution's ``log_prob`` against the hand-written log-sum-exp.
-    """
-    elbo = Trace_ELBO()
-    with torch.no_grad():
-        h = rmdn.features(y)  # (B, T, H), a leaf for the isolated head + likelihood
-    h.requires_grad_()
 
-    def ours():
-        return -rmdn.step_distribution(rmdn.features(y)).log_prob(y).sum()
+def speed(a, device, clock: int) -> None:
+    """Sections 1 and 2: the two ratios, at each thread count."""
+    y = torch.randn(a.batch, a.T, a.D, device=device)
+    print(
+        f"\nbatch {a.batch}, T {a.T}, D {a.D}, K {a.K}, rank {a.rank}, LSTM {a.hidden}, "
+        f"FRMDN with {a.flow_layers} affine couplings; {a.rounds} rounds of {a.n} steps after "
+        f"{a.warmup} warm-up steps; ms per step, medians"
+    )
+    print(f"{'threads':>7} {'comparison':18s} {'ms':>8} {'vs ms':>8} {'ratio':>6} {'target':>7}")
+    for threads in a.threads:
+        torch.set_num_threads(threads)
+        pyro.clear_param_store()
+        m = models(a, device)
+        steps = {
+            "frmdn": pyro_step(m["frmdn"], y, a.lr),
+            "rmdn": pyro_step(m["rmdn"], y, a.lr),
+            "plain": plain_step(copy.deepcopy(m["frmdn"]), y, a.lr),
+        }
+        sec = {k: v[clock] for k, v in interleaved(steps, a.warmup, a.n, a.rounds, device).items()}
+        for name, (num, den) in {
+            "frmdn / rmdn": ("frmdn", "rmdn"),
+            "svi_step / plain": ("frmdn", "plain"),
+        }.items():
+            ratio, target = sec[num] / sec[den], TARGETS[name]
+            verdict = "meets" if ratio <= target else "misses"
+            print(
+                f"{threads:>7} {name:18s} {1e3 * sec[num]:8.1f} {1e3 * sec[den]:8.1f} "
+                f"{ratio:6.2f} {verdict} {target}",
+                flush=True,
+            )
 
-    def traced():
-        return elbo.differentiable_loss(rmdn.model, rmdn.guide, y)
 
-    def with_backward(loss_fn, params):
-        def run():
-            loss_fn().backward()
-            for p in params:
-                p.grad = None
+def where_time_goes(a, device, clock: int) -> None:
+    """Self time per op of ``a.n`` FRMDN steps minus ``a.n`` RMDN steps (torch.profiler); then,
+    timed interleaved, the FRMDN's flow alone (its inverse and log-determinant on a (B, T, D)
+    batch, forward and backward) and the steps with Pyro's validation off."""
+    y = torch.randn(a.batch, a.T, a.D, device=device)
+    per_op = {}
+    m = models(a, device)
+    for name, model in m.items():
+        step = pyro_step(model, y, a.lr)
+        for _ in range(a.warmup):
+            step()
+        activities = [ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if device.type == "cuda" else []
+        )
+        with profile(activities=activities) as prof:
+            for _ in range(a.n):
+                step()
+        per_op[name] = {e.key: e.self_cpu_time_total / 1e3 / a.n for e in prof.key_averages()}
+    f, r = (sum(per_op[k].values()) for k in ("frmdn", "rmdn"))
+    print(
+        f"\nwhere an FRMDN step's extra time goes (profiled self CPU ms per step; FRMDN "
+        f"{f:.1f}, RMDN {r:.1f}, extra {f - r:.1f})"
+    )
+    ops = set(per_op["frmdn"]) | set(per_op["rmdn"])
+    extra = {op: per_op["frmdn"].get(op, 0.0) - per_op["rmdn"].get(op, 0.0) for op in ops}
+    print(f"  {'op':40s} {'FRMDN':>8} {'RMDN':>8} {'extra':>8}")
+    for op in sorted(extra, key=extra.get, reverse=True)[:15]:
+        f, r = per_op["frmdn"].get(op, 0.0), per_op["rmdn"].get(op, 0.0)
+        print(f"  {op[:40]:40s} {f:8.2f} {r:8.2f} {extra[op]:+8.2f}")
 
-        return run
+    flow, base = m["frmdn"].flow, pyro.distributions.Normal(0.0, 1.0).expand([a.D]).to_event(1)
 
-    plain_params, ours_params = [*plain.parameters(), h], [*rmdn.parameters(), h]
+    def flow_alone() -> None:
+        FlowTransformedDistribution(base, list(flow)).log_prob(y).sum().backward()
+        flow.zero_grad(set_to_none=True)
+
+    def validation(on: bool, step: Callable) -> Callable:
+        return lambda: (pyro.enable_validation(on), step())
+
     steps = {
-        "plain forward": lambda: plain.loss(y),
-        "ours forward": ours,
-        "ours forward in Trace_ELBO": traced,
-        "plain forward+backward": with_backward(lambda: plain.loss(y), plain_params),
-        "ours forward+backward in Trace_ELBO": with_backward(traced, ours_params),
-        "plain step": plain_step(plain, y, a.lr),
-        "svi.step": pyro_step(rmdn, y, a.lr),
-        "plain head + likelihood": with_backward(lambda: plain.nll(plain.head(h), y), plain_params),
-        "ours head + likelihood": with_backward(
-            lambda: -rmdn.head(h).log_prob(y).sum(), ours_params
-        ),
+        "FRMDN step": validation(True, pyro_step(m["frmdn"], y, a.lr)),
+        "RMDN step": validation(True, pyro_step(m["rmdn"], y, a.lr)),
+        "FRMDN step, validation off": validation(False, pyro_step(m["frmdn"], y, a.lr)),
+        "RMDN step, validation off": validation(False, pyro_step(m["rmdn"], y, a.lr)),
+        "the flow alone (validation off)": validation(False, flow_alone),
     }
-    sec = time_alternating(steps, 2, a.n, a.rounds, device)
-    clock = 0 if device.type == "cuda" else 1  # CPU time on CPU: steadier on a shared machine
-    ms = {k: 1e3 * v[clock] for k, v in sec.items()}
-    stages = {
-        "forward to the loss, outside Pyro": (ms["ours forward"], ms["plain forward"]),
-        "forward: Pyro tracing, plates, input checks": (
-            ms["ours forward in Trace_ELBO"] - ms["ours forward"],
-            0.0,
-        ),
-        "backward": (
-            ms["ours forward+backward in Trace_ELBO"] - ms["ours forward in Trace_ELBO"],
-            ms["plain forward+backward"] - ms["plain forward"],
-        ),
-        "optimizer + SVI bookkeeping": (
-            ms["svi.step"] - ms["ours forward+backward in Trace_ELBO"],
-            ms["plain step"] - ms["plain forward+backward"],
-        ),
-        "whole step": (ms["svi.step"], ms["plain step"]),
-        "isolated: head + likelihood, forward + backward": (
-            ms["ours head + likelihood"],
-            ms["plain head + likelihood"],
-        ),
-    }
-    what = "wall-clock" if clock == 0 else "process CPU"
-    print(f"\nwhere the Pyro path's time goes ({what} ms/step, medians):")
-    print(f"  {'stage':48s} {'pyro':>7s} {'plain':>7s} {'extra':>7s}")
-    for name, (ours_ms, plain_ms) in stages.items():
-        print(f"  {name:48s} {ours_ms:7.2f} {plain_ms:7.2f} {ours_ms - plain_ms:+7.2f}")
+    sec = interleaved(steps, a.warmup, a.n, a.rounds, device)
+    pyro.enable_validation(True)
+    print(f"\n  {'timed interleaved, ms per step (medians)':40s}")
+    for name, t in sec.items():
+        print(f"  {name:40s} {1e3 * t[clock]:8.1f}")
+
+
+def memory(model, y: torch.Tensor) -> tuple[int, float]:
+    """Bytes of one training forward and backward of ``model`` on ``y``: (the tensors the forward
+    keeps for the backward, the peak of the allocations above those in use before, on CUDA; NaN
+    on the CPU, which has no allocator statistics).
+    """
+    storages = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    peak = math.nan
+    if y.is_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(y.device)
+        base = torch.cuda.memory_allocated(y.device)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = Trace_ELBO().differentiable_loss(model.model, model.guide, y)
+    loss.backward()
+    if y.is_cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated(y.device) - base
+    model.zero_grad(set_to_none=True)
+    return sum(storages.values()), peak
+
+
+def large_d(a, device, clock: int) -> None:
+    """Parameters of 4 couplings, FRMDN step time and memory per sequence-step at large D."""
+    print("\nlarge D: 4 affine couplings, width of earlier releases (2 D) and today's default")
+    print(f"  {'D':>5} {'width':>6} {'flow params':>12}")
+    for d in a.large_dims:
+        for width in (uncapped_hidden_dims(d)[0], default_hidden_dims(d)[0]):
+            s, n = d // 2, d - d // 2  # an affine coupling: Linear(s, w), Linear(w, 2 n)
+            print(f"  {d:>5} {width:>6} {4 * (s * width + width + width * 2 * n + 2 * n):>12,}")
+    print(
+        f"\n  FRMDN (K {a.K}, rank {a.rank}, LSTM {a.hidden}, 4 affine couplings), svi_step, "
+        f"batch {a.large_batch}; MB per sequence-step: the growth between T = "
+        f"{a.large_T[0]} and {a.large_T[1]}, over the added sequence-steps, of the tensors saved "
+        f"for the backward and (CUDA) of the peak over forward and backward; ms per step at T = "
+        f"{a.large_T[1]}"
+    )
+    print(f"  {'D':>5} {'width':>6} {'factor':9s} {'ms/step':>8} {'saved MB':>9} {'peak MB':>8}")
+    for d in a.large_dims:
+        widths = [None] if d > a.max_uncapped else [uncapped_hidden_dims(d), None]
+        for width in widths:
+            for factor in ("per_step", "shared"):
+                pyro.clear_param_store()
+                torch.manual_seed(a.seed)
+                m = FRMDN(
+                    d,
+                    hidden_dim=a.hidden,
+                    num_components=a.K,
+                    rank=a.rank,
+                    factor_mode=factor,
+                    flow_hidden_dims=width,
+                ).to(device)
+                sizes = []
+                for t in a.large_T:
+                    y = torch.randn(a.large_batch, t, d, device=device)
+                    memory(m, y)  # the first pass allocates what stays (gradients, caches)
+                    sizes.append(memory(m, y))
+                step = pyro_step(m, y, a.lr)
+                sec = interleaved({"s": step}, 1, 1, a.sweep_rounds, device)["s"][clock]
+                added = a.large_batch * (a.large_T[1] - a.large_T[0]) * 2**20
+                saved, peak = ((x1 - x0) / added for x0, x1 in zip(*sizes, strict=True))
+                w = m.config["flow_hidden_dims"][0]
+                print(f"  {d:>5} {w:>6} {factor:9s} {1e3 * sec:8.1f} {saved:9.2f} {peak:8.2f}")
+                del m, step
+
+
+def width_quality(a, device) -> None:
+    """Held-out NLL (nats per dim) at D = 128 of coupling widths 128 (default) and 256 (2 D).
+
+    The data: the 2-D ``banana`` task lifted to 128 dims by a fixed random two-layer map,
+    ``y = tanh(z A) B + 0.05 eps``; same seeds, epochs and learning rate for both widths.
+    """
+    d, g = 128, torch.Generator().manual_seed(1)
+    z = make_task("banana", n=a.quality_n, steps=24, seed=a.seed)
+    lift_a, lift_b = torch.randn(2, 32, generator=g), torch.randn(32, d, generator=g) / 32**0.5
+    y = torch.tanh(z @ lift_a) @ lift_b
+    y = ((y + 0.05 * torch.randn(y.shape, generator=g)) / y.std()).to(device)
+    train, val = y[: len(y) * 4 // 5], y[len(y) * 4 // 5 :]
+    print(f"\nwidth and quality at D = {d} (banana lifted; {len(train)} train, {len(val)} val)")
+    print(f"  {'width':>6} {'seed':>4} {'flow params':>12} {'val NLL nats/dim':>17}")
+    for width in ([128], [256]):
+        for seed in range(a.quality_seeds):
+            pyro.clear_param_store()
+            torch.manual_seed(seed)
+            m = FRMDN(d, hidden_dim=64, num_components=3, rank=2, flow_hidden_dims=width)
+            fit(m.to(device), train, epochs=a.quality_epochs, batch_size=32, lr=3e-3, seed=seed,
+                progress=False)  # fmt: skip
+            with torch.no_grad():
+                nll = -float(m.log_prob(val).mean()) / (d * val.shape[1])
+            params = sum(p.numel() for p in m.flow.parameters())
+            print(f"  {width[0]:>6} {seed:>4} {params:>12,} {nll:17.4f}", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64, help="sequences per batch")
     p.add_argument("--steps-per-seq", "-T", dest="T", type=int, default=50, help="T, steps")
-    p.add_argument("--dim", "-D", dest="D", type=int, default=32, help="D, size of y_t")
-    p.add_argument("--hidden", type=int, default=256, help="LSTM size")
+    p.add_argument("--dim", "-D", dest="D", type=int, default=64, help="D, size of y_t")
+    p.add_argument("--hidden", type=int, default=128, help="LSTM size")
     p.add_argument("--components", "-K", dest="K", type=int, default=5, help="K")
+    p.add_argument("--rank", type=int, default=2)
+    p.add_argument("--flow-layers", type=int, default=4, help="affine couplings of the FRMDN")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps per path")
-    p.add_argument("--n", type=int, default=4, help="timed steps per path per round")
-    p.add_argument("--rounds", type=int, default=15, help="alternations (medians over them)")
-    p.add_argument("--sweep-dims", type=int, nargs="*", default=[64, 1024], help="D for FRMDN")
-    p.add_argument("--sweep-n", type=int, default=2, help="timed steps per round in the sweep")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per path")
+    p.add_argument("--n", type=int, default=3, help="timed steps per path per round")
+    p.add_argument("--rounds", type=int, default=9, help="alternations (medians over them)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads")
+    p.add_argument("--profile", action="store_true", help="where FRMDN's extra time goes")
+    p.add_argument("--large-d", action="store_true", help="parameters, time, memory at large D")
+    p.add_argument("--large-dims", type=int, nargs="+", default=[1024, 4096])
+    p.add_argument("--max-uncapped", type=int, default=1024, help="largest D for width 2 D")
+    p.add_argument("--large-batch", type=int, default=4)
+    p.add_argument("--large-T", type=int, nargs=2, default=[8, 16])
     p.add_argument("--sweep-rounds", type=int, default=3)
-    p.add_argument("--profile", action="store_true", help="split the Pyro step's time anyway")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--width-quality", action="store_true", help="held-out NLL of two widths")
+    p.add_argument("--quality-n", type=int, default=640, help="sequences (4/5 train)")
+    p.add_argument("--quality-epochs", type=int, default=15)
+    p.add_argument("--quality-seeds", type=int, default=2)
+    p.add_argument("--skip-speed", action="store_true", help="only the optional sections")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a dry run")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    if a.quick:
+        a.batch, a.T, a.D, a.hidden, a.threads = 4, 5, 8, 16, a.threads[:1]
+        a.warmup, a.n, a.rounds, a.sweep_rounds = 1, 1, 1, 1
+        a.large_dims, a.max_uncapped, a.large_batch, a.large_T = [64], 64, 2, [2, 4]
+        a.quality_n, a.quality_epochs, a.quality_seeds = 20, 1, 1
     device = resolve_device(a.device)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
+    clock = 0 if device.type == "cuda" else 1  # CPU time on CPU: steadier on a shared machine
+    pyro.enable_validation(True)
     pyro.set_rng_seed(a.seed)
-    pyro.enable_validation(False)
-    print(machine(device))
-    print("Pyro path timed with pyro.enable_validation(False)")
-
-    # -- RMDN through SVI against the plain loop ---------------------------------------------
-    y = torch.randn(a.batch, a.T, a.D, device=device)
-    rmdn = RMDN(a.D, hidden_dim=a.hidden, num_components=a.K, rank=0).to(device)
-    plain = PlainMDNRNN(a.D, a.hidden, a.K).to(device)
-    plain.start.data.copy_(rmdn.start.data)
-    plain.rnn.load_state_dict(rmdn.rnn.state_dict())
-    plain.head.load_state_dict(rmdn.head.linear.state_dict())
-    with torch.no_grad():
-        ours, theirs = -float(rmdn.log_prob(y).sum()), float(plain.loss(y))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(
-        f"\nRMDN (diagonal) vs plain MDN-RNN: batch {a.batch}, T {a.T}, D {a.D}, "
-        f"LSTM {a.hidden}, K {a.K}; same initial loss: {ours:.4f} vs {theirs:.4f}; "
-        f"{a.rounds} rounds of {a.n} steps after {a.warmup} warm-up steps"
+        f"# {device.type}: {name}; torch {torch.__version__}, pyro {pyro.__version__}, "
+        f"python {platform.python_version()}; Pyro validation on; times: "
+        f"{'wall-clock' if clock == 0 else 'process CPU'}"
     )
-    steps = {"pyro": pyro_step(rmdn, y, a.lr), "plain": plain_step(plain, y, a.lr)}
-    sec = time_alternating(steps, a.warmup, a.n, a.rounds, device)
-    ratio = sec["pyro"][0] / sec["plain"][0]
-    print(f"  {'path':8s} {'steps/s':>8s} {'ms/step':>8s} {'CPU ms/step':>12s}  (medians)")
-    for name, (wall, cpu) in sec.items():
-        print(f"  {name:8s} {1 / wall:8.2f} {1e3 * wall:8.2f} {1e3 * cpu:12.2f}")
-    verdict = "meets" if ratio <= TARGET else "misses"
-    print(
-        f"  time ratio pyro / plain: {ratio:.3f} wall-clock ({verdict} the target of {TARGET}), "
-        f"{sec['pyro'][1] / sec['plain'][1]:.3f} CPU time"
-    )
-    if a.profile or ratio > TARGET:
-        breakdown(rmdn, plain, y, a, device)
-
-    # -- FRMDN against RMDN at large D ---------------------------------------------------------
-    if a.sweep_dims:
-        print(
-            f"\nFRMDN (2 affine couplings) vs RMDN, same head (rank 4, K 5): batch {a.batch}, "
-            f"T {a.T}, LSTM {a.hidden}; {a.sweep_rounds} rounds of {a.sweep_n} steps, median"
-        )
-        print(f"  {'D':>5s} {'factor':9s} {'RMDN st/s':>10s} {'FRMDN st/s':>11s} {'ratio':>6s}")
-    for d in a.sweep_dims:
-        y = torch.randn(a.batch, a.T, d, device=device)
-        for factor in ("per_step", "shared"):
-            pyro.clear_param_store()  # new models under the same names: no stale parameters
-            head = dict(hidden_dim=a.hidden, num_components=5, rank=4, factor_mode=factor)
-            models = {"rmdn": RMDN(d, **head), "frmdn": FRMDN(d, flow_layers=2, **head)}
-            steps = {k: pyro_step(m.to(device), y, a.lr) for k, m in models.items()}
-            sec = time_alternating(steps, 1, a.sweep_n, a.sweep_rounds, device)
-            r, f = sec["rmdn"][0], sec["frmdn"][0]
-            print(f"  {d:5d} {factor:9s} {1 / r:10.2f} {1 / f:11.2f} {f / r:6.2f}")
-            del models, steps
+    if not a.skip_speed:
+        speed(a, device, clock)
+    torch.set_num_threads(a.threads[0])
+    if a.profile:
+        where_time_goes(a, device, clock)
+    if a.large_d:
+        large_d(a, device, clock)
+    if a.width_quality:
+        width_quality(a, device)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,43 @@ from torch import Tensor, nn
 
 from .deprecation import refuse_unknown, renamed
 
-__all__ = ["FLOW_KINDS", "MIXINGS", "ConditionalSplineCoupling", "Permutation", "coupling_flow"]
+__all__ = [
+    "FLOW_KINDS",
+    "MIXINGS",
+    "ConditionalSplineCoupling",
+    "Permutation",
+    "coupling_flow",
+    "default_hidden_dims",
+    "uncapped_hidden_dims",
+]
 
 FLOW_KINDS = ("affine", "spline")
 """The coupling layers :func:`coupling_flow` builds: affine or rational-quadratic spline."""
 MIXINGS = ("permute", "householder", "none")
 """What :func:`coupling_flow` puts between couplings: a fixed permutation, a learned
 Householder reflection, or nothing."""
+
+
+def default_hidden_dims(dim: int) -> list[int]:
+    """The hidden sizes of a coupling network when none are given: ``[min(max(32, 2 * dim), 128)]``.
+
+    Twice the event size, at least 32 and at most 128, so that a flow's parameters grow linearly
+    in D: a coupling holds about ``1.5 * width * D`` weights. (Earlier releases had no cap,
+    :func:`uncapped_hidden_dims`: parameters quadratic in D, 201M in the four couplings of a
+    64 x 64-frame FRMDN, D = 4096; the widths agree up to D = 64.) See ``docs/performance.md``
+    for the measurements behind the cap.
+
+    Example:
+        >>> default_hidden_dims(2), default_hidden_dims(40), default_hidden_dims(4096)
+        ([32], [80], [128])
+    """
+    return [min(max(32, 2 * dim), 128)]
+
+
+def uncapped_hidden_dims(dim: int) -> list[int]:
+    """The default of earlier releases, ``[max(32, 2 * dim)]``: what ``hidden_dims=None`` meant
+    in the configs they saved, for models to rebuild those (see ``FRMDN.upgrade_config``)."""
+    return [max(32, 2 * dim)]
 
 
 class Permutation(TransformModule):
@@ -137,8 +167,9 @@ def coupling_flow(
         dim: event size D.
         flow_layers: number of couplings; 0 gives an empty stack. (``num_layers`` before 0.2.)
         flow: the kind of coupling, ``"affine"`` or ``"spline"``. (``kind`` before 0.2.)
-        hidden_dims: hidden sizes of each coupling network; default ``[max(32, 2 * dim)]`` (Pyro's
-            default for splines, ``10 * dim``, is far too large for D = 64 and up).
+        hidden_dims: hidden sizes of each coupling network; default
+            :func:`default_hidden_dims` (twice D, within [32, 128]; Pyro's default for splines,
+            ``10 * dim``, is far too large for D = 64 and up).
         mixing: ``"permute"``, ``"householder"`` or ``"none"``.
         batchnorm: add a batch-norm transform after each layer.
         context_dim: size of the context vector; 0 for an unconditional flow.
@@ -175,7 +206,7 @@ def coupling_flow(
             "need dim >= 1, flow_layers >= 0, context_dim >= 0; "
             f"got {dim}, {flow_layers}, {context_dim}"
         )
-    hidden_dims = list(hidden_dims) if hidden_dims else [max(32, 2 * dim)]
+    hidden_dims = list(hidden_dims) if hidden_dims else default_hidden_dims(dim)
     gen = torch.Generator().manual_seed(seed)
     layers = []
     for i in range(flow_layers):

@@ -299,7 +299,17 @@ def _hidden_sizes(coupling):
 def test_default_hidden_dims():
     assert _hidden_sizes(coupling_flow(2, 1, flow="affine")[0]) == [32]
     assert _hidden_sizes(coupling_flow(40, 1, flow="affine")[0]) == [80]
+    assert _hidden_sizes(coupling_flow(64, 1, flow="affine")[0]) == [128]
+    assert _hidden_sizes(coupling_flow(1000, 1, flow="affine")[0]) == [128]
     assert _hidden_sizes(coupling_flow(4, 1, flow="affine", hidden_dims=[5, 7])[0]) == [5, 7]
+
+
+def test_default_parameters_grow_linearly_with_dim():
+    """An affine coupling of width w on D = 2s: Linear(s, w) and Linear(w, 2s), with biases."""
+    for dim in (256, 4096):
+        flow = coupling_flow(dim, 4, flow="affine")
+        s, w = dim // 2, 128
+        assert sum(p.numel() for p in flow.parameters()) == 4 * (s * w + w + w * 2 * s + 2 * s)
 
 
 @pytest.mark.parametrize("context_dim", [0, CONTEXT_DIM])

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import __version__
-from . import bench, collect, evaluate, sample, train
+from . import agent, bench, collect, evaluate, sample, train, write
 from .checks import ConfigError, check_folder, error_line
 from .config import DEFAULTS, load_config, resolve_config
 from .runs import build_model, split_data
@@ -36,6 +36,9 @@ A run lives in one folder::
     pyro-frmdn sample --run-dir runs/a --num 16 --steps 24
     pyro-frmdn bench --quick --out runs/bench      # the real-data experiments (docs/bench.md)
     pyro-frmdn collect --out runs/rollouts --episodes 48 --steps 300   # CarRacing, world extra
+    pyro-frmdn agent --config examples/configs/agent_cartpole.toml --out runs/agent  # docs/agent.md
+    pyro-frmdn train --config examples/configs/handwriting.toml --run-dir runs/hw
+    pyro-frmdn write "some text" --run-dir runs/hw --bias 1 --out hw.svg   # docs/handwriting.md
 """
 
 
@@ -59,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         ("sample", sample, sample.HELP, True),
         ("bench", bench, bench.HELP, False),
         ("collect", collect, collect.HELP, False),
+        ("agent", agent, agent.HELP, False),
+        ("write", write, write.HELP, True),
     ):
         p = commands.add_parser(name, help=help, description=help, formatter_class=_Formatter)
         if run_dir:

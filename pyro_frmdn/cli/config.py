@@ -9,10 +9,10 @@ import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 
-from ..data import make_task
+from ..data import handwriting, make_task
 from ..infer import fit
 from ..infer.engine import check_options
-from ..models import FRMDN
+from ..models import FRMDN, HandwritingSynthesis
 from .checks import ConfigError, check_device, check_integer, check_number, check_seed
 from .sequences import FILE_KEYS, TASK_KEYS, resolve_source
 from .sequences import RULES as FILE_RULES
@@ -70,8 +70,17 @@ DEFAULTS = {
         "val_fraction": 0.1,
         "test_fraction": 0.1,
         **FILE_KEYS,  # data.path: the user's file instead of the task
+        **_defaults(handwriting, skip=("split", "seed", "progress")),  # task = "handwriting" only
     },
-    "model": {"kind": "frmdn", **_defaults(FRMDN.__init__, skip=FROM_DATA)},
+    "model": {
+        "kind": "frmdn",
+        **_defaults(FRMDN.__init__, skip=FROM_DATA),
+        # kind = "handwriting" only; alphabet and offset_scale default to the data's
+        "alphabet": None,
+        **_defaults(
+            HandwritingSynthesis.__init__, only=("window_components", "offset_scale", "text_blind")
+        ),
+    },
     "train": {
         **_defaults(fit, only=TRAIN_KEYS),
         "clip_norm": None,  # None: not passed to fit
@@ -141,6 +150,9 @@ RULES: dict[str, Callable[[str, object], None]] = {
     "model.flow_hidden_dims": _hidden_dims,
     "model.min_diag": lambda name, value: check_number(name, value, 0.0, strict=False),
     "model.name": _name,
+    "model.alphabet": _unset_or(_name),
+    "model.window_components": _at_least(1),
+    "model.offset_scale": lambda name, value: check_number(name, value, 0.0),
     "train.seed": check_seed,
     "train.device": check_device,
     "train.threads": _unset_or(_at_least(1)),
@@ -291,6 +303,7 @@ def config_help() -> str:
             items, 78, initial_indent=f"  [{section}] ", subsequent_indent=" " * 4
         )
     lines.append('  kind="rmdn" is the model without a flow (flow keys unused)')
+    lines.append('  task="handwriting" with kind="handwriting": text to strokes (pyro-frmdn write)')
     lines.append("  data.path (--data) is your file, instead of the task: see docs/cli.md;")
     lines.append('  transform (unset) is "standardize" for a file, "none" for a task')
     return "\n".join(lines)

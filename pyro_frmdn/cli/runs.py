@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,10 @@ from ..data import SPLITS as DATA_SPLITS
 from ..data import DataTransform
 from ..files import atomic_write
 from ..infer import load_checkpoint
-from ..models import FRMDN, RMDN
+from ..models import FRMDN, RMDN, HandwritingSynthesis
 from .checks import ConfigError, check_integer, resolve_device_value
 from .config import FROM_DATA, resolve_config
+from .handwriting import HANDWRITING, read_handwriting
 from .sequences import Sequences, read_run_sequences
 from .splits import make_split, read_split, write_split
 from .transforms import Part, fit_transform, read_transform, transform_parts, write_transform
@@ -44,7 +45,7 @@ __all__ = [
     "write_model",
 ]
 
-MODELS = {"frmdn": FRMDN, "rmdn": RMDN}
+MODELS = {"frmdn": FRMDN, "rmdn": RMDN, HANDWRITING: HandwritingSynthesis}
 CONFIG, CHECKPOINTS, MODEL_FILE = "config.json", "checkpoints", "model.pt"
 SPLITS = ("test", "val", "train")  # --split's choices, the default first
 
@@ -52,12 +53,14 @@ SPLITS = ("test", "val", "train")  # --split's choices, the default first
 @dataclass
 class RunData:
     """A run's data: all its ``sequences``, the ``index`` of each split in them, the fitted
-    ``transform`` (``None``: none) and each split's :class:`~.transforms.Part` in ``parts``."""
+    ``transform`` (``None``: none), each split's :class:`~.transforms.Part` in ``parts``, and
+    ``model_defaults``, model arguments the data fix (handwriting: alphabet, offset scale)."""
 
     sequences: Sequences
     index: dict[str, np.ndarray]
     transform: DataTransform | None
     parts: dict[str, Part]
+    model_defaults: dict = field(default_factory=dict)
 
     @property
     def obs_dim(self) -> int:
@@ -78,6 +81,8 @@ def _run_data(
 def split_data(data: dict) -> RunData:
     """A new run's data from its ``[data]`` section: the sequences (task or file), split
     (:func:`~.splits.make_split`), and the transform fitted on the training split."""
+    if data["task"] == HANDWRITING:
+        return RunData(*read_handwriting(data))
     sequences = read_run_sequences(data)
     index = make_split(data, sequences)
     train = torch.from_numpy(index["train"])
@@ -95,6 +100,8 @@ def write_data(run: Path, data: RunData) -> None:
 def load_data(run: Path, data: dict) -> RunData:
     """The data of a trained run: its recorded split (made again for runs written before
     ``splits.json``) and its saved transform."""
+    if data["task"] == HANDWRITING:  # made again from the seed, splits included
+        return RunData(*read_handwriting(data))
     sequences = read_run_sequences(data)
     index = read_split(run, sequences)
     index = make_split(data, sequences) if index is None else index
@@ -117,12 +124,21 @@ def use_threads(option: int | None, config: dict) -> None:
         torch.set_num_threads(threads)
 
 
-def build_model(model: dict, obs_dim: int) -> FRMDN:
-    """The model of a ``[model]`` section: ``kind`` picks FRMDN or RMDN, the rest are keywords."""
+def build_model(model: dict, obs_dim: int, data_defaults: dict | None = None) -> FRMDN:
+    """The model of a ``[model]`` section: ``kind`` picks FRMDN, RMDN or HandwritingSynthesis,
+    the rest are keywords; ``data_defaults`` (:attr:`RunData.model_defaults`) fill in those the
+    data fix."""
     kwargs = dict(model)
     kind = kwargs.pop("kind", "frmdn")
     if kind not in MODELS:
         raise ConfigError(f"model.kind must be one of {', '.join(MODELS)}, got {kind!r}")
+    if (kind == HANDWRITING) != bool(data_defaults):
+        raise ConfigError(
+            f'model.kind = "{HANDWRITING}" and data.task = "{HANDWRITING}" go together; got '
+            f"model.kind = {kind!r} with data.task {'=' if data_defaults else '!='} {HANDWRITING!r}"
+        )
+    if kind == HANDWRITING:
+        return HandwritingSynthesis(**{**data_defaults, **kwargs})
     if kind == "rmdn" and kwargs.get("flow_layers") == 0:
         del kwargs["flow_layers"]  # RMDN sets it, and RMDN(flow_layers=0) passes it twice
     return MODELS[kind](obs_dim=obs_dim, **kwargs)
@@ -169,6 +185,19 @@ def holds_run(run: Path) -> bool:
     return any((run / CHECKPOINTS).glob("*.pt"))
 
 
+def saved_model_section(section: dict, obs_dim: int) -> dict:
+    """A run's saved ``[model]`` section read as its release meant it (the model class's
+    ``upgrade_config``: renamed keys, and a flow width of ``null`` from before widths were
+    stored, which rebuilds the uncapped width the run was trained with)."""
+    kind = section.get("kind", "frmdn")
+    if kind not in MODELS:
+        return section  # build_model names the error
+    upgraded = MODELS[kind].upgrade_config({**section, "obs_dim": obs_dim})
+    if "obs_dim" not in section:
+        upgraded.pop("obs_dim", None)
+    return upgraded
+
+
 def load_run(
     run: Path, which: str, device: str | None, threads: int | None = None
 ) -> tuple[dict, RunData, FRMDN, dict]:
@@ -181,7 +210,11 @@ def load_run(
     device = run_device(device, config)
     use_threads(threads, config)
     data = load_data(run, config["data"])
-    model = build_model(config["model"], obs_dim=data.obs_dim)
+    model = build_model(
+        saved_model_section(config["model"], data.obs_dim),
+        obs_dim=data.obs_dim,
+        data_defaults=data.model_defaults,
+    )
     state = load_checkpoint(run / CHECKPOINTS / f"{which}.pt", map_location="cpu")
     saved = model.upgrade_config(state.get("config") or {})  # keys renamed since it was written
     differ = sorted(k for k in {*saved, *model.config} if saved.get(k) != model.config.get(k))

@@ -9,6 +9,7 @@ from .boosted import (
     log_weights_from_rho,
     rho_from_log_weights,
 )
+from .categorical import WithCategorical
 from .logistic import DiscretizedLogistic
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 from .mixture import PARAMETERIZATIONS, components, low_rank_mixture, positive
@@ -26,6 +27,7 @@ __all__ = [
     "LowRankCovarianceMultivariateNormal",
     "LowRankPrecisionMultivariateNormal",
     "WithBernoulli",
+    "WithCategorical",
     "check_rho",
     "clear_transform_cache",
     "components",

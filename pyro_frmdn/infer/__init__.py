@@ -4,6 +4,8 @@ from .arviz import pit, plot_pit, to_inference_data
 from .boosting import fit_boosted, load_boosted, save_boosted
 from .bounds import evaluate_bounds
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
+from .evolution import Evolution, train_controller
+from .memory import keep_freed_memory
 from .rho import (
     boosting_sample_weights,
     gradient_search_rho,
@@ -11,16 +13,22 @@ from .rho import (
     mixture_nll,
     rho_gradient,
 )
+from .rollouts import DreamFitness, EnvFitness, dream_rollout, real_rollout
 from .training import History, evaluate, fit, resolve_device
 
 __all__ = [
+    "DreamFitness",
+    "EnvFitness",
+    "Evolution",
     "History",
     "boosting_sample_weights",
+    "dream_rollout",
     "evaluate",
     "evaluate_bounds",
     "fit",
     "fit_boosted",
     "gradient_search_rho",
+    "keep_freed_memory",
     "line_search_rho",
     "load_boosted",
     "load_checkpoint",
@@ -28,9 +36,11 @@ __all__ = [
     "mixture_nll",
     "pit",
     "plot_pit",
+    "real_rollout",
     "resolve_device",
     "rho_gradient",
     "save_boosted",
     "save_checkpoint",
     "to_inference_data",
+    "train_controller",
 ]

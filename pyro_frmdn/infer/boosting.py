@@ -27,6 +27,7 @@ from .engine import History, check_options, progress_bar, resolve_device
 from .rho import gradient_search_rho, line_search_rho
 
 __all__ = [
+    "LR_SCHEDULES",
     "RHO_DATA",
     "RHO_SEARCHES",
     "SAMPLE_WEIGHTINGS",
@@ -38,6 +39,7 @@ __all__ = [
 RHO_SEARCHES = ("line", "gradient", "fixed")
 RHO_DATA = ("train", "val")
 SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -69,6 +71,9 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
             f"the model already has {model.num_components} components, more than "
             f"num_components={num_components}"
         )
+    cap = options["weight_cap"]
+    if cap is not None and not (isinstance(cap, (int, float)) and math.isfinite(cap) and cap > 1):
+        raise ValueError(f"weight_cap must be a finite number > 1 or None, got {cap!r}")
     if weight_clip is not None:
         lo, hi = weight_clip
         if not 0.0 <= lo < hi <= 1.0:
@@ -81,6 +86,10 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
         raise ValueError(f"rho_data must be one of {RHO_DATA}, got {options['rho_data']!r}")
     if options["rho_data"] == "val" and options["val"] is None:
         raise ValueError("rho_data='val' fits rho on validation data: pass val=")
+    if options["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(
+            f"lr_schedule must be one of {LR_SCHEDULES}, got {options['lr_schedule']!r}"
+        )
     if options["sample_weighting"] not in SAMPLE_WEIGHTINGS:
         raise ValueError(
             f"sample_weighting must be one of {SAMPLE_WEIGHTINGS}, "
@@ -105,9 +114,11 @@ def fit_boosted(
     num_components: int = 4,
     epochs_per_component: int = 20,
     batch_size: int = 128,
-    lr: float = 1e-3,
+    lr: float = 5e-3,
+    lr_schedule: str = "cosine",
     clip_norm: float | None = 10.0,
     weight_clip: tuple[float, float] | None = (0.01, 0.1),
+    weight_cap: float | None = None,
     sample_weighting: str = "weighted",
     rho_search: str = "line",
     fixed_rho: float | str = "uniform",
@@ -128,7 +139,8 @@ def fit_boosted(
 
     1. **Fit** :math:`g_c`. Component 0 by maximum likelihood. Later ones on the sample-weighted
        likelihood :math:`\sum_i w_i \log g_c(x_i)` with :math:`w_i \propto 1 / G_{c-1}(x_i)`,
-       normalised over the minibatch and clipped as the paper's code does
+       normalised over the minibatch and clipped as the paper's code does (``weight_clip``), or
+       capped at ``weight_cap`` times their median
        (:func:`~pyro_frmdn.infer.boosting_sample_weights`). With ``sample_weighting="weighted"``
        (default) the weighted NLL is minimised directly; with ``"resample"`` the minibatch is
        resampled by the weights and an ordinary NLL step taken, as the reference code does. Both
@@ -173,7 +185,13 @@ def fit_boosted(
         num_components: the final number of components C.
         epochs_per_component, batch_size, lr, clip_norm: Adam on each component's parameters,
             gradient norm clipped to ``clip_norm`` (None: no clipping).
-        weight_clip: the clamp of the normalised sample weights, or None.
+        lr_schedule: ``"cosine"`` (default): each component's learning rate annealed from
+            ``lr`` to ``lr / 100`` over its epochs; ``"constant"``: ``lr`` throughout.
+        weight_clip: the reference code's clamp of the normalised sample weights (default
+            ``(0.01, 0.1)``), or None.
+        weight_cap: no sample weight above ``weight_cap`` times the minibatch's median weight
+            (e.g. 10; None: no cap); for data with parts the mixture misses altogether, with
+            ``weight_clip=None``. See :func:`~pyro_frmdn.infer.boosting_sample_weights`.
         sample_weighting: ``"weighted"``, ``"resample"`` or ``"uniform"`` (no boosting weights).
         rho_search, fixed_rho: how ρ is chosen.
         rho_data: ``"train"`` (default) or ``"val"``: the data ρ is fitted on.
@@ -210,6 +228,8 @@ def fit_boosted(
         resume=resume,
         checkpoint=checkpoint,
         clip_norm=clip_norm,
+        lr_schedule=lr_schedule,
+        weight_cap=weight_cap,
     )
     _check_arguments(
         model, num_components, epochs_per_component, batch_size, lr, weight_clip, options
@@ -275,8 +295,10 @@ def fit_boosted(
         epochs=epochs_per_component,
         batch_size=batch_size,
         lr=lr,
+        lr_schedule=lr_schedule,
         clip_norm=clip_norm,
         weight_clip=weight_clip,
+        weight_cap=weight_cap,
         sample_weighting=sample_weighting,
         patience=patience,
         generator=generator,

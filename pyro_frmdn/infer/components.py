@@ -140,6 +140,8 @@ class ComponentTrainer:
         def train_epoch(epoch: int) -> float:
             nonlocal skipped
             component.train()
+            for group in optimizer.param_groups:
+                group["lr"] = self.epoch_lr(epoch)
             order = torch.randperm(n, generator=self.generator).to(train["y"].device)
             total = 0.0
             for i in range(0, n, self.batch_size):
@@ -180,12 +182,23 @@ class ComponentTrainer:
             "skipped_steps": skipped,
         }
 
+    def epoch_lr(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (1-based): ``lr`` throughout (``"constant"``),
+        or cosine-annealed from ``lr`` to ``lr / 100`` over the component's epochs
+        (``"cosine"``, Loshchilov & Hutter 2017, SGDR, without restarts)."""
+        if self.lr_schedule == "constant" or self.epochs <= 1:
+            return self.lr
+        low = self.lr / 100
+        return low + 0.5 * (self.lr - low) * (
+            1 + math.cos(math.pi * (epoch - 1) / (self.epochs - 1))
+        )
+
     def loss(self, component, batch: dict[str, Tensor], log_rest: Tensor | None) -> Tensor:
         """The (sample-weighted) mean NLL per example of a minibatch."""
         if log_rest is None or self.sample_weighting == "uniform":
             return -component_log_prob(component, batch).mean()
         y = batch["y"]
-        w = boosting_sample_weights(-log_rest, self.weight_clip).to(y.dtype)
+        w = boosting_sample_weights(-log_rest, self.weight_clip, self.weight_cap).to(y.dtype)
         if self.sample_weighting == "resample":
             pick = torch.multinomial(w.cpu(), len(y), replacement=True, generator=self.generator)
             return -component_log_prob(component, rows(batch, pick.to(y.device))).mean()

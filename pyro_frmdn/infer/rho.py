@@ -124,15 +124,29 @@ def gradient_search_rho(
     return rho if f <= mixture_nll(lo, log_prev, log_new) else lo
 
 
-def boosting_sample_weights(neg_log_prev: Tensor, clip: tuple[float, float] | None = (0.01, 0.1)):
+def boosting_sample_weights(
+    neg_log_prev: Tensor,
+    clip: tuple[float, float] | None = (0.01, 0.1),
+    cap: float | None = None,
+) -> Tensor:
     r"""Minibatch weights :math:`w_i \propto 1 / G_{c-1}(x_i)`: a softmax of
-    :math:`-\log G_{c-1}` over the batch; when the largest exceeds ``clip[1]`` they are clamped to
-    ``clip`` and renormalised, as in the reference implementation of Giaquinto & Banerjee (2020).
+    :math:`-\log G_{c-1}` over the batch.
 
-    The clip is in units of the normalised weights, so it depends on the batch size: with a
-    batch of B, uniform weights are 1/B and the clamp bounds the ratio of two weights by
-    ``clip[1] / clip[0]``.
+    ``clip`` (default): the reference implementation of Giaquinto & Banerjee (2020): when the
+    largest normalised weight exceeds ``clip[1]`` all are clamped to ``clip`` and
+    renormalised. The clip is in units of the normalised weights, so it depends on the batch
+    size; once it applies every point weighs at least a tenth of the heaviest, and the new
+    component is trained on nearly all the data again, with the worst points emphasised.
+
+    ``cap``: no weight exceeds ``cap`` times the batch's median weight (:math:`-\log G` is
+    clamped at its median plus :math:`\log` ``cap``), applied before ``clip``. Points
+    explained far worse than the others (a part of the data the mixture misses altogether)
+    then share the weight instead of the single worst taking all of it (which the clip turns
+    into nearly uniform weights), and points the mixture explains well keep weights near 0:
+    the new component fits what is missed (``docs/boosting.md``; use it with ``clip=None``).
     """
+    if cap is not None:
+        neg_log_prev = neg_log_prev.clamp(max=float(neg_log_prev.median()) + math.log(cap))
     w = torch.softmax(neg_log_prev, dim=0)
     if clip is not None and float(w.max()) > clip[1]:
         w = w.clamp(*clip)

@@ -12,10 +12,14 @@ from .base import MODEL_FORMAT, PyroModel, check_contract, load, model_classes
 from .boosted import BoostedMixture, BoostingComponent
 from .boosted_flow import BoostedFlow, FlowComponent
 from .boosted_frmdn import BoostedFRMDN
+from .controller import Controller
 from .dream import Dream, dream
 from .frmdn import CELLS, FRMDN, RMDN, greedy, pad_sequences
+from .handwriting import HandwritingSynthesis
 from .mdn import MDN
+from .mixture_of_flows import MixtureOfFlows
 from .sequence import SequenceDistribution, shift_actions
+from .sketch import STROKE5_START, SketchVAE
 from .validation import check_finite, check_mask, check_sequences
 from .world import DECODERS, GUIDE_FLOWS, PRIORS, WorldModel
 
@@ -29,6 +33,7 @@ __all__ = [
     "PRIORS",
     "RHO_MAX",
     "RMDN",
+    "STROKE5_START",
     "BoostedFRMDN",
     "BoostedFlow",
     "BoostedGuideDistribution",
@@ -36,10 +41,14 @@ __all__ = [
     "BoostedMixture",
     "BoostedMixtureDistribution",
     "BoostingComponent",
+    "Controller",
     "Dream",
     "FlowComponent",
+    "HandwritingSynthesis",
+    "MixtureOfFlows",
     "PyroModel",
     "SequenceDistribution",
+    "SketchVAE",
     "WorldModel",
     "check_contract",
     "check_finite",

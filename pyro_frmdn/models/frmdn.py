@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 import pyro
+import pyro.distributions as dist
 import torch
+from pyro.distributions.conditional import ConditionalTransform
 from torch import Tensor, nn
 
 from ..deprecation import refuse_unknown, renamed
-from ..distributions import FlowTransformedDistribution, WithBernoulli, flow_mixture, temper
-from ..flows import coupling_flow
+from ..distributions import (
+    SCALE_MODES,
+    FlowTransformedDistribution,
+    LowRankPrecisionMultivariateNormal,
+    WithBernoulli,
+    clear_transform_cache,
+    flow_mixture,
+)
+from ..flows import coupling_flow, default_hidden_dims, uncapped_hidden_dims
 from ..nn import MixtureHead
 from .base import PyroModel
 from .validation import as_real, as_tensor, check_count, check_positive, check_sequences
@@ -38,6 +49,41 @@ def greedy(d) -> Tensor:
     means = d.component_distribution.mean  # (..., K, D)
     index = k[..., None, None].expand(*k.shape, 1, means.shape[-1])
     return means.gather(-2, index).squeeze(-2)
+
+
+def _chosen(t: Tensor, k: Tensor) -> Tensor:
+    """Row i of ``t`` (N, K, ...) at component ``k[i]``: (N, ...)."""
+    return t[torch.arange(k.shape[0], device=k.device), k]
+
+
+def _component_noise(comps, k: Tensor) -> Tensor:
+    r"""A draw minus its mean from component ``k`` (N,) of ``comps`` (batch (N, K), event (D,)).
+
+    Only the chosen component is drawn. With :math:`\epsilon_D \sim \mathcal N(0, I_D)`,
+    :math:`\epsilon_r \sim \mathcal N(0, I_r)`: a covariance :math:`W W^\top + \mathrm{diag}(d)`
+    gives :math:`W \epsilon_r + \sqrt d \odot \epsilon_D`; a precision :math:`P = U U^\top +
+    \mathrm{diag}(d)` gives :math:`P^{-1}(\sqrt d \odot \epsilon_D + U \epsilon_r)`, whose
+    covariance is :math:`P^{-1} P P^{-1} = P^{-1}`, with :math:`P^{-1}` applied by Woodbury
+    through the :math:`r \times r` capacitance :math:`I + U^\top \mathrm{diag}(d)^{-1} U`; a
+    diagonal Normal gives :math:`\sigma \odot \epsilon_D`.
+    """
+    if isinstance(comps, dist.Independent):  # diagonal components (rank 0)
+        scale = _chosen(comps.base_dist.scale, k)
+        return scale * torch.randn_like(scale)
+    if isinstance(comps, LowRankPrecisionMultivariateNormal):
+        factor, diag = _chosen(comps.prec_factor, k), _chosen(comps.prec_diag, k)
+    else:
+        factor, diag = _chosen(comps.cov_factor, k), _chosen(comps.cov_diag, k)
+    eps_d = torch.randn_like(diag)  # (N, D)
+    eps_r = torch.randn_like(factor[..., 0, :])  # (N, r)
+    v = diag.sqrt() * eps_d + (factor @ eps_r.unsqueeze(-1)).squeeze(-1)
+    if not isinstance(comps, LowRankPrecisionMultivariateNormal):
+        return v
+    scaled = factor / diag.unsqueeze(-1)  # D^-1 U, (N, D, r)
+    eye = torch.eye(factor.shape[-1], dtype=factor.dtype, device=factor.device)
+    capacitance = torch.linalg.cholesky(eye + factor.mT @ scaled)  # (N, r, r)
+    inner = torch.cholesky_solve(scaled.mT @ v.unsqueeze(-1), capacitance)  # (N, r, 1)
+    return v / diag - (scaled @ inner).squeeze(-1)
 
 
 def pad_sequences(sequences: list[Tensor], max_len: int | None = None) -> tuple[Tensor, Tensor]:
@@ -102,6 +148,21 @@ class FRMDN(PyroModel):
     """
 
     renamed_config_keys = {"factor": "factor_mode"}  # before 0.2
+    default_flow_layers = 4  # what a config without flow_layers meant
+
+    @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """``config`` with renamed keys, and the flow width that ``flow_hidden_dims=None`` meant
+        when it was saved: configs now store the width, and ``None`` in a saved config is the
+        uncapped ``[max(32, 2 * D)]`` of earlier releases (D the continuous size), so that their
+        checkpoints rebuild the architecture they were trained with. (Without a flow the width
+        means nothing and stays ``None``.)"""
+        config = super().upgrade_config(config)
+        has_flow = config.get("flow_layers", cls.default_flow_layers) > 0
+        if config.get("flow_hidden_dims", 0) is None and "obs_dim" in config and has_flow:
+            continuous = config["obs_dim"] - config.get("binary_dims", 0)
+            config["flow_hidden_dims"] = uncapped_hidden_dims(continuous)
+        return config
 
     def __init__(
         self,
@@ -137,6 +198,9 @@ class FRMDN(PyroModel):
                 f"binary_dims must be in [0, obs_dim) (at least one continuous coordinate), got "
                 f"binary_dims={binary_dims} with obs_dim={obs_dim}"
             )
+        continuous_dim = obs_dim - binary_dims
+        if flow_hidden_dims is None and flow_layers > 0:  # stored: the default may change
+            flow_hidden_dims = default_hidden_dims(continuous_dim)
         self.config = dict(
             obs_dim=obs_dim,
             input_dim=input_dim,
@@ -150,7 +214,7 @@ class FRMDN(PyroModel):
             flow_layers=flow_layers,
             flow=flow,
             conditional_flow=conditional_flow,
-            flow_hidden_dims=flow_hidden_dims,
+            flow_hidden_dims=None if flow_hidden_dims is None else list(flow_hidden_dims),
             mixing=mixing,
             min_diag=min_diag,
             binary_dims=binary_dims,
@@ -158,7 +222,6 @@ class FRMDN(PyroModel):
         )
         self.obs_dim, self.input_dim, self.name = obs_dim, input_dim, name
         self.binary_dims = binary_dims
-        continuous_dim = obs_dim - binary_dims
         self.conditional_flow = conditional_flow and flow_layers > 0
         self.rnn = CELLS[cell](obs_dim + input_dim, hidden_dim, num_layers, batch_first=True)
         self.start = nn.Parameter(torch.zeros(obs_dim))  # stands for y_0
@@ -335,16 +398,53 @@ class FRMDN(PyroModel):
             x = as_real("x", x, dtype)
         elif x is not None:
             raise ValueError("x was given but the model was built with input_dim=0")
-        state, y_prev, out = self.initial_state(num), None, []
-        for t in range(p + steps):
-            d, state = self.step(state, y_prev, None if x is None else x[:, t])
-            if t < p:
-                y_prev = prime[:, t]
-                continue
-            d = temper(d, pi_temperature, scale_temperature, scale_mode)
-            y_prev = greedy(d) if greedy_decoding else d.sample()
+        state, y_prev = self.initial_state(num), None
+        if p:  # the prime is teacher forced: one call of the RNN, no distributions
+            prev = torch.cat([self.start.expand(num, 1, -1), prime[:, :-1]], dim=1)
+            inputs = prev if x is None else torch.cat([prev, x[:, :p]], dim=-1)
+            state, y_prev = self.rnn(inputs, state)[1], prime[:, -1]
+        if scale_mode not in SCALE_MODES:
+            raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
+        # the factor of the standard deviations (temper's scale_temperature, in base space)
+        spread = math.sqrt(scale_temperature) if scale_mode == "variance" else scale_temperature
+        out = []
+        for t in range(p, p + steps):
+            if y_prev is None:
+                y_prev = self.start.expand(num, -1)
+            inputs = y_prev if x is None else torch.cat([y_prev, x[:, t]], dim=-1)
+            h, state = self.rnn(inputs.unsqueeze(1), state)
+            y_prev = self._draw(h.squeeze(1), pi_temperature, spread, greedy_decoding)
             out.append(y_prev)
+        clear_transform_cache(self.flow)
         return torch.stack(out, dim=1)
+
+    def _draw(self, h: Tensor, pi_temperature: float, spread: float, mode: bool) -> Tensor:
+        r"""One value per row of the features ``h`` (N, H): (N, D).
+
+        The component is picked from the weights :math:`\mathrm{softmax}(\text{logits} /
+        \tau_\pi)` (or the likeliest, when ``mode``), and only that component is drawn, with
+        its covariance times ``spread**2`` (its mean when ``mode``); the draw is pushed through
+        the flow and the bits appended, as :func:`~pyro_frmdn.distributions.temper` and
+        :func:`greedy` define it for the step's distribution.
+        """
+        with pyro.validation_enabled(False):  # the head's outputs are valid by construction
+            mix = self.head(h)
+        logits, comps = mix.mixture_distribution.logits, mix.component_distribution
+        if mode:
+            k = logits.argmax(-1)
+        else:  # an exponential race: argmax(l_k - log E_k) ~ Categorical(logits=l), no checks
+            race = torch.empty_like(logits).exponential_().log_()
+            k = (logits / pi_temperature - race).argmax(-1)
+        z = _chosen(comps.mean, k)
+        if not mode:
+            z = z + spread * _component_noise(comps, k)
+        for t in self.flow:
+            z = (t.condition(h) if isinstance(t, ConditionalTransform) else t)(z)
+        if self.bits is None:
+            return z
+        logits = self.bits(h)
+        bits = logits > 0 if mode else torch.bernoulli(torch.sigmoid(logits / pi_temperature))
+        return torch.cat([z, bits.to(z.dtype)], dim=-1)
 
 
 class RMDN(FRMDN):
@@ -352,6 +452,8 @@ class RMDN(FRMDN):
 
     ``rank=0`` is the classic diagonal RMDN (Graves 2013; the MDN-RNN of World Models).
     """
+
+    default_flow_layers = 0
 
     def __init__(self, obs_dim: int, **kwargs):
         if kwargs.pop("flow_layers", 0):

@@ -22,10 +22,10 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from pyro import poutine
 from torch import Tensor, nn
 
 from ..nn import ConvDecoder, ConvEncoder, PixelLikelihood, SpriteDecoder, check_frame_shape
+from .annealing import kl_weight, weighted_sites
 from .base import PyroModel
 from .frmdn import FRMDN
 from .sequence import SequenceDistribution, shift_actions
@@ -270,10 +270,12 @@ class WorldModel(PyroModel):
     @property
     def kl_scale(self) -> float:
         """The current KL weight :math:`\\beta` of training (``kl_end`` without annealing)."""
-        if not self.kl_warmup:
-            return self.kl_end
-        done = min(1.0, float(self.kl_steps) / self.kl_warmup)
-        return self.kl_start + (self.kl_end - self.kl_start) * done
+        return kl_weight(int(self.kl_steps), self.kl_warmup, self.kl_start, self.kl_end)
+
+    def _kl_weight(self):
+        """The KL weight on the ``"z"`` sites (β = 0, as ``kl_start=0`` at the first step, masks
+        them out of the loss: the same objective, since Pyro refuses a scale of 0)."""
+        return weighted_sites(self.kl_scale)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -345,7 +347,7 @@ class WorldModel(PyroModel):
         pyro.module(self.name, self)
         b, t = frames.shape[:2]
         with pyro.plate("sequences", b):
-            with poutine.scale(scale=self.kl_scale):
+            with self._kl_weight():
                 z = pyro.sample("z", self.prior_distribution(actions, mask, b, t))
             pyro.sample("x", self.frame_distribution(z, mask), obs=frames)
             heads = self._head_distributions(z, actions, mask)
@@ -359,7 +361,7 @@ class WorldModel(PyroModel):
         """Pyro guide: all of ``"z"`` at once from the amortised encoder."""
         frames, actions, mask, rewards, dones = self._check(frames, actions, mask, rewards, dones)
         pyro.module(self.name, self)
-        with pyro.plate("sequences", frames.shape[0]), poutine.scale(scale=self.kl_scale):
+        with pyro.plate("sequences", frames.shape[0]), self._kl_weight():
             pyro.sample("z", self.posterior(frames, mask))
 
     # -- bounds -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Network pieces that map features to distributions."""
 
+from .attention import AttentionWindow, Window, encode_texts, one_hot_text
 from .boosted_guide import BoostedGuideFlow
 from .conv import ConvDecoder, ConvEncoder, check_frame_shape
 from .mixture_head import FACTOR_MODES, MixtureHead
@@ -9,11 +10,15 @@ from .sprites import SpriteDecoder
 __all__ = [
     "FACTOR_MODES",
     "PIXEL_LIKELIHOODS",
+    "AttentionWindow",
     "BoostedGuideFlow",
     "ConvDecoder",
     "ConvEncoder",
     "MixtureHead",
     "PixelLikelihood",
     "SpriteDecoder",
+    "Window",
     "check_frame_shape",
+    "encode_texts",
+    "one_hot_text",
 ]

@@ -51,3 +51,18 @@ def test_run_folder_errors(runs, tmp_path, cli, capsys):
     assert "already holds a run" in capsys.readouterr().err
     assert cli("train", "--run-dir", runs / "straight", "--resume", "--epochs", 1) == 2
     assert "fewer than the 2 already trained" in capsys.readouterr().err
+
+
+def test_saved_model_section_rebuilds_the_width_of_runs_from_before_widths_were_stored():
+    # runs saved flow_hidden_dims = null, which meant max(32, 2 D) uncapped; new models cap it
+    from pyro_frmdn.cli.runs import saved_model_section
+    from pyro_frmdn.flows import default_hidden_dims
+
+    old = {"kind": "frmdn", "flow_layers": 2, "flow_hidden_dims": None}
+    assert saved_model_section(old, obs_dim=80)["flow_hidden_dims"] == [160]
+    assert default_hidden_dims(80) != [160]
+    assert "obs_dim" not in saved_model_section(old, obs_dim=80)
+    rmdn = {"kind": "rmdn", "flow_hidden_dims": None}
+    assert saved_model_section(rmdn, obs_dim=80)["flow_hidden_dims"] is None
+    stored = {"kind": "frmdn", "flow_hidden_dims": [64]}
+    assert saved_model_section(stored, obs_dim=80)["flow_hidden_dims"] == [64]

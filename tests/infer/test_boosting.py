@@ -110,7 +110,67 @@ def test_early_stopping_on_validation_nll():
     assert h["val_nll"][0] == pytest.approx(pf.evaluate(m, val), rel=1e-9)
 
 
+def test_a_second_component_takes_the_mode_the_first_misses():
+    """A known answer: on two far modes A, B (N(∓2, 0.3² I), equal weights) a first component
+    fitted to A alone, then boosted on both, the second component goes to B, ρ ≈ 1/2 and the
+    mixture reaches the entropy H_A + log 2: on A's points it pays log 2 for B's share."""
+
+    def modes(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        y = 0.3 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+        y[:, 0] += torch.where(torch.arange(n) % 2 == 0, -2.0, 2.0).double()
+        return y
+
+    y, test = modes(800, 0), modes(2000, 1)
+    entropy_a = 1 + math.log(2 * math.pi * 0.09)  # of one mode, a Gaussian
+    torch.manual_seed(0)
+    m = BoostedFlow(2, hidden_dims=[16]).double()  # the default component, narrower
+    fit_boosted(m, y[y[:, 0] < 0], num_components=1, **{**FIT, "epochs_per_component": 40})
+    a, b = test[test[:, 0] < 0], test[test[:, 0] > 0]
+    assert -float(m.log_prob(a).mean()) < entropy_a + 0.1  # the first covers A alone
+    capped = dict(weight_cap=10.0, weight_clip=None)  # the reference clip would flatten them
+    fit_boosted(m, y, num_components=2, **{**FIT, "epochs_per_component": 40, **capped})
+    assert 0.4 < float(m.rho[1]) < 0.6
+    assert -float(m.components[1].log_prob(b).mean()) < entropy_a + 0.15
+    assert float((m.components[1].sample(2000)[:, 0] < 0).double().mean()) < 0.05
+    assert -float(m.log_prob(test).mean()) < entropy_a + math.log(2) + 0.1
+
+
+def test_the_learning_rate_is_annealed_per_component():
+    m, y = flow(), blobs()
+    calls = []  # (optimizer, lr) of every step; the optimizers are kept alive, so ids stay apart
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        calls.append((self, self.param_groups[0]["lr"]))
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        fit_boosted(m, y, num_components=2, **{**FIT, "epochs_per_component": 3, "batch_size": 128})
+    finally:
+        torch.optim.Adam.step = original
+    lr = FIT["lr"]
+    optimizers = list(dict.fromkeys(opt for opt, _ in calls))
+    assert len(optimizers) == 2  # one per component
+    for opt in optimizers:  # one step per epoch: lr, the midpoint, lr / 100
+        steps = [value for o, value in calls if o is opt]
+        assert steps == pytest.approx([lr, (lr + lr / 100) / 2, lr / 100])
+
+
 # -- checkpoints -------------------------------------------------------------------------------
+
+
+def test_configs_saved_without_a_width_rebuild_the_component_of_earlier_releases():
+    torch.manual_seed(0)
+    old = BoostedFlow(2, flow="affine", flow_layers=2, hidden_dims=[32], bound=3.0).double()
+    old.add_component(), old.add_component(rho=0.4)
+    payload = old.payload()
+    payload["config"]["hidden_dims"] = None  # as releases up to 0.2 saved the default width
+    loaded = BoostedFlow.from_payload(payload)
+    y = blobs()
+    assert loaded.config["hidden_dims"] == [32]
+    assert torch.equal(loaded.log_prob(y), old.log_prob(y))
 
 
 def test_checkpoints_round_trip_and_resume(tmp_path):
@@ -204,7 +264,7 @@ def test_the_loss_of_masked_sequences_matches_a_manual_computation(weighting):
         log_g0 = m.components[0].log_prob(**train)
         log_g1 = m.components[1].log_prob(**train)
     if weighting == "weighted":  # the weighted NLL per step
-        w = boosting_sample_weights(-log_g0, (0.01, 0.1))
+        w = boosting_sample_weights(-log_g0)  # fit_boosted's defaults
         expected = -float((w * log_g1).sum()) / (count / n)
     else:  # the plain NLL per step
         expected = -float(log_g1.sum()) / count
@@ -238,6 +298,7 @@ def test_bad_arguments_raise_clear_errors():
         (dict(num_components=1), "already has 2 components"),
         (dict(weight_clip=(0.2, 0.1)), "weight_clip must be"),
         (dict(rho_search="newton"), "rho_search must be one of"),
+        (dict(lr_schedule="step"), "lr_schedule must be one of"),
         (dict(sample_weighting="bagging"), "sample_weighting must be one of"),
         (dict(fixed_rho=1.5), "fixed_rho must be"),
         (dict(rho_data="test"), "rho_data must be one of"),

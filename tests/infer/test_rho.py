@@ -51,9 +51,12 @@ def test_rho_gradient_is_the_derivative_of_the_mixture_nll():
 
 def test_sample_weights_are_normalised_and_clipped():
     neg_log_g = torch.tensor([0.0, 0.0, 0.0, 10.0] + [0.0] * 60, dtype=torch.float64)
-    w = boosting_sample_weights(neg_log_g, clip=None)
+    w = boosting_sample_weights(neg_log_g, clip=None, cap=None)
     assert torch.allclose(w, torch.softmax(neg_log_g, 0))
-    clipped = boosting_sample_weights(neg_log_g, clip=(0.01, 0.1))
+    capped = boosting_sample_weights(neg_log_g, clip=None, cap=10.0)  # 10 × the median weight
+    assert float(capped[3]) == pytest.approx(10 / (10 + 63), rel=1e-12)
+    assert torch.allclose(capped[:3], torch.full((3,), 1 / 73, dtype=torch.float64))
+    clipped = boosting_sample_weights(neg_log_g, clip=(0.01, 0.1), cap=None)
     assert math.isclose(float(clipped.sum()), 1.0)
     assert float(clipped.max() / clipped.min()) <= 10 + 1e-9
     flat = boosting_sample_weights(torch.zeros(64, dtype=torch.float64))

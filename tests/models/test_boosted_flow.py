@@ -59,7 +59,7 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="flow must be one of"):
         BoostedFlow(2, flow="planar")
     with pytest.raises(ValueError, match="affine coupling needs dim >= 2"):
-        BoostedFlow(1)
+        BoostedFlow(1, flow="affine")
     m = flow(components=2)
     with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
         m.log_prob(torch.randn(3, 3, dtype=torch.float64))

@@ -160,6 +160,34 @@ def test_the_old_factor_name_works_with_a_warning_and_old_configs_load():
     assert pf.FRMDN.from_config(saved).config == old.config  # a config written before 0.2
 
 
+def test_the_default_flow_width_is_capped_and_stored_in_the_config():
+    m = pf.FRMDN(100, hidden_dim=4, num_components=1, flow_layers=1, binary_dims=4)
+    assert m.config["flow_hidden_dims"] == [128]  # 2 * 96 capped at 128
+    assert m.flow[0].nn.layers[0].out_features == 128
+    assert pf.FRMDN(10, flow_layers=1).config["flow_hidden_dims"] == [32]
+    assert pf.RMDN(100).config["flow_hidden_dims"] is None  # no flow, no width
+
+
+@pytest.mark.parametrize("obs_dim", [3, 80])
+def test_models_saved_before_the_width_cap_load_with_their_flow(obs_dim, tmp_path):
+    """A file of an earlier release: the config holds flow_hidden_dims=None, which meant
+    [max(32, 2 * D)], wider than today's default for D > 64."""
+    from pyro_frmdn.models.base import MODEL_FORMAT
+
+    torch.manual_seed(0)
+    width = max(32, 2 * obs_dim)
+    old = pf.FRMDN(obs_dim, hidden_dim=4, num_components=2, flow_layers=2, flow_hidden_dims=[width])
+    payload = old.payload()
+    payload["config"]["flow_hidden_dims"] = None
+    torch.save({"format": MODEL_FORMAT, "version": None, **payload}, tmp_path / "old.pt")
+    new = pf.load(tmp_path / "old.pt")
+    assert new.flow[0].nn.layers[0].out_features == width
+    y = torch.randn(2, 3, obs_dim)
+    assert torch.equal(new.log_prob(y), old.log_prob(y))
+    rmdn = {**pf.RMDN(obs_dim).config, "flow_hidden_dims": None}
+    assert pf.RMDN.from_config(rmdn).config == pf.RMDN(obs_dim).config
+
+
 def test_bad_options_give_clear_errors():
     with pytest.raises(ValueError, match="cell"):
         pf.FRMDN(2, cell="rnn")

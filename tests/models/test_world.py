@@ -250,3 +250,20 @@ def test_a_sprite_world_model_round_trips_through_its_config():
     a = wm.elbo(frames)
     torch.manual_seed(5)
     assert torch.allclose(copy.elbo(frames), a)
+
+
+def test_kl_start_zero_masks_the_latent_sites_for_the_first_step():
+    # beta = 0 cannot be a Pyro scale: the first step's loss is the reconstruction alone
+    batch = episode()[:3]
+    wm = world(kl_warmup=2, kl_start=0.0).eval()  # eval: the schedule stays at its first step
+    pyro.set_rng_seed(0)
+    guide = poutine.trace(wm.guide).get_trace(*batch)
+    model = poutine.trace(poutine.replay(wm.model, trace=guide)).get_trace(*batch)
+    model.compute_log_prob()
+    assert not bool(guide.nodes["z"]["mask"]) and not bool(model.nodes["z"]["mask"])
+    pyro.set_rng_seed(0)  # Trace_ELBO runs the guide first: the same z as above
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(wm.model, wm.guide, *batch)
+    assert torch.allclose(loss, -model.nodes["x"]["log_prob_sum"])
+    wm.train()
+    poutine.trace(wm.model).get_trace(*batch)
+    assert wm.kl_scale == pytest.approx(0.5)  # then the schedule goes on

@@ -1,0 +1,220 @@
+"""Boosted flows on the 2-D toys against their entropy, a deeper flow and a jointly trained mixture.
+
+Per toy (:data:`pyro_frmdn.data.TOY2D`) and seed: 4,000 training, 1,000 validation and 2,000
+test points; the held-out NLL minus the toy's differential entropy
+(:func:`pyro_frmdn.data.toy2d_entropy`: 0 is a perfect model), for
+
+- ``C=1 … C=8``: one ``pf.BoostedFlow(dim=2)`` grown by ``pf.fit_boosted(model, train, val,
+  num_components=C)`` with the package's defaults (its test NLL after 1, 2, 4 and 8 components);
+- ``deeper``: one flow of 4× the couplings of a component (``flow_layers=8``) trained by the same
+  ``fit_boosted`` defaults with ``--budget`` × the epochs of a component;
+- ``joint``: ``pf.MixtureOfFlows(2, num_components=4)`` (components as boosting's, bases started
+  at k-means centres of the training set) trained by ``pf.fit`` on the mixture NLL, ``--budget`` ×
+  the epochs, same batch and learning rate.
+
+With ``--budget 1`` (default) the deeper flow and the joint mixture cost what C = 4 costs (as
+many coupling passes: 8 couplings or 4 × 2 for 20 epochs, against 4 × 2 couplings for 20 epochs
+each) in a quarter of its optimizer steps; ``--budget 4`` gives them its steps (4× the time).
+
+Each (toy, seed) is written to ``toys/<toy>_seed<k>.json`` under ``--out`` (default
+``benchmarks/results/boosting/``) after every model, so runs can be split across processes and
+a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
+
+    python benchmarks/boosting_toys.py                      # 6 toys × seeds 0 1 2
+    python benchmarks/boosting_toys.py --toys bars moons --seeds 1
+    python benchmarks/boosting_toys.py --report             # toys.md from the runs there
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import pyro_frmdn as pf
+from pyro_frmdn.data import TOY2D, toy2d, toy2d_entropy
+from pyro_frmdn.experiments import cpu_name
+
+STAGES = (1, 2, 4, 8)
+COLUMNS = [f"C={c}" for c in STAGES] + ["deeper", "joint"]
+MODELS = ("boosted", "deeper", "joint")
+
+
+def defaults() -> dict:
+    """fit_boosted's defaults, read from its signature (what a user gets)."""
+    params = inspect.signature(pf.fit_boosted).parameters
+    return {k: params[k].default for k in ("epochs_per_component", "batch_size", "lr")}
+
+
+def nll(model, data) -> float:
+    with torch.no_grad():
+        return -float(model.log_prob(data).mean())
+
+
+def run_pair(name: str, seed: int, args, save) -> dict:
+    """One toy and seed; ``save(row)`` is called after each model, so a cut run keeps them."""
+    train = toy2d(name, args.n, seed=seed)
+    val, test = toy2d(name, 1000, seed=500 + seed), toy2d(name, 2000, seed=1000 + seed)
+    entropy, d = toy2d_entropy(name), defaults()
+    epochs = args.budget * d["epochs_per_component"]
+    row = {"density": name, "seed": seed, "entropy": entropy}
+    torch.manual_seed(seed)
+    boosted = pf.BoostedFlow(2)
+    layers = boosted.config["flow_layers"]
+
+    def grow(stages) -> None:
+        for c in stages:
+            start = time.perf_counter()
+            pf.fit_boosted(boosted, train, val, num_components=c, seed=seed, progress=False)
+            row[f"C={c}"] = nll(boosted, test) - entropy
+            row["rho"] = [float(r) for r in boosted.rho]
+            row["component_nll"] = [  # each component alone, held out
+                nll(component, test) - entropy for component in boosted.components
+            ]
+            row["time_boosted"] = row.get("time_boosted", 0.0) + time.perf_counter() - start
+            save(row)
+
+    if "boosted" in args.models:
+        grow(STAGES[:-1])
+
+    if "deeper" in args.models:
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        deeper = pf.BoostedFlow(2, flow_layers=4 * layers)
+        pf.fit_boosted(
+            deeper, train, val, num_components=1, epochs_per_component=epochs, seed=seed,
+            progress=False,
+        )  # fmt: skip
+        key = "deeper" if args.budget == 1 else f"deeper, {args.budget}× epochs"
+        row[key], row[f"time_{key}"] = nll(deeper, test) - entropy, time.perf_counter() - t0
+        save(row)
+    if "joint" in args.models:
+        joint_mixture(row, train, val, test, seed, args.budget, save)
+    if "boosted" in args.models:
+        grow(STAGES[-1:])
+    return row
+
+
+def joint_mixture(row, train, val, test, seed, budget, save) -> None:
+    d, entropy = defaults(), row["entropy"]
+    epochs, key = (
+        budget * d["epochs_per_component"],
+        "joint" if budget == 1 else f"joint, {budget}× epochs",
+    )
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    centres = pf.MixtureOfFlows.centres(train, 4, seed=seed)
+    joint = pf.MixtureOfFlows(2, num_components=4, init_loc=centres)
+    pf.fit(
+        joint, train, val, epochs=epochs, batch_size=d["batch_size"], lr=d["lr"], seed=seed,
+        progress=False,
+    )  # fmt: skip
+    row[key], row[f"time_{key}"] = nll(joint, test) - entropy, time.perf_counter() - t0
+    row[f"weights_{key}"] = joint.weights().tolist()
+    save(row)
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return ""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    d = meta["defaults"]
+    extra = sorted({k for r in rows for k in r if k.startswith(("deeper, ", "joint, "))})
+    columns = COLUMNS + extra
+    lines = [
+        "# Boosted flows on the 2-D toys: held-out NLL minus the entropy",
+        "",
+        f"`{meta['command']}`: {meta['machine']}; {meta['minutes']:.1f} min.",
+        "",
+        f"Nats above the toy's differential entropy (0 is the data's own density) on 2,000 "
+        f"held-out points, mean ± std over the seeds run (n). Boosted: `pf.BoostedFlow(2)` and "
+        f"`pf.fit_boosted(model, train, val, num_components=C)` with the defaults "
+        f"({d['epochs_per_component']} epochs per component, batch {d['batch_size']}, lr "
+        f"{d['lr']}); deeper: one flow of 4× the couplings, {meta['budget']}× the epochs; joint: "
+        f"`pf.MixtureOfFlows(2, 4)` from k-means centres by `pf.fit`, {meta['budget']}× the "
+        f"epochs (a column «…, k× epochs»: k× those). C=4 − C=1: paired by seed (negative: "
+        f"boosting helps; in how many seeds).",
+        "",
+        "| density | entropy | n | " + " | ".join(columns) + " | C=4 − C=1 |",
+        "|---|---|---|" + "---|" * (len(columns) + 1),
+    ]
+    for name in TOY2D:
+        mine = [r for r in rows if r["density"] == name]
+        if not mine:
+            continue
+        cells = [mean_std([r[k] for r in mine if k in r]) for k in columns]
+        gain = [r["C=4"] - r["C=1"] for r in mine if "C=4" in r and "C=1" in r]
+        wins = sum(g < 0 for g in gain)
+        lines.append(
+            f"| {name} | {mine[0]['entropy']:.3f} | {len(mine)} | " + " | ".join(cells)
+            + f" | {mean_std(gain)} ({wins}/{len(gain)}) |"
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def report(out: Path) -> None:
+    """``toys.md`` from every ``toys*/<density>_seed<k>.json`` under ``out`` (the rows of one
+    toy and seed from several folders, written by runs of different ``--models``, merged)."""
+    runs = [json.loads(f.read_text()) for f in sorted(out.glob("toys*/*.json"))]
+    rows: dict[tuple, dict] = {}
+    for run in runs:
+        key = (run["row"]["density"], run["row"]["seed"])
+        rows[key] = {**rows.get(key, {}), **run["row"]}
+    if runs:
+        meta = {**runs[0]["meta"], "minutes": sum(r["meta"]["minutes"] for r in runs)}
+        (out / "toys.md").write_text(markdown(list(rows.values()), meta))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--toys", nargs="+", choices=list(TOY2D), default=list(TOY2D))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--n", type=int, default=4000, help="training points")
+    p.add_argument("--budget", type=int, default=1, help="epochs of deeper/joint, × a component's")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "boosting"))
+    p.add_argument("--report", action="store_true", help="only rebuild toys.md from the runs")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--folder", default="toys", help="the folder of the runs under --out")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    (out / args.folder).mkdir(parents=True, exist_ok=True)
+    if args.report:
+        return report(out)
+    machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
+    for seed in args.seeds:
+        for name in args.toys:
+            start = time.perf_counter()
+
+            def save(row, name=name, seed=seed, start=start) -> None:
+                meta = dict(
+                    command=(
+                        f"python benchmarks/boosting_toys.py --toys {name} --seeds {seed} "
+                        f"--models {' '.join(args.models)} --folder {args.folder}"
+                    ),
+                    machine=machine, budget=args.budget, defaults=defaults(),
+                    minutes=(time.perf_counter() - start) / 60,
+                )  # fmt: skip
+                path = out / args.folder / f"{name}_seed{seed}.json"
+                path.write_text(json.dumps({"meta": meta, "row": row}, indent=1))
+                report(out)
+
+            row = run_pair(name, seed, args, save)
+            print(f"{name} {seed}: " + ", ".join(f"{k} {row[k]:.3f}" for k in COLUMNS if k in row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""sketch-rnn on KanjiVG: does the code pay for itself? SketchVAE against the same decoder without a
+code (latent_dim=0, sketch-rnn's unconditional model), each with an RMDN and an FRMDN decoder.
+
+Held-out (the "test" kanji, which no model saw): the IWAE bound (k particles) in nats per drawing,
+the KL of q(z | S) from the prior per drawing, and the reconstruction rate: how often a test
+drawing, encoded and decoded (greedy, and sampled at temperature 0.2), is nearer to its own input
+than to every other test drawing under a stroke distance (the symmetric Chamfer distance between
+the points the pen draws, in canvas units). Writes ``results.json``, ``README.md``'s table
+(``results.md``), ``reconstructions.png`` and ``interpolation.png`` into ``--out``.
+
+    python benchmarks/sketch.py --out benchmarks/results/sketch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+from scipy.spatial.distance import cdist
+
+import pyro_frmdn as pf
+from pyro_frmdn.data import from_stroke5, kanji_stroke5
+from pyro_frmdn.plots import plot_drawings
+
+VARIANTS = {
+    "vae_rmdn": dict(flow_layers=0),
+    "vae_frmdn": dict(flow_layers=2),
+    "decoder_rmdn": dict(latent_dim=0, flow_layers=0),
+    "decoder_frmdn": dict(latent_dim=0, flow_layers=2),
+    "vae_frmdn_tol1": dict(flow_layers=2, kl_tolerance=1.0),  # a floor of 1 nat per dimension
+}
+
+
+def arguments() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    a = p.add_argument
+    a("--out", default="benchmarks/results/sketch")
+    a("--variants", nargs="+", default=list(VARIANTS)[:4], choices=list(VARIANTS))
+    a("--train", type=int, default=1000, help="training kanji (the first of the train split)")
+    a("--val", type=int, default=100)
+    a("--test", type=int, default=200)
+    a("--spacing", type=float, default=8.0, help="canvas units between points")
+    a("--grid", type=float, default=1.0, help="points rounded to it, offsets dequantised")
+    a("--epochs", type=int, default=10)
+    a("--batch-size", type=int, default=32)
+    a("--lr", type=float, default=2e-3)
+    a("--latent", type=int, default=32)
+    a("--encoder", type=int, default=64)
+    a("--hidden", type=int, default=128)
+    a("--components", type=int, default=10)
+    a("--kl-warmup", type=int, default=200, help="SVI steps of KL annealing")
+    a("--particles", type=int, default=64, help="k of the IWAE bound")
+    a("--seeds", type=int, nargs="+", default=[0])
+    return p.parse_args()
+
+
+def points(drawing: torch.Tensor, scale: float) -> np.ndarray:
+    """The absolute positions of a stroke-5 drawing's points, in canvas units."""
+    d = from_stroke5(drawing[None])
+    n = int(d["mask"].sum())
+    xy = d["y"][0, :n, :2].double().numpy() * scale
+    return np.cumsum(xy, 0) if n else np.zeros((1, 2))
+
+
+def chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    d = cdist(a, b)
+    return 0.5 * (d.min(1).mean() + d.min(0).mean())
+
+
+def reconstruction_rate(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> float:
+    """The fraction of drawings whose reconstruction is nearest to their own input."""
+    hits = 0
+    for i, out in enumerate(outputs):
+        distances = [chamfer(out, x) for x in inputs]
+        hits += int(np.argmin(distances) == i)
+    return hits / len(outputs)
+
+
+def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> dict:
+    pyro.set_rng_seed(seed)
+    config = dict(
+        latent_dim=args.latent,
+        encoder_dim=args.encoder,
+        hidden_dim=args.hidden,
+        num_components=args.components,
+        rank=1,
+        kl_warmup=args.kl_warmup,
+        kl_tolerance=0.2,
+    )
+    model = pf.SketchVAE(**{**config, **options, "name": name})
+    start = time.perf_counter()
+    history = pf.fit(
+        model,
+        data["train"],
+        val=data["val"],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+    )
+    seconds = time.perf_counter() - start
+    model.eval()
+    test = data["test"]["y"]
+    with torch.no_grad():
+        pyro.set_rng_seed(seed)
+        iwae = torch.cat(
+            [
+                model.iwae(test[i : i + 50], num_particles=args.particles)
+                for i in range(0, len(test), 50)
+            ]
+        )
+        elbo = torch.cat(
+            [model.elbo(test[i : i + 50], num_particles=8) for i in range(0, len(test), 50)]
+        )
+    result = {
+        "variant": name,
+        "seed": seed,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epochs": len(history),
+        "train_seconds": round(seconds, 1),
+        "val_nll_per_row": history["val_nll"][-1],
+        "test_iwae": float(iwae.mean()),
+        "test_elbo": float(elbo.mean()),
+        "test_drawings": len(test),
+    }
+    if model.latent_dim:
+        with torch.no_grad():
+            y, mask = model._checked(test)
+            result["test_kl"] = float(model.kl_mean(model.posterior(y, mask)))
+            result["kl_floor"] = model.kl_tolerance * model.latent_dim
+            codes = model.encode(test)
+            inputs = [points(d, scale) for d in test]
+            for label, kwargs in (
+                ("greedy", dict(greedy_decoding=True)),
+                ("tau_0.2", dict(temperature=0.2)),
+            ):
+                pyro.set_rng_seed(seed)
+                decoded = model.decode(codes, steps=test.shape[1], **kwargs)
+                result[f"reconstruction_rate_{label}"] = reconstruction_rate(
+                    inputs, [points(d, scale) for d in decoded]
+                )
+        if seed == args.seeds[0]:
+            figures(model, test, scale, Path(args.out), name)
+    return result
+
+
+def canvas(drawing: torch.Tensor, scale: float) -> torch.Tensor:
+    out = drawing.clone()
+    out[..., :2] *= scale
+    return out
+
+
+def figures(model, test, scale: float, out: Path, name: str) -> None:
+    """Six test kanji, each with its greedy and tau = 0.2 reconstructions; an interpolation."""
+    picks = test[:6]
+    codes = model.encode(picks)
+    pyro.set_rng_seed(0)
+    greedy = model.decode(codes, steps=test.shape[1], greedy_decoding=True)
+    sampled = model.decode(codes, steps=test.shape[1], temperature=0.2)
+    rows = [[canvas(d, scale) for d in ds] for ds in (picks, greedy, sampled)]
+    titles = [[label] * len(picks) for label in ("input", "greedy", "τ = 0.2")]
+    plot_drawings(rows, out / f"reconstructions_{name}.png", titles)
+    path = model.interpolate(test[0], test[1], steps=8)
+    drawn = model.decode(path, steps=test.shape[1], greedy_decoding=True)
+    plot_drawings([[canvas(d, scale) for d in drawn]], out / f"interpolation_{name}.png")
+
+
+def main() -> None:
+    args = arguments()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common = dict(spacing=args.spacing, grid=args.grid)
+    train, scale = kanji_stroke5("train", limit=args.train + args.val, **common)
+    test, _ = kanji_stroke5("test", limit=args.test, scale=scale, **common)
+    length = max(train["y"].shape[1], test["y"].shape[1])  # one padded length for all
+
+    def pad(y: torch.Tensor) -> torch.Tensor:  # more end rows
+        end = y.new_tensor([0, 0, 0, 0, 1.0]).expand(len(y), length - y.shape[1], 5)
+        return torch.cat([y, end], 1)
+
+    y = pad(train["y"])
+    data = {
+        "train": {"y": y[: args.train]},
+        "val": {"y": y[args.train :]},
+        "test": {"y": pad(test["y"])},
+    }
+    results = []
+    for seed in args.seeds:
+        for name in args.variants:
+            results.append(run(name, VARIANTS[name], data, scale, args, seed))
+            print(json.dumps(results[-1]), flush=True)
+            (out / "results.json").write_text(
+                json.dumps(
+                    {
+                        "results": results,
+                        "args": vars(args),
+                        "scale": scale,
+                        "padded_rows": length,
+                        "machine": f"{platform.machine()}, torch {torch.__version__}",
+                    },
+                    indent=1,
+                )
+            )
+    table(results, out / "results.md")
+
+
+def table(results: list[dict], path: Path) -> None:
+    keys = [
+        "test_iwae",
+        "test_elbo",
+        "test_kl",
+        "reconstruction_rate_greedy",
+        "reconstruction_rate_tau_0.2",
+        "parameters",
+        "train_seconds",
+    ]
+    lines = ["| variant | seed | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for r in results:
+        cells = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "–")) for k in keys]
+        lines.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(cells) + " |")
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

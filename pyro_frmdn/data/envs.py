@@ -1,0 +1,164 @@
+"""Environments seen through frames (CartPole-v1 from pixels, CarRacing-v3), and episodes of them.
+
+A :class:`FrameEnv` turns a gymnasium environment into what a world model reads: each
+observation is the rendered frame, cropped, resized to ``size × size`` and put channels first,
+``(3, S, S)`` uint8. :func:`collect_episodes` runs random or controller-driven episodes (through
+:func:`~pyro_frmdn.infer.rollouts.real_rollout`) into padded tensors, the layout of
+:func:`~pyro_frmdn.data.load_rollouts`, to fit V and M on (World Models' iterative procedure
+collects again with the trained controller). Needs ``gymnasium[box2d]`` (``pip install
+'pyro-frmdn[world]'``; pygame renders CartPole); runs headless.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..infer.rollouts import real_rollout
+from .carracing import INSTALL, resize_frames
+
+__all__ = [
+    "ENVS",
+    "FrameEnv",
+    "collect_episodes",
+    "env_factory",
+    "episode_windows",
+    "make_env",
+]
+
+ENVS = {
+    "CartPole-v1": dict(crop=(100, 350), skip_frames=0, max_steps=500),
+    "CarRacing-v3": dict(crop=None, skip_frames=50, max_steps=1000),
+}
+"""The environments :func:`make_env` knows: the rows of the rendered frame kept (CartPole's cart
+and pole live in rows 100-350 of 400), idle opening steps not shown (CarRacing's zoom), and the
+environment's own step limit."""
+
+
+class FrameEnv:
+    """A gymnasium environment whose observations are its frames, ``(3, S, S)`` uint8.
+
+    ``reset(seed=)`` and ``step(action)`` return what gymnasium's do, the observation replaced
+    by the frame; ``action_space`` is the environment's.
+    """
+
+    def __init__(self, env, size: int = 64, crop: tuple[int, int] | None = None,
+                 skip_frames: int = 0):  # fmt: skip
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+        self.env, self.size, self.crop, self.skip_frames = env, size, crop, skip_frames
+        self.action_space = env.action_space
+        self.pixels = env.render_mode == "rgb_array"  # render the frame, else it is the obs
+
+    def _frame(self, obs) -> np.ndarray:
+        frame = np.asarray(self.env.render() if self.pixels else obs)
+        if self.crop is not None:
+            frame = frame[self.crop[0] : self.crop[1]]
+        return resize_frames(np.ascontiguousarray(frame)[None], self.size)[0].transpose(2, 0, 1)
+
+    def reset(self, seed: int | None = None):
+        obs, info = self.env.reset(seed=seed)
+        if self.skip_frames:
+            idle = np.zeros(self.action_space.shape, dtype=np.float32)
+            for _ in range(self.skip_frames):
+                obs, *_ = self.env.step(idle)
+        return self._frame(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._frame(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def make_env(name: str = "CartPole-v1", size: int = 64) -> FrameEnv:
+    """A headless :class:`FrameEnv` of one of :data:`ENVS`, frames ``size × size``."""
+    if name not in ENVS:
+        raise ValueError(f"name must be one of {tuple(ENVS)}, got {name!r}")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    try:
+        import gymnasium
+    except ImportError as err:
+        raise ImportError(f"{name} needs gymnasium: {INSTALL}") from err
+    spec = ENVS[name]
+    try:
+        if name == "CartPole-v1":
+            env = gymnasium.make(name, render_mode="rgb_array")
+        else:
+            env = gymnasium.make(name)
+    except gymnasium.error.DependencyNotInstalled as err:
+        raise ImportError(f"{name} needs {err}: {INSTALL}") from err
+    return FrameEnv(env, size, spec["crop"], spec["skip_frames"])
+
+
+def env_factory(name: str, size: int) -> Callable[[], FrameEnv]:
+    """A picklable ``make_env`` of no arguments (for worker processes)."""
+    return partial(make_env, name, size)
+
+
+def collect_episodes(
+    make: Callable[[], FrameEnv],
+    episodes: int,
+    world_model=None,
+    controller=None,
+    seed: int = 0,
+    max_steps: int = 500,
+    progress: bool = True,
+) -> dict[str, Tensor]:
+    """Run ``episodes`` episodes, random or driven by ``controller`` (with V and M of
+    ``world_model``), episode i seeded by ``(seed, i)``.
+
+    Returns padded tensors as :func:`~pyro_frmdn.data.load_rollouts` does: ``frames`` uint8
+    ``(N, T, 3, S, S)``, ``actions`` ``(N, T, A)`` (one-hot for a discrete space), ``rewards``
+    ``(N, T)``, ``dones`` ``(N, T)`` bool, ``mask`` ``(N, T)`` bool, and ``returns`` ``(N,)``.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    env, runs = make(), []
+    bar = tqdm(total=episodes, disable=not progress, desc="collect", unit="episode")
+    try:
+        for i in range(episodes):
+            s = int(np.random.SeedSequence([seed, i]).generate_state(1)[0] % 2**31)
+            runs.append(real_rollout(env, world_model, controller, None, s, max_steps, True))
+            bar.update()
+            bar.set_postfix(ret=f"{runs[-1].total:.1f}")
+    finally:
+        bar.close()
+        env.close()
+    length = max(r.steps for r in runs)
+    out = {}
+    for key in ("frames", "actions", "rewards", "dones"):
+        first = getattr(runs[0], key)
+        padded = np.zeros((episodes, length, *first.shape[1:]), dtype=first.dtype)
+        for n, r in enumerate(runs):
+            padded[n, : r.steps] = getattr(r, key)
+        out[key] = torch.from_numpy(padded)
+    steps = torch.tensor([r.steps for r in runs])
+    out["mask"] = torch.arange(length)[None] < steps[:, None]
+    out["returns"] = torch.tensor([r.total for r in runs])
+    return out
+
+
+def episode_windows(episodes: dict[str, Tensor], window: int) -> dict[str, Tensor]:
+    """Cut padded episodes (as :func:`collect_episodes` returns them) into consecutive windows of
+    ``window`` steps, the training sequences of a world model: ``frames``, ``actions``,
+    ``rewards``, ``dones`` and ``mask``, windows with no step left out."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    keys = ("frames", "actions", "rewards", "dones", "mask")
+    t = episodes["mask"].shape[1]
+    pad = -t % window
+    out = {}
+    for k in keys:
+        x = episodes[k]
+        x = torch.cat([x, x.new_zeros(x.shape[0], pad, *x.shape[2:])], 1) if pad else x
+        out[k] = x.reshape(x.shape[0] * ((t + pad) // window), window, *x.shape[2:])
+    keep = out["mask"].any(1)
+    return {k: v[keep] for k, v in out.items()}

@@ -1,0 +1,62 @@
+"""The sketch model's input checks: stroke-5 drawings, codes, and random drawings for examples."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .validation import check_sequences
+
+__all__ = ["END", "check_codes", "check_stroke5", "random_stroke5", "stroke5_lengths"]
+
+END = 2
+"""The index of the end-of-drawing state among stroke-5's pen states (p1 down, p2 up, p3 end)."""
+
+
+def check_stroke5(y, mask, dtype: torch.dtype, device: torch.device):
+    """``y`` (B, L, 5) stroke-5 and ``mask`` (B, L) checked (as every sequence model's data, see
+    :func:`~pyro_frmdn.models.check_sequences`, and the pen one-hot), in ``dtype``."""
+    y, _, mask = check_sequences(y, None, mask, 5, 0, dtype, device)
+    pen = y[..., 2:]
+    bad = ~((((pen == 0) | (pen == 1)).all(-1)) & (pen.sum(-1) == 1))
+    if mask is not None:
+        bad &= mask
+    if bool(bad.any()):
+        pos = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"y[{pos[0]}, {pos[1]}, 2:] = {y[pos][2:].tolist()}: the pen of stroke-5 (p1 down, "
+            "p2 up, p3 end) must be one-hot; convert strokes with pyro_frmdn.data.to_stroke5"
+        )
+    return y, mask
+
+
+def stroke5_lengths(y: Tensor, mask: Tensor | None) -> Tensor:
+    """Rows of each drawing before its first end row (and its first masked row), at least 1."""
+    live = (y[..., 2 + END] == 0).cumprod(1).bool()
+    if mask is not None:
+        live &= mask.cumprod(1).bool()
+    return live.sum(1).clamp(min=1)
+
+
+def check_codes(z, latent_dim: int, name: str, shape: str, dtype, device) -> Tensor:
+    """``z`` as a finite tensor whose last dim is ``latent_dim`` and whose rank ``shape`` gives
+    (``"(N, Z)"`` or ``"(Z,)"``)."""
+    z = torch.as_tensor(z, dtype=dtype, device=device)
+    rank = 2 if shape == "(N, Z)" else 1
+    if z.dim() != rank or z.shape[-1] != latent_dim or not bool(torch.isfinite(z).all()):
+        want = shape.replace("Z", str(latent_dim))
+        raise ValueError(f"{name} must be finite codes {want}, got {tuple(z.shape)}")
+    return z
+
+
+def random_stroke5(num: int, steps: int, seed: int = 0) -> Tensor:
+    """``num`` random stroke-5 drawings of ``steps`` rows, each ending before the last row (for
+    examples and tests)."""
+    g = torch.Generator().manual_seed(seed)
+    length = torch.randint(1, steps, (num,), generator=g)
+    offsets = torch.randn(num, steps, 2, generator=g)
+    pen = (torch.rand(num, steps, generator=g) < 0.2).long()
+    pen = torch.where(torch.arange(steps) < length[:, None], pen, END)
+    state = F.one_hot(pen, 3).float()
+    return torch.cat([offsets * (1 - state[..., END:]), state], -1)

@@ -1,0 +1,93 @@
+"""pyro-frmdn agent: the config is checked, and the whole V-M-C loop runs end to end on a fake
+environment in seconds (and on CartPole from pixels when gymnasium renders it)."""
+
+import json
+import re
+from functools import partial
+
+import pytest
+import torch
+from support.agents import BalanceEnv
+
+import pyro_frmdn as pf
+from pyro_frmdn.cli import main
+from pyro_frmdn.cli.agent import DEFAULTS, load_agent_config, run_agent
+
+pytest.importorskip("cma")
+
+TINY = {
+    "env": {"size": 8, "max_steps": 30},
+    "collect": {"episodes": 6, "iterations": 2},
+    "world": {"latent_dim": 3, "channels": [4], "features": 8, "hidden_dim": 6, "kl_warmup": 0},
+    "fit": {"epochs": 1, "batch_size": 8, "window": 8},
+    "controller": {"generations": 2, "popsize": 4, "rollouts": 2, "dream_steps": 10},
+    "evaluate": {"episodes": 3},
+}
+
+
+def config(**controller):
+    c = {section: {**DEFAULTS[section], **TINY.get(section, {})} for section in DEFAULTS}
+    c["controller"].update(controller)
+    return c
+
+
+@pytest.mark.parametrize("train_in", ["dream", "env"])
+def test_the_whole_loop_runs_on_a_fake_environment(tmp_path, train_in):
+    lines = []
+    results = run_agent(config(train_in=train_in), tmp_path, progress=False,
+                        make_env=partial(BalanceEnv, 30), log=lines.append)  # fmt: skip
+    for name in ("world.pt", "controller.pt", "evolution.pt", "evolution1.pt", "evolution.png",
+                 "agent.gif", "results.json"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["controller"]["episodes"] == 3 and len(saved["history"]) == 2
+    assert results["controller"]["mean"] == saved["controller"]["mean"]
+    assert lines[1].startswith(f"C trained in the {train_in}: mean return")
+    # the saved parts rebuild and act: C reads M's hidden state
+    world, c = pf.load(tmp_path / "world.pt"), pf.load(tmp_path / "controller.pt")
+    assert isinstance(c, pf.Controller) and c.hidden_dim == world.prior.rnn.hidden_size == 6
+    assert c.act(torch.zeros(3), torch.zeros(6)).shape == ()
+    # every real return is a whole number of steps of reward 1, at most max_steps
+    assert 1 <= saved["controller"]["mean"] <= 30
+
+
+def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
+    path = tmp_path / "a.toml"
+    for text, message in (
+        ("[controller]\npopsize = 0\n", "[controller] popsize must be > 0, got 0"),
+        ("[controller]\ntrain_in = 'moon'\n", "[controller] train_in must be one of"),
+        ("[controller]\npopsise = 3\n", "unknown key [controller] popsise"),
+        ("[agent]\n", "unknown config section [agent]"),
+        ("[fit]\nlr = 'fast'\n", "[fit] lr must be like 0.002, got 'fast'"),
+        ("[fit\n", "is not valid TOML"),
+        ("[env]\nname = 'Pong'\n", "[env] name must be one of ('CartPole-v1', 'CarRacing-v3')"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_agent_config(path)
+        with pytest.raises(SystemExit):
+            main(["agent", "--config", str(path), "--out", str(tmp_path / "run")])
+        assert "pyro-frmdn agent: error:" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing ran
+    assert load_agent_config(None) == DEFAULTS
+    # the example config spells out every default
+    assert load_agent_config("examples/configs/agent_cartpole.toml") == DEFAULTS
+
+
+@pytest.mark.slow
+def test_the_command_runs_on_cartpole_from_pixels(tmp_path):
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("pygame", reason="CartPole renders with pygame")
+    path = tmp_path / "cartpole.toml"
+    path.write_text(
+        "[env]\nsize = 16\nmax_steps = 20\n[collect]\nepisodes = 3\n"
+        "[world]\nlatent_dim = 3\nchannels = [4]\nfeatures = 8\nhidden_dim = 6\n"
+        "[fit]\nepochs = 1\nwindow = 8\n"
+        "[controller]\ngenerations = 1\npopsize = 2\nrollouts = 1\ndream_steps = 5\n"
+        "[evaluate]\nepisodes = 2\ngif = false\n"
+    )
+    assert main(["agent", "--config", str(path), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0  # fmt: skip
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["config"]["env"]["name"] == "CartPole-v1"
+    assert 1 <= results["controller"]["mean"] <= 20

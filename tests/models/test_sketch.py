@@ -1,0 +1,309 @@
+"""SketchVAE: the Pyro program, the decoder against a dense reference, KL schedule, user methods."""
+
+import math
+
+import pyro
+import pytest
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from torch.distributions import MultivariateNormal
+
+import pyro_frmdn as pf
+from pyro_frmdn.data import from_stroke5, to_stroke5
+from pyro_frmdn.models import SketchVAE
+from pyro_frmdn.models.sketch_inputs import random_stroke5
+
+Z, B, L = 3, 4, 7
+
+
+def vae(**kwargs) -> SketchVAE:
+    torch.manual_seed(0)
+    options = dict(latent_dim=Z, encoder_dim=6, hidden_dim=8, num_components=2, rank=1)
+    return SketchVAE(**{**options, **kwargs}).double()
+
+
+def drawings(seed=0) -> torch.Tensor:
+    return random_stroke5(B, L, seed).double()
+
+
+def blind(m: SketchVAE) -> SketchVAE:
+    """Cut z out of the decoder: its initial state and its input no longer read z."""
+    with torch.no_grad():
+        m.init.weight.zero_()
+        m.decoder.weight_ih_l0[:, 5:].zero_()
+    return m
+
+
+@torch.no_grad()
+def reference_log_likelihood(m: SketchVAE, y: torch.Tensor) -> torch.Tensor:
+    """log p(y) of a blind decoder, by hand in float64: the LSTM's equations, dense Gaussian
+    components, the pen's log-softmax; offsets of end rows not scored."""
+    hidden = m.decoder.hidden_size
+    bias = torch.zeros(2 * hidden, dtype=y.dtype) if m.init is None else m.init.bias
+    h, c = torch.tanh(bias).split(hidden)  # no code: the state starts at zero
+    h, c = h.expand(len(y), -1), c.expand(len(y), -1)
+    w_ih, w_hh = m.decoder.weight_ih_l0[:, :5], m.decoder.weight_hh_l0
+    bias = m.decoder.bias_ih_l0 + m.decoder.bias_hh_l0
+    prev = torch.tensor([0.0, 0, 1, 0, 0], dtype=y.dtype).expand(len(y), 5)
+    k, total = m.head.num_components, torch.zeros(len(y), dtype=y.dtype)
+    for t in range(y.shape[1]):
+        i, f, g, o = (prev @ w_ih.T + h @ w_hh.T + bias).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        logits, loc, raw_diag, factor = (h @ m.head.linear.weight.T + m.head.linear.bias).split(
+            [k, 2 * k, 2 * k, 2 * k], -1
+        )
+        cov = factor.reshape(-1, k, 2, 1) @ factor.reshape(-1, k, 2, 1).mT
+        cov = cov + torch.diag_embed(F.softplus(raw_diag.reshape(-1, k, 2)) + m.head.min_diag)
+        comps = MultivariateNormal(loc.reshape(-1, k, 2), covariance_matrix=cov)
+        offsets = torch.logsumexp(F.log_softmax(logits, -1) + comps.log_prob(y[:, t, None, :2]), -1)
+        pen = (F.log_softmax(h @ m.pen.weight.T + m.pen.bias, -1) * y[:, t, 2:]).sum(-1)
+        total += pen + torch.where(y[:, t, 4] == 1, 0.0, offsets)
+        prev = y[:, t]
+    return total
+
+
+def traces(m, *args):
+    guide = poutine.trace(m.guide).get_trace(*args)
+    model = poutine.trace(poutine.replay(m.model, trace=guide)).get_trace(*args)
+    return model, guide
+
+
+# -- the Pyro program -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"guide_flow": "iaf", "flow_layers": 2}])
+def test_the_z_sites_of_model_and_guide_match_in_shape_and_plates(options):
+    m = vae(**options)
+    y = drawings()
+    mask = torch.arange(L) < torch.tensor([7, 5, 3, 7])[:, None]
+    model, guide = traces(m, y, mask)
+    zm, zg = model.nodes["z"], guide.nodes["z"]
+    assert zg["value"].shape == (B, Z) and zm["value"] is zg["value"]
+    assert zm["fn"].batch_shape == zg["fn"].batch_shape == (B,)
+    assert zm["fn"].event_shape == zg["fn"].event_shape == (Z,)
+    plates = lambda site: [(f.name, f.size, f.dim) for f in site["cond_indep_stack"]]  # noqa: E731
+    assert plates(zm) == plates(zg) == [("drawings", B, -1)]
+    assert model.nodes["y"]["is_observed"] and model.nodes["y"]["fn"].event_shape == (L, 5)
+    assert plates(model.nodes["y"]) == plates(zm)
+
+
+def test_the_decoder_matches_a_dense_float64_reference():
+    m = blind(vae())
+    y = drawings()
+    z = torch.randn(2, B, Z, dtype=torch.float64)  # blind: every code gives the same law
+    lp = m.likelihood(y, z).log_prob(y)
+    assert lp.shape == (2, B)
+    assert torch.allclose(lp, reference_log_likelihood(m, y).expand(2, B), rtol=1e-10)
+
+
+def test_with_the_decoder_blind_to_z_the_elbo_is_the_nll_minus_the_kl():
+    m = blind(vae(kl_tolerance=0.0))
+    y = drawings()
+    log_p = reference_log_likelihood(m, y)
+    q = m.posterior(*m._checked(y))
+    kl = torch.distributions.kl_divergence(q, m.prior(B)).detach()
+    assert bool((kl > 0).all())
+    loss = TraceMeanField_ELBO().loss(m.model, m.guide, y)  # analytic KL
+    assert loss == pytest.approx(float(-(log_p - kl).sum()), rel=1e-10)
+    model, guide = traces(m, y)  # one-sample Trace_ELBO: the KL estimated at the drawn z
+    z = guide.nodes["z"]["value"]
+    one_sample = log_p + m.prior(B).log_prob(z) - q.log_prob(z)
+    model.compute_log_prob(), guide.compute_log_prob()
+    elbo = model.log_prob_sum() - guide.log_prob_sum()
+    assert float(elbo.detach()) == pytest.approx(float(one_sample.detach().sum()), rel=1e-10)
+
+
+def test_with_the_guide_equal_to_the_prior_every_bound_is_the_likelihood():
+    m = blind(vae(min_scale=1e-3))
+    with torch.no_grad():
+        m.guide_head.weight.zero_()
+        m.guide_head.bias[:Z] = 0.0
+        m.guide_head.bias[Z:] = math.log(math.expm1(1 - 1e-3))  # softplus + floor = 1
+    y = drawings()
+    log_p = reference_log_likelihood(m, y)
+    assert torch.allclose(m.elbo(y, num_particles=3), log_p, rtol=1e-10)
+    assert torch.allclose(m.iwae(y, num_particles=5, chunk_size=2), log_p, rtol=1e-10)
+
+
+def test_without_a_code_it_is_the_unconditional_decoder_scored_exactly():
+    m = vae(latent_dim=0)
+    assert m.encoder is None and m.init is None
+    y = drawings()
+    log_p = reference_log_likelihood(m, y)
+    model, guide = traces(m, y)
+    assert "z" not in model.nodes and not guide.stochastic_nodes
+    loss = Trace_ELBO().loss(m.model, m.guide, y)
+    assert loss == pytest.approx(float(-log_p.sum()), rel=1e-10)
+    assert torch.allclose(m.iwae(y, num_particles=3), log_p, rtol=1e-10)
+    assert torch.allclose(m.log_prob(y), log_p, rtol=1e-10)
+    assert m.sample(2, steps=4).shape == (2, 4, 5)
+    assert m.complete(y[0, :2], num=2, steps=3).shape == (2, 5, 5)
+    with pytest.raises(ValueError, match="no code"):
+        m.encode(y)
+    with pytest.raises(ValueError, match="no code"):
+        m.interpolate(y[0], y[1])
+
+
+def test_iwae_is_at_least_the_elbo_and_rises_with_particles():
+    m = vae()
+    y = drawings()
+    pyro.set_rng_seed(0)
+    lw = m.log_weights(y, num_particles=64)
+    elbo, iwae = lw.mean(0), torch.logsumexp(lw, 0) - math.log(64)
+    assert bool((iwae >= elbo).all()) and bool((iwae > elbo).any())
+
+
+# -- KL annealing and tolerance ---------------------------------------------------------------
+
+
+def _encoder_grad(m, y) -> float:
+    m.zero_grad()
+    Trace_ELBO().loss_and_grads(m.model, m.guide, y)
+    grads = [p.grad for p in [*m.encoder.parameters(), *m.guide_head.parameters()]]
+    return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+
+def test_below_the_kl_tolerance_the_kl_gives_no_gradient():
+    m = blind(vae(kl_tolerance=0.0))
+    y = drawings()
+    assert _encoder_grad(m, y) > 0  # the KL pulls q toward the prior
+    kl = m.kl_mean(m.posterior(*m._checked(y)))
+    m.kl_tolerance = 2 * kl / Z  # the floor above the KL: max(KL, floor) is flat
+    assert _encoder_grad(m, y) == 0.0
+
+
+def test_kl_annealing_weighs_the_kl_and_counts_training_steps():
+    m = blind(vae(kl_warmup=4, kl_start=0.25, kl_end=0.5, kl_tolerance=0.0))
+    y = drawings()
+    log_p = reference_log_likelihood(m, y)
+    kl = torch.distributions.kl_divergence(m.posterior(*m._checked(y)), m.prior(B)).detach()
+    for step, beta in enumerate([0.25, 0.3125, 0.375, 0.4375, 0.5, 0.5]):
+        assert m.kl_scale == beta and int(m.kl_steps) == step
+        with torch.no_grad():  # an evaluation: no step counted
+            loss = TraceMeanField_ELBO().loss(m.model, m.guide, y)
+        assert loss == pytest.approx(float(-(log_p - beta * kl).sum()), rel=1e-10)
+        m.model(y)  # a training call
+    m.eval()
+    m.model(y)
+    assert int(m.kl_steps) == 6
+
+
+def test_fit_trains_it_and_runs_the_schedule():
+    m = vae(kl_warmup=3)
+    y = random_stroke5(8, L).double()
+    history = pf.fit(m, y, val=y[:4], epochs=2, batch_size=4, progress=False)
+    assert len(history) == 2 and all(math.isfinite(v) for v in history["val_nll"])
+    assert int(m.kl_steps) == 4 and m.kl_scale == m.kl_end
+
+
+# -- what users do with it --------------------------------------------------------------------
+
+
+def test_samples_and_decodings_are_valid_stroke5_that_stay_ended():
+    m = vae(flow_layers=2, guide_flow="iaf")
+    for s in (m.sample(5, steps=12), m.sample(3, steps=6, temperature=0.2, greedy_decoding=True)):
+        back = from_stroke5(s)  # one-hot pens, the end row
+        ended = (s[..., 4] == 1).cumsum(1) > 0
+        assert bool((s[ended] == s.new_tensor([0, 0, 0, 0, 1])).all())
+        assert torch.equal(to_stroke5(back["y"], back["mask"], s.shape[1])[~ended], s[~ended])
+
+
+def test_greedy_decoding_is_deterministic_and_follows_the_code():
+    m = vae()
+    z = torch.randn(2, Z, dtype=torch.float64)
+    a = m.decode(z, steps=8, greedy_decoding=True)
+    assert torch.equal(a, m.decode(z, steps=8, greedy_decoding=True))
+    alone = m.decode(z[1:], steps=8, greedy_decoding=True)  # batched or not: rounding only
+    assert torch.allclose(a[1:], alone, rtol=1e-12, atol=1e-14)
+    assert not torch.allclose(a[0], a[1])  # another code, another drawing
+
+
+def test_interpolation_is_spherical_with_the_codes_at_its_ends():
+    m = vae()
+    a, b = torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0, 2.0, 0]).double()
+    path = m.interpolate(a, b, steps=5)
+    assert torch.equal(path[0], a) and torch.equal(path[-1], b)
+    angle = torch.atan2(path[:, 1] / 2, path[:, 0])  # evenly spaced angles on the ellipse...
+    assert torch.allclose(angle, torch.linspace(0, math.pi / 2, 5, dtype=torch.float64))
+    y = drawings()
+    ends = m.interpolate(y[0], y[1], steps=3)
+    codes = torch.cat([m.encode(y[:1]), m.encode(y[1:2])])  # each drawing encoded alone
+    assert torch.equal(ends[[0, -1]], codes)
+    same = m.decode(ends[[0, -1]], steps=6, greedy_decoding=True)
+    assert torch.equal(same, m.decode(codes, steps=6, greedy_decoding=True))
+
+
+def test_completion_keeps_the_partial_drawing_as_it_is():
+    m = vae()
+    partial = drawings()[0, :3]
+    out = m.complete(partial, num=3, steps=4)
+    assert out.shape == (3, 7, 5) and torch.equal(out[:, :3], partial.expand(3, 3, 5))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    m = vae(flow_layers=1, guide_flow="iaf", kl_warmup=10).float()  # load rebuilds in float32
+    m.kl_steps += 3
+    path = m.save(tmp_path / "sketch.pt")
+    back = pf.load(path)
+    y = drawings().float()
+    assert back.config == m.config and int(back.kl_steps) == 3
+    assert torch.equal(back.encode(y), m.encode(y))
+    pyro.set_rng_seed(1)
+    expected = m.iwae(y, num_particles=4)
+    pyro.set_rng_seed(1)
+    assert torch.equal(back.iwae(y, num_particles=4), expected)
+
+
+def test_bad_inputs_are_refused_naming_the_argument():
+    m = vae()
+    y = drawings()
+    with pytest.raises(ValueError, match="obs_dim=5"):
+        m.elbo(y[..., :3])
+    bad = y.clone()
+    bad[0, 0, 2:] = torch.tensor([1.0, 1.0, 0.0]).double()
+    with pytest.raises(ValueError, match="one-hot"):
+        m.elbo(bad)
+    bad = y.clone()
+    bad[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        m.encode(bad)
+    with pytest.raises(ValueError, match="mask must be boolean"):
+        m.elbo(y, torch.ones(B, L))
+    with pytest.raises(ValueError, match="guide_flow"):
+        SketchVAE(guide_flow="boosted")
+    with pytest.raises(ValueError, match="kl_tolerance"):
+        SketchVAE(kl_tolerance=-1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        m.sample(2, steps=3, temperature=0.0)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        m.sample(2, steps=0)
+    with pytest.raises(ValueError, match=r"z must be finite codes \(N, 3\)"):
+        m.decode(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="partial must be one drawing"):
+        m.complete(y)
+    with pytest.raises(ValueError, match=r"a must be finite codes \(3,\)"):
+        m.interpolate(torch.zeros(4), torch.zeros(3))
+    with pytest.raises(ValueError, match="num_particles must be >= 1"):
+        m.iwae(y, num_particles=0)
+
+
+def test_drawings_are_plotted_in_a_grid(tmp_path):
+    from matplotlib.image import imread
+
+    from pyro_frmdn.plots import plot_drawings
+
+    m = vae()
+    y = drawings()
+    decoded = m.decode(m.encode(y[:2]), steps=L, greedy_decoding=True)
+    offsets = from_stroke5(y[:1])["y"][0]  # the package's (dx, dy, pen_up) too
+    path = plot_drawings([[y[0], y[1]], [decoded[0], offsets]], tmp_path / "grid.png")
+    image = imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    assert image[..., :3].min() < 0.5  # ink on the page
+    with pytest.raises(ValueError, match="one title per drawing"):
+        plot_drawings([[y[0], y[1]]], tmp_path / "x.png", titles=[["a"]])
+    with pytest.raises(ValueError, match=r"shape \(T, 3\)"):
+        plot_drawings([[y[0][:, :4]]], tmp_path / "x.png")

@@ -55,11 +55,25 @@ class BoostedFRMDN(BoostedMixture):
             raise ValueError(f"steps must be >= 1, got {steps}")
         super().__init__(name)
         with torch.random.fork_rng(devices=[]):  # fail here on bad kwargs, RNG untouched
-            FRMDN(obs_dim, **frmdn_kwargs)
+            probe = FRMDN(obs_dim, **frmdn_kwargs)
+        # the flow width is stored: a config without one is from before widths were stored
+        frmdn_kwargs.setdefault("flow_hidden_dims", probe.config["flow_hidden_dims"])
         self.obs_dim, self.steps = obs_dim, steps
         self.input_dim = frmdn_kwargs.get("input_dim", 0)
         self.frmdn_kwargs = dict(frmdn_kwargs)
         self.config = dict(obs_dim=obs_dim, steps=steps, name=name, **frmdn_kwargs)
+
+    @classmethod
+    def upgrade_config(cls, config: dict) -> dict:
+        """``config`` with renamed keys, and the components' flow width that a config saved
+        without one meant (:meth:`FRMDN.upgrade_config`: the uncapped ``max(32, 2 D)``)."""
+        config = super().upgrade_config(config)
+        if config.get("flow_hidden_dims") is None and "obs_dim" in config:
+            component = {k: v for k, v in config.items() if k not in ("steps", "name")}
+            config["flow_hidden_dims"] = FRMDN.upgrade_config(
+                {**component, "flow_hidden_dims": None}
+            )["flow_hidden_dims"]
+        return config
 
     def new_component(self, index: int) -> FRMDN:
         return FRMDN(self.obs_dim, **self.frmdn_kwargs)

@@ -123,3 +123,18 @@ def test_frmdn_mixture_input_errors():
         d.expand((2, 5))
     with pytest.raises(ValueError, match="sequence length"):
         frmdn_mixture(1).__class__(2, hidden_dim=4).distribution()
+
+
+def test_a_config_saved_without_a_flow_width_rebuilds_the_old_uncapped_width():
+    # before widths were stored, flow_hidden_dims absent meant max(32, 2 D); now it is capped
+    from pyro_frmdn.flows import default_hidden_dims
+
+    new = pf.BoostedFRMDN(80, steps=3, hidden_dim=4, num_components=1, flow_layers=1)
+    assert new.config["flow_hidden_dims"] == default_hidden_dims(80) != [160]
+    assert pf.BoostedFRMDN.upgrade_config(dict(new.config)) == new.config
+    old = {k: v for k, v in new.config.items() if k != "flow_hidden_dims"}
+    rebuilt = pf.BoostedFRMDN.from_config(old)
+    assert rebuilt.config["flow_hidden_dims"] == [160]
+    assert rebuilt.new_component(0).config["flow_hidden_dims"] == [160]
+    flowless = {**old, "flow_layers": 0}
+    assert pf.BoostedFRMDN.upgrade_config(flowless)["flow_hidden_dims"] is None

@@ -56,8 +56,8 @@ VARIANTS = ("ours", "ours-torch", "stock", "dense")
 def inputs(b, t, d, k, r, device, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
 
-    def rand(*shape, scale=1.0, shift=0.0):
-        x = torch.rand(*shape, generator=g) * scale + shift
+    def rand(*shape, scale=1.0, shift=0.0):  # in place: no temporaries to raise the peak
+        x = torch.rand(*shape, generator=g).mul_(scale).add_(shift)
         return x.to(device=device, dtype=dtype).requires_grad_()
 
     logits = rand(b, t, k, scale=2.0)
@@ -143,34 +143,34 @@ def interleaved(variants, b, t, d, k, r, device, repeats):
     return {key: statistics.median(vals) for key, vals in times.items()}
 
 
-def reset_peak(device):
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+def rss(key: str) -> int:
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-
-
-def peak_bytes(device):
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated()
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
 
 
 def memory_worker(variant, b, t, d, k, r, device):
-    """Peak memory of one forward + backward of one variant, in this process; print JSON."""
+    """Peak memory of one forward + backward of one variant, in this fresh process; print JSON.
+
+    A tiny call first (same dtypes and layouts: compiled code loaded), then the inputs; the peak
+    is the growth of the peak (CUDA: max_memory_allocated; CPU: the resident set's high-water
+    mark VmHWM) over what the inputs hold, freed memory returned to the OS as usual.
+    """
+    runners(variant, inputs(2, 2, d, k, r, device), device)["log_prob+backward"]()
     params = inputs(b, t, d, k, r, device)
     fns = runners(variant, params, device)
-    fns["log_prob+backward"]()  # compile and warm up outside the measurement
-    for p in params[:4]:
-        p.grad = None
     sync(device)
-    base = reset_peak(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = rss("VmRSS")
+        if rss("VmHWM") > base + 2**20:  # an earlier peak would hide this one
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
     fns["log_prob+backward"]()
-    print(json.dumps({"peak_mb": (peak_bytes(device) - base) / 2**20}))
+    sync(device)
+    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else rss("VmHWM")
+    print(json.dumps({"peak_mb": (peak - base) / 2**20}))
 
 
 def memory(variant, b, t, d, k, r, device):
@@ -230,6 +230,7 @@ def main():
     p.add_argument("--no-validation", action="store_true")
     p.add_argument("--busy", action="store_true", help="measure beside a busy process")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--memory-only", action="store_true", help="only the peak-memory processes")
     p.add_argument(
         "--fresh-pages",
         action="store_true",
@@ -242,12 +243,21 @@ def main():
         a.batch, a.steps, a.sweep, a.repeats, a.threads = 8, 10, [16], 2, [1]
     b, t, k, r = a.batch, a.steps, a.components, a.rank
     pyro.enable_validation(not a.no_validation)
-    if not a.fresh_pages:
-        keep_freed_memory()  # as fit does for CPU training, for every variant alike
     if a.memory_worker:
         memory_worker(a.memory_worker, b, t, a.sweep[0], k, r, a.device)
         return
+    if not a.fresh_pages:
+        keep_freed_memory()  # as fit does for CPU training, for every variant alike
     name = torch.cuda.get_device_name() if a.device.startswith("cuda") else "CPU"
+    if a.memory_only:
+        print(f"# B={b} T={t} K={k} r={r} float32 on {a.device} ({name}): peak memory of")
+        print("# log_prob + backward over the inputs, each variant in a fresh process")
+        for d in a.sweep:
+            dense_gb = 3 * b * t * k * d * d * 4 / 2**30
+            variants = [v for v in VARIANTS if v != "dense" or dense_gb <= a.dense_budget_gb]
+            peaks = {v: memory(v, b, t, d, k, r, a.device) for v in variants}
+            print(f"D={d}: " + ", ".join(f"{v} {mb:.0f} MB" for v, mb in peaks.items()))
+        return
     neighbour = None
     if a.busy:
         neighbour = mp.get_context("spawn").Process(target=busy, daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 
@@ -251,17 +252,26 @@ def _backward_rows(value, loc, factor, diag, precision, tril, proj, grad, g_loc,
                     g_factor[o, k, i, j] = ca[i] * pj + cb[i] * t[j, i]
 
 
+def _renamed(fn, name: str):
+    """``fn`` under another name: Numba's on-disk cache is keyed by the function's name, and the
+    serial and parallel compilations of one function would otherwise overwrite each other."""
+    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    new = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = name
+    return new
+
+
 if AVAILABLE:
     _jit = dict(nogil=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
     _load_row = numba.njit(inline="always", **_jit)(_load_row)
     _inverse = numba.njit(inline="always", **_jit)(_inverse)
     _FORWARD = (
         numba.njit(parallel=False, **_jit)(_forward_rows),
-        numba.njit(parallel=True, **_jit)(_forward_rows),
+        numba.njit(parallel=True, **_jit)(_renamed(_forward_rows, "_forward_rows_parallel")),
     )
     _BACKWARD = (
         numba.njit(parallel=False, **_jit)(_backward_rows),
-        numba.njit(parallel=True, **_jit)(_backward_rows),
+        numba.njit(parallel=True, **_jit)(_renamed(_backward_rows, "_backward_rows_parallel")),
     )
 
 

@@ -13,8 +13,9 @@ from .boosted import BoostedMixture, BoostingComponent
 from .boosted_flow import BoostedFlow, FlowComponent
 from .boosted_frmdn import BoostedFRMDN
 from .controller import Controller
+from .decoding import greedy
 from .dream import Dream, dream
-from .frmdn import CELLS, FRMDN, RMDN, greedy, pad_sequences
+from .frmdn import CELLS, FRMDN, RMDN, pad_sequences
 from .handwriting import HandwritingSynthesis
 from .mdn import MDN
 from .mixture_of_flows import MixtureOfFlows

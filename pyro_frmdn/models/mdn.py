@@ -12,7 +12,7 @@ from ..deprecation import refuse_unknown, renamed
 from ..distributions import temper
 from ..nn import MixtureHead
 from .base import PyroModel
-from .frmdn import greedy
+from .decoding import greedy
 from .validation import as_real, as_tensor, check_count, check_positive
 
 __all__ = ["MDN"]

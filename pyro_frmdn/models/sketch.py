@@ -14,7 +14,7 @@ from ..flows import coupling_flow
 from ..nn import MixtureHead
 from .annealing import kl_weight, weighted_sites
 from .base import PyroModel
-from .frmdn import greedy
+from .decoding import greedy
 from .sketch_inputs import END, check_codes, check_stroke5, stroke5_lengths
 from .validation import check_count, check_positive
 from .world_guide import amortized_posterior, build_guide, posterior_code

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _lowrank_cpu
+from ._lowrank_unrolled import MAX_RANK
 
 __all__ = [
     "KERNELS",
@@ -235,25 +236,67 @@ def _raise(found: int, names: tuple[str, str]) -> None:
             raise ValueError("Expected parameter " + message.format(factor=names[0], diag=names[1]))
 
 
+def _storage(t: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    """``t`` (O, K, ...) as a flat tensor over its storage and the element strides of O and K;
+    the trailing dims must be contiguous (one copy of ``t`` where they are not)."""
+    want = torch.empty(t.shape[2:], device="meta").stride()
+    inner = zip(t.shape[2:], t.stride()[2:], want, strict=True)
+    if not all(size == 1 or got == need for size, got, need in inner):
+        t = t.contiguous()
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride(), strict=True))
+    span = span if t.numel() else 0
+    return torch.as_strided(t, (span,), (1,), t.storage_offset()), t.stride()[:2]
+
+
+def _arguments(value, loc, factor, diag):
+    """The batch shape and the four arguments as (O, K, ...) views (broadcast rows with zero
+    strides, never copied)."""
+    shape = torch.broadcast_shapes(
+        value.shape[:-1], loc.shape[:-1], factor.shape[:-2], diag.shape[:-1]
+    )
+    args = (_rows(value, shape, 1), _rows(loc, shape, 1), _rows(factor, shape, 2))
+    return shape, args + (_rows(diag, shape, 1),)
+
+
+def _threads() -> int:
+    # Numba's default threading layer must not be entered from two threads at once: the
+    # parallel loops run from the main thread only (other threads take the serial loops)
+    main = threading.current_thread() is threading.main_thread()
+    return torch.get_num_threads() if main else 1
+
+
 class _CompiledLogProb(torch.autograd.Function):
+    """Ranks up to ``MAX_RANK``: the written-out loops over flat storage; above: general loops."""
+
     @staticmethod
     def forward(ctx, value, loc, factor, diag, precision, validate, names):
-        shape = torch.broadcast_shapes(
-            value.shape[:-1], loc.shape[:-1], factor.shape[:-2], diag.shape[:-1]
-        )
-        args = (_rows(value, shape, 1), _rows(loc, shape, 1), _rows(factor, shape, 2))
-        args += (_rows(diag, shape, 1),)
-        # Numba's default threading layer must not be entered from two threads at once: the
-        # parallel loops run from the main thread only (other threads take the serial loops)
-        main = threading.current_thread() is threading.main_thread()
-        threads = torch.get_num_threads() if main else 1
+        shape, args = _arguments(value, loc, factor, diag)
+        d, r = factor.shape[-2:]
+        threads = _threads()
         logdet = _rows(diag.detach().log().sum(-1, keepdim=True), shape, 1)[..., 0]
-        out, tril, proj, flags = _lowrank_cpu.forward(
-            *(a.detach().numpy() for a in args + (logdet,)), precision, threads
-        )
+        if r <= MAX_RANK:
+            flat = [_storage(a.detach()) for a in args]
+            strides = np.array([st for _, st in flat], dtype=np.int64)
+            out, cinv, proj, flags = _lowrank_cpu.forward_unrolled(
+                *(f.numpy() for f, _ in flat),
+                strides,
+                logdet.reshape(-1).contiguous().numpy(),
+                d,
+                r,
+                shape[-1] if len(shape) else 1,
+                precision,
+                threads,
+            )
+            ctx.save_for_backward(*(f for f, _ in flat), torch.from_numpy(cinv))
+            ctx.strides = strides
+        else:
+            out, tril, proj, flags = _lowrank_cpu.forward(
+                *(a.detach().numpy() for a in args + (logdet,)), precision, threads
+            )
+            ctx.save_for_backward(*args, torch.from_numpy(tril))
         if validate:
             _raise(int(np.bitwise_or.reduce(flags, axis=None)) if flags.size else 0, names)
-        ctx.save_for_backward(*args, torch.from_numpy(tril), torch.from_numpy(proj))
+        ctx.proj = torch.from_numpy(proj)
         ctx.precision, ctx.threads, ctx.shape = precision, threads, shape
         ctx.shapes = (value.shape, loc.shape, factor.shape, diag.shape)
         return torch.from_numpy(out).reshape(shape)
@@ -261,30 +304,49 @@ class _CompiledLogProb(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        value, loc, factor, diag, tril, proj = ctx.saved_tensors
+        value, loc, factor, diag, saved = ctx.saved_tensors
         need = ctx.needs_input_grad
-        # gradients in their argument's memory layout (the mixture head's), dense where broadcast
-        g_loc, g_factor, g_diag = (torch.empty_like(t) for t in (loc, factor, diag))
-        grad = grad.reshape(factor.shape[:2]).contiguous()
-        _lowrank_cpu.backward(
-            *(t.detach().numpy() for t in (value, loc, factor, diag)),
-            ctx.precision,
-            tril.numpy(),
-            proj.numpy(),
-            grad.numpy(),
-            g_loc.numpy(),
-            g_factor.numpy(),
-            g_diag.numpy(),
-            ctx.threads,
-        )
         full = ctx.shape
         s_value, s_loc, s_factor, s_diag = ctx.shapes
-        g_loc = g_loc.reshape(full + (loc.shape[-1],))
+        d, r = s_factor[-2:]
+        grad = grad.reshape(-1).contiguous()
+        if r <= MAX_RANK:
+            g_loc, g_factor, g_diag = (
+                torch.from_numpy(g)
+                for g in _lowrank_cpu.backward_unrolled(
+                    *(t.numpy() for t in (value, loc, factor, diag)),
+                    ctx.strides,
+                    d,
+                    r,
+                    full[-1] if len(full) else 1,
+                    ctx.precision,
+                    saved.numpy(),
+                    ctx.proj.numpy(),
+                    grad.numpy(),
+                    ctx.threads,
+                )
+            )
+        else:
+            # gradients in their argument's memory layout (the mixture head's), dense where
+            # broadcast
+            g_loc, g_factor, g_diag = (torch.empty_like(t) for t in (loc, factor, diag))
+            _lowrank_cpu.backward(
+                *(t.detach().numpy() for t in (value, loc, factor, diag)),
+                ctx.precision,
+                saved.numpy(),
+                ctx.proj.numpy(),
+                grad.reshape(factor.shape[:2]).numpy(),
+                g_loc.numpy(),
+                g_factor.numpy(),
+                g_diag.numpy(),
+                ctx.threads,
+            )
+        g_loc = g_loc.reshape(full + (d,))
         return (
             -g_loc.sum_to_size(s_value) if need[0] else None,
             g_loc.sum_to_size(s_loc) if need[1] else None,
-            g_factor.reshape(full + factor.shape[-2:]).sum_to_size(s_factor) if need[2] else None,
-            g_diag.reshape(full + (diag.shape[-1],)).sum_to_size(s_diag) if need[3] else None,
+            g_factor.reshape(full + (d, r)).sum_to_size(s_factor) if need[2] else None,
+            g_diag.reshape(full + (d,)).sum_to_size(s_diag) if need[3] else None,
             None,
             None,
             None,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from . import _lowrank_unrolled as _unrolled
 
 try:
     import numba
 except ImportError:  # the "fast" extra is not installed: the torch path is used
     numba = None
 
-__all__ = ["AVAILABLE", "backward", "forward"]
+__all__ = ["AVAILABLE", "backward", "backward_unrolled", "forward", "forward_unrolled"]
 
 AVAILABLE = numba is not None
 """Whether Numba is installed, so that CPU float32/float64 tensors take these loops."""
@@ -24,6 +29,9 @@ _ROWS = 64
 _HUGE = 2.0**500
 # flags of a row (an int8 per row): what the caller's validation names
 BAD_DIAG, BAD_FACTOR, BAD_LOC, NAN_VALUE = 1, 2, 4, 8
+# the written-out loops leave a row whose squared distance nears this to the general loops
+_HUGE_SUM = 1e290
+REDO = 16
 
 
 def _load_row(value, loc, factor, diag, o, k, f, e, inv):
@@ -307,6 +315,97 @@ def backward(
         g_factor,
         g_diag,
     )
+
+
+_UNROLLED: dict = {}
+_POOL: list = []
+
+
+def _unrolled_loops(kind: str, r: int, precision: bool):
+    """The compiled loops written out for rank ``r`` (see ``_lowrank_unrolled``), built once.
+
+    The function is named after a hash of its source and constants, so that Numba's disk cache
+    (keyed by name and bytecode) never serves loops from another version of the generator."""
+    key = (kind, r, precision)
+    if key not in _UNROLLED:
+        make = _unrolled.forward_source if kind == "forward" else _unrolled.backward_source
+        source, name = make(r, precision)
+        constants = dict(HUGE_SUM=_HUGE_SUM, LOG_2PI=_LOG_2PI, BAD_DIAG=BAD_DIAG, REDO=REDO)
+        constants.update(BAD_FACTOR=BAD_FACTOR, BAD_LOC=BAD_LOC, NAN_VALUE=NAN_VALUE)
+        tag = hashlib.sha256((source + repr(sorted(constants.items()))).encode()).hexdigest()
+        full = f"{name}_{tag[:12]}"
+        source = source.replace(f"def {name}(", f"def {full}(", 1)
+        namespace = dict(constants, np=np, math=math, __name__=_unrolled.__name__)
+        exec(compile(source, _unrolled.__file__, "exec"), namespace)
+        _UNROLLED[key] = numba.njit(**_jit)(namespace[full])
+    return _UNROLLED[key]
+
+
+def _over_rows(fn, n: int, threads: int, *args) -> None:
+    """``fn(start, stop, *args)`` over the rows [0, n), split into one contiguous range per
+    thread (the loops release the GIL); compiled first on this thread."""
+    fn(0, 0, *args)
+    if threads <= 1 or n < threads * _ROWS:
+        fn(0, n, *args)
+        return
+    if not _POOL or _POOL[0]._max_workers < threads - 1:
+        _POOL[:] = [ThreadPoolExecutor(threads - 1, thread_name_prefix="pyro_frmdn_lowrank")]
+    bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+    pending = [_POOL[0].submit(fn, a, b, *args) for a, b in itertools.pairwise(bounds[1:])]
+    fn(0, bounds[1], *args)
+    for job in pending:
+        job.result()
+
+
+def forward_unrolled(value, loc, factor, diag, strides, logdet_diag, d, r, n_k, precision, threads):
+    """The forward loops for rank ``r <= 8`` over flat storage arrays: ``strides`` (4, 2) holds
+    the (o, k) element strides of value, loc, factor and diag, whose (D,) and (D, r) tails are
+    contiguous; ``logdet_diag`` (rows,). Returns (out, cinv, proj, flags), one entry per row:
+    cinv the packed lower triangle of C⁻¹."""
+    n = logdet_diag.shape[0]
+    out = np.empty(n, dtype=factor.dtype)
+    cinv = np.empty((n, r * (r + 1) // 2))
+    proj = np.empty((n, r))
+    flags = np.empty(n, dtype=np.int8)
+    fn = _unrolled_loops("forward", r, precision)
+    args = (value, loc, factor, diag, strides, logdet_diag, d, n_k, out, cinv, proj, flags)
+    _over_rows(fn, n, threads, *args)
+    redo = np.flatnonzero(flags & REDO)
+    if redo.size:  # rare: a squared distance near the float64 limit, scaled by the general loops
+        rows = [
+            _gather(a, strides[i], redo, n_k, d, r if i == 2 else 0)
+            for i, a in enumerate((value, loc, factor, diag))
+        ]
+        out_r, tril, proj_r, flags_r = forward(*rows, logdet_diag[redo, None], precision, 1)
+        inverse = np.linalg.inv(tril[:, 0])
+        cinv_r = np.swapaxes(inverse, -1, -2) @ inverse
+        out[redo], proj[redo], flags[redo] = out_r[:, 0], proj_r[:, 0], flags_r[:, 0]
+        low, col = np.tril_indices(r)
+        cinv[redo] = cinv_r[:, low, col]
+    return out, cinv, proj, flags
+
+
+def _gather(flat, strides, rows, n_k, d, r):
+    """Rows (o, k) of a flat storage array as a (len(rows), 1, D) or (len(rows), 1, D, r) copy."""
+    start = (rows // n_k) * strides[0] + (rows % n_k) * strides[1]
+    width = d * r if r else d
+    picked = flat[start[:, None] + np.arange(width)]
+    return picked.reshape((len(rows), 1, d) + ((r,) if r else ()))
+
+
+def backward_unrolled(
+    value, loc, factor, diag, strides, d, r, n_k, precision, cinv, proj, grad, threads
+):
+    """The backward loops for rank ``r <= 8``; returns contiguous gradients with respect to
+    loc (rows, D), the factor (rows, D, r) and the diagonal (rows, D)."""
+    n = grad.shape[0]
+    g_loc = np.empty(n * d, dtype=factor.dtype)
+    g_factor = np.empty(n * d * r, dtype=factor.dtype)
+    g_diag = np.empty(n * d, dtype=factor.dtype)
+    fn = _unrolled_loops("backward", r, precision)
+    args = (value, loc, factor, diag, strides, d, n_k, cinv, proj, grad, g_loc, g_factor, g_diag)
+    _over_rows(fn, n, threads, *args)
+    return g_loc.reshape(n, d), g_factor.reshape(n, d, r), g_diag.reshape(n, d)
 
 
 def _run(kernels, threads, *args):

@@ -798,3 +798,79 @@ def test_a_far_value_whose_squared_distance_fits_is_scored_exactly_in_float32(fo
     )
     assert torch.isfinite(lp)
     assert_close(lp.double(), reference, rtol=1e-5, atol=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# the compiled kernel's written-out loops (one per rank up to MAX_RANK) and its general loops
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs numba")
+@pytest.mark.parametrize("r", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12])
+@pytest.mark.parametrize("precision", [True, False])
+def test_compiled_kernel_every_rank_matches_dense(precision, r):
+    # ranks 1-8 take the written-out loops, 9 and 12 the general ones: values and gradients of
+    # loc, factor and diag against the dense float64 Gaussian, with value broadcast over K
+    g = torch.Generator().manual_seed(r)
+    k, d = 3, 13
+    value = torch.randn(4, 1, d, generator=g, dtype=F64)
+    loc = torch.randn(4, k, d, generator=g, dtype=F64)
+    factor = 0.5 * torch.randn(4, k, d, r, generator=g, dtype=F64)
+    diag = torch.rand(4, k, d, generator=g, dtype=F64) + 0.3
+    weights = torch.randn(4, k, generator=g, dtype=F64)
+    form = "precision" if precision else "covariance"
+    with use_kernel("compiled"):
+        lp, grads = grads_of(
+            lambda x, m, w, s: lowrank_gaussian_log_prob(x, w, s, precision, loc=m),
+            (value, loc, factor, diag),
+            weights,
+        )
+    ref_lp, ref_grads = grads_of(
+        lambda x, m, w, s: dense_mvn(form, m, w, s).log_prob(x), (value, loc, factor, diag), weights
+    )
+    assert_close(lp, ref_lp, rtol=1e-10, atol=1e-10)
+    for got, ref in zip(grads, ref_grads, strict=True):
+        assert got.shape == ref.shape
+        assert_close(got, ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.skipif(not COMPILED, reason="needs numba")
+@pytest.mark.parametrize("precision", [True, False])
+def test_compiled_kernel_reads_any_layout(precision):
+    # a factor whose rank axis is outermost in memory, a diagonal read with a stride of 2 and a
+    # loc sliced out of a wider head output: the same numbers as contiguous copies
+    g = torch.Generator().manual_seed(0)
+    b, k, d, r = 5, 3, 6, 4
+    value = torch.randn(b, 1, d, generator=g, dtype=F64)
+    head = torch.randn(b, k, 3 * d, generator=g, dtype=F64)
+    loc = head[..., d : 2 * d]
+    factor = torch.randn(b, k, r, d, generator=g, dtype=F64).mT
+    diag = (torch.rand(b, k, 2 * d, generator=g, dtype=F64) + 0.5)[..., ::2]
+    weights = torch.randn(b, k, generator=g, dtype=F64)
+    with use_kernel("compiled"):
+        fn = lambda x, m, w, s: lowrank_gaussian_log_prob(x, w, s, precision, loc=m)  # noqa: E731
+        strided = grads_of(fn, (value, loc, factor, diag), weights)
+        dense = grads_of(fn, tuple(t.contiguous() for t in (value, loc, factor, diag)), weights)
+    assert torch.equal(strided[0], dense[0])
+    for a, c in zip(strided[1], dense[1], strict=True):
+        assert torch.equal(a, c)
+
+
+@pytest.mark.parametrize("r", [2, 10])
+@pytest.mark.parametrize("precision", [True, False])
+def test_squared_distance_near_the_float64_limit_is_rescaled_exactly(precision, r, kernel):
+    # e ~ 1e152: e² overflows float64 but the squared distance (~1e300) fits. Scaling e by
+    # s = 2^-510 is exact, and the log-density is lp(0) + s⁻² (lp(s e) - lp(0)) (reference:
+    # the dense float64 Gaussian at the scaled value)
+    g = torch.Generator().manual_seed(1)
+    d = 5
+    factor = 0.3 * torch.randn(d, r, generator=g, dtype=F64)
+    diag = torch.rand(d, generator=g, dtype=F64) + (1e3 if not precision else 1e-5)
+    e = torch.randn(d, generator=g, dtype=F64) * 1e152
+    lp = lowrank_gaussian_log_prob(e, factor, diag, precision)
+    s = 2.0**-510
+    form = "precision" if precision else "covariance"
+    ref = dense_mvn(form, torch.zeros(d, dtype=F64), factor, diag)
+    at_zero = ref.log_prob(torch.zeros(d, dtype=F64))
+    expected = at_zero + (ref.log_prob(e * s) - at_zero) / (s * s)
+    assert torch.isfinite(lp)
+    assert_close(lp, expected, rtol=1e-9, atol=0)

@@ -18,12 +18,14 @@ from pyro.distributions.conditional import ConditionalTransformModule
 from pyro.distributions.torch_transform import TransformModule
 from pyro.nn import ConditionalDenseNN, DenseNN
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .deprecation import refuse_unknown, renamed
 
 __all__ = [
     "FLOW_KINDS",
     "MIXINGS",
+    "AffineCoupling",
     "ConditionalSplineCoupling",
     "Permutation",
     "coupling_flow",
@@ -78,13 +80,95 @@ class Permutation(TransformModule):
         self.register_buffer("inverse_permutation", torch.argsort(permutation).long())
 
     def _call(self, x: Tensor) -> Tensor:
-        return x.index_select(-1, self.permutation)
+        return _Gather.apply(x, self.permutation, self.inverse_permutation)
 
     def _inverse(self, y: Tensor) -> Tensor:
-        return y.index_select(-1, self.inverse_permutation)
+        return _Gather.apply(y, self.inverse_permutation, self.permutation)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return x.new_zeros(x.shape[:-1])
+
+
+class _Gather(torch.autograd.Function):
+    """``x.index_select(-1, index)`` for a permutation ``index``, whose gradient is a gather by
+    the inverse permutation (autograd's is a scatter-add, several times slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:
+        ctx.save_for_backward(index, inverse)
+        return x.index_select(-1, index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        index, inverse = ctx.saved_tensors
+        return _Gather.apply(grad, inverse, index), None, None
+
+
+class AffineCoupling(PT.AffineCoupling):
+    r"""Pyro's :class:`~pyro.distributions.transforms.AffineCoupling` (Dinh et al. 2017, RealNVP)
+    with the same parameters and values, whose inverse, the direction that scores data, runs in a
+    few fused passes: :math:`x = [y_1, (y_2 - \mu(y_1)) e^{-s(y_1)}]` with :math:`s` the clamped
+    log-scale, and a backward pass written by hand (an FRMDN's flow takes about half the time it
+    took through autograd's dozen elementwise operations per coupling).
+
+    Gradients pass the clamp of the log-scale unchanged, as Pyro's do.
+
+    Example:
+        >>> from pyro.nn import DenseNN
+        >>> t = AffineCoupling(2, DenseNN(2, [8], [2, 2]))
+        >>> y = torch.randn(5, 4)
+        >>> torch.allclose(t(t.inv(y)), y, atol=1e-6)
+        True
+    """
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        if self.dim != -1 or type(self.nn) is not DenseNN:
+            return super()._inverse(y)
+        net, h = self.nn, y[..., : self.split_dim]
+        relu = type(net.f) is nn.ReLU
+        for layer in net.layers[:-1]:
+            h = layer(h).relu_() if relu else net.f(layer(h))
+        params = net.layers[-1](h)  # (..., 2 n): the mean, then the log-scale
+        x, self._cached_log_scale = _AffineInverse.apply(
+            y, params, self.split_dim, self.log_scale_min_clip, self.log_scale_max_clip
+        )
+        return x
+
+
+class _AffineInverse(torch.autograd.Function):
+    """x = [y₁, (y₂ − μ) exp(−s)] and s = clamp(log-scale) from y and the network's output
+    [μ, log-scale]; the gradient of s passes to the log-scale unchanged."""
+
+    @staticmethod
+    def forward(ctx, y, params, split, low, high):
+        n = y.shape[-1] - split
+        log_scale = params[..., n:].clamp(low, high)
+        scale = torch.neg(log_scale).exp_()
+        x = torch.empty_like(y)
+        x[..., :split] = y[..., :split]
+        x2 = x[..., split:]
+        torch.sub(y[..., split:], params[..., :n], out=x2)
+        x2.mul_(scale)
+        ctx.save_for_backward(scale, x)
+        ctx.split = split
+        return x, log_scale
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_x, g_log_scale):
+        scale, x = ctx.saved_tensors
+        split, n = ctx.split, scale.shape[-1]
+        g_y = torch.empty_like(g_x)
+        g_y[..., :split] = g_x[..., :split]
+        g_2 = g_x[..., split:]
+        torch.mul(g_2, scale, out=g_y[..., split:])
+        g_params = g_x.new_empty(scale.shape[:-1] + (2 * n,))
+        torch.neg(g_y[..., split:], out=g_params[..., :n])
+        g_ls = g_params[..., n:]
+        torch.mul(g_2, x[..., split:], out=g_ls).neg_()
+        if g_log_scale is not None:
+            g_ls.add_(g_log_scale)
+        return g_y, g_params, None, None, None
 
 
 class ConditionalSplineCoupling(ConditionalTransformModule):
@@ -131,7 +215,7 @@ def _coupling(kind, dim, context_dim, hidden_dims, count_bins, bound):
     if kind == "affine":
         if context_dim:
             return PT.conditional_affine_coupling(dim, context_dim, hidden_dims, split)
-        return PT.affine_coupling(dim, hidden_dims, split)
+        return AffineCoupling(split, DenseNN(split, hidden_dims, [dim - split, dim - split]))
     if context_dim:
         return ConditionalSplineCoupling(dim, context_dim, split, hidden_dims, count_bins, bound)
     n = dim - split

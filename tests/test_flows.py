@@ -17,7 +17,7 @@ from pyro.distributions.conditional import ConditionalTransform
 from torch.autograd.functional import jacobian
 
 from pyro_frmdn.distributions import clear_transform_cache, flow_mixture, low_rank_mixture
-from pyro_frmdn.flows import ConditionalSplineCoupling, Permutation, coupling_flow
+from pyro_frmdn.flows import AffineCoupling, ConditionalSplineCoupling, Permutation, coupling_flow
 
 BOUND = 3.0
 NUM_LAYERS = 2  # two couplings with a mixing layer between them
@@ -267,7 +267,7 @@ def test_structure(kind, dim, mixing, batchnorm, context_dim):
     if dim == 1:
         coupling = PT.ConditionalSpline if context_dim else PT.Spline
     elif kind == "affine":
-        coupling = PT.ConditionalAffineCoupling if context_dim else PT.AffineCoupling
+        coupling = PT.ConditionalAffineCoupling if context_dim else AffineCoupling
     else:
         coupling = ConditionalSplineCoupling if context_dim else PT.SplineCoupling
     mixer = {
@@ -414,3 +414,54 @@ def test_seed_makes_permutations_reproducible():
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
     # the layers' permutations differ from each other (a fixed one would undo no mixing)
     assert not all(torch.equal(first[0], p) for p in first[1:])
+
+
+@pytest.mark.parametrize("hidden_dims", [[16], [8, 8]], ids=str)
+@pytest.mark.parametrize("dim", [2, 5])
+def test_fused_affine_coupling_is_pyros_in_both_directions(dim, hidden_dims):
+    # same weights as Pyro's AffineCoupling: the inverse, the log-determinant the score uses and
+    # the gradients of a score with respect to the input and every weight, in float64, with
+    # log-scales pushed past both clamps so the straight-through gradient is exercised
+    torch.manual_seed(0)
+    split = dim // 2
+    ours = AffineCoupling(split, pyro.nn.DenseNN(split, hidden_dims, [dim - split] * 2)).double()
+    with torch.no_grad():
+        ours.nn.layers[-1].weight.mul_(40.0)  # log-scales far beyond [-5, 3] for some points
+    theirs = PT.AffineCoupling(split, ours.nn)
+    y = (3 * torch.randn(200, dim, dtype=torch.float64)).requires_grad_()
+    weights = torch.randn(200, dtype=torch.float64)
+
+    def score(t):
+        clear_transform_cache([t])
+        x = t.inv(y)
+        return x, (weights * (x.square().sum(-1) - t.log_abs_det_jacobian(x, y))).sum()
+
+    x_ours, s_ours = score(ours)
+    x_theirs, s_theirs = score(theirs)
+    clamped = ours._cached_log_scale
+    at_clamp = (clamped == -5.0) | (clamped == 3.0)
+    assert at_clamp.any() and not at_clamp.all()
+    torch.testing.assert_close(x_ours, x_theirs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(s_ours, s_theirs, rtol=1e-12, atol=1e-12)
+    params = [y, *ours.parameters()]
+    for a, b in zip(
+        torch.autograd.grad(s_ours, params), torch.autograd.grad(s_theirs, params), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # and the forward direction is Pyro's own
+    z = torch.randn(7, dim, dtype=torch.float64)
+    torch.testing.assert_close(ours(z), theirs(z), rtol=0, atol=0)
+
+
+def test_permutation_gradients_are_those_of_index_select():
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    t = Permutation(perm).double()
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 5, dtype=torch.float64)
+    for fn in (t, t.inv):
+        clear_transform_cache([t])
+        (got,) = torch.autograd.grad((w * fn(x)).sum(), x)
+        index = perm if fn is t else torch.argsort(perm)
+        (expected,) = torch.autograd.grad((w * x.index_select(-1, index)).sum(), x)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda v: (clear_transform_cache([t]), t(v))[1], (x,))

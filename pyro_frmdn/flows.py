@@ -90,13 +90,14 @@ class Permutation(TransformModule):
 
 
 class _Gather(torch.autograd.Function):
-    """``x.index_select(-1, index)`` for a permutation ``index``, whose gradient is a gather by
-    the inverse permutation (autograd's is a scatter-add, several times slower on CPU)."""
+    """``x.index_select(-1, index)`` for a permutation ``index``, as a ``gather`` (about 3x faster
+    on CPU), whose gradient is a gather by the inverse permutation (autograd's would be a
+    scatter-add)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:
         ctx.save_for_backward(index, inverse)
-        return x.index_select(-1, index)
+        return torch.gather(x, -1, index.expand(x.shape))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -122,53 +123,70 @@ class AffineCoupling(PT.AffineCoupling):
     """
 
     def _inverse(self, y: Tensor) -> Tensor:
-        if self.dim != -1 or type(self.nn) is not DenseNN:
+        net = self.nn
+        if self.dim != -1 or type(net) is not DenseNN or type(net.f) is not nn.ReLU:
             return super()._inverse(y)
-        net, h = self.nn, y[..., : self.split_dim]
-        relu = type(net.f) is nn.ReLU
-        for layer in net.layers[:-1]:
-            h = layer(h).relu_() if relu else net.f(layer(h))
-        params = net.layers[-1](h)  # (..., 2 n): the mean, then the log-scale
+        weights = [p for layer in net.layers for p in (layer.weight, layer.bias)]
         x, self._cached_log_scale = _AffineInverse.apply(
-            y, params, self.split_dim, self.log_scale_min_clip, self.log_scale_max_clip
+            y, self.split_dim, self.log_scale_min_clip, self.log_scale_max_clip, *weights
         )
         return x
 
 
 class _AffineInverse(torch.autograd.Function):
-    """x = [y₁, (y₂ − μ) exp(−s)] and s = clamp(log-scale) from y and the network's output
-    [μ, log-scale]; the gradient of s passes to the log-scale unchanged."""
+    """The inverse of an affine coupling whose network is linear layers with ReLUs between them:
+    x = [y₁, (y₂ − μ) exp(−s)] and s = clamp(log-scale), with [μ, log-scale] the network's output
+    at y₁; the gradient of s passes to the log-scale unchanged (Pyro's
+    ``clamp_preserve_gradients``). Forward and backward work on (N, D) rows, each gradient written
+    into place (no zero-filled slices to add up, as autograd would)."""
 
     @staticmethod
-    def forward(ctx, y, params, split, low, high):
-        n = y.shape[-1] - split
-        log_scale = params[..., n:].clamp(low, high)
+    def forward(ctx, y, split, low, high, *weights):
+        shape, d = y.shape, y.shape[-1]
+        n = d - split
+        flat = y.reshape(-1, d)
+        h, hidden = flat[:, :split], []
+        for i in range(0, len(weights) - 2, 2):
+            h = torch.addmm(weights[i + 1], h, weights[i].t()).relu_()
+            hidden.append(h)
+        params = torch.addmm(weights[-1], h, weights[-2].t())  # (N, 2 n): μ, then the log-scale
+        log_scale = params[:, n:].clamp(low, high)
         scale = torch.neg(log_scale).exp_()
-        x = torch.empty_like(y)
-        x[..., :split] = y[..., :split]
-        x2 = x[..., split:]
-        torch.sub(y[..., split:], params[..., :n], out=x2)
-        x2.mul_(scale)
-        ctx.save_for_backward(scale, x)
-        ctx.split = split
-        return x, log_scale
+        x = torch.empty_like(flat)
+        x[:, :split] = flat[:, :split]
+        torch.sub(flat[:, split:], params[:, :n], out=x[:, split:]).mul_(scale)
+        ctx.save_for_backward(flat, scale, x, *hidden, *weights)
+        ctx.split, ctx.shape, ctx.layers = split, shape, len(weights) // 2
+        return x.view(shape), log_scale.view(shape[:-1] + (n,))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_x, g_log_scale):
-        scale, x = ctx.saved_tensors
-        split, n = ctx.split, scale.shape[-1]
-        g_y = torch.empty_like(g_x)
-        g_y[..., :split] = g_x[..., :split]
-        g_2 = g_x[..., split:]
-        torch.mul(g_2, scale, out=g_y[..., split:])
-        g_params = g_x.new_empty(scale.shape[:-1] + (2 * n,))
-        torch.neg(g_y[..., split:], out=g_params[..., :n])
-        g_ls = g_params[..., n:]
-        torch.mul(g_2, x[..., split:], out=g_ls).neg_()
+        flat, scale, x, *rest = ctx.saved_tensors
+        split, layers = ctx.split, ctx.layers
+        hidden, weights = rest[: layers - 1], rest[layers - 1 :]
+        n = scale.shape[-1]
+        g_x = g_x.reshape(flat.shape)
+        g_y = torch.empty_like(flat)
+        g_y[:, :split] = g_x[:, :split]
+        torch.mul(g_x[:, split:], scale, out=g_y[:, split:])
+        g_h = flat.new_empty(flat.shape[0], 2 * n)
+        torch.neg(g_y[:, split:], out=g_h[:, :n])
+        torch.mul(g_x[:, split:], x[:, split:], out=g_h[:, n:]).neg_()
         if g_log_scale is not None:
-            g_ls.add_(g_log_scale)
-        return g_y, g_params, None, None, None
+            g_h[:, n:].add_(g_log_scale.reshape(-1, n))
+        grads = [None] * (2 * layers)
+        for i in range(layers - 1, -1, -1):
+            inputs = hidden[i - 1] if i else flat[:, :split]
+            grads[2 * i] = g_h.t() @ inputs
+            grads[2 * i + 1] = g_h.sum(0)
+            if i:
+                # the ReLU's gradient, as autograd computes it (one pass)
+                g_h = torch.ops.aten.threshold_backward(g_h @ weights[2 * i], hidden[i - 1], 0)
+            elif ctx.needs_input_grad[0]:
+                g_y[:, :split].addmm_(g_h, weights[0])
+        g_y = g_y.view(ctx.shape) if ctx.needs_input_grad[0] else None
+        return (g_y, None, None, None, *grads)
 
 
 class ConditionalSplineCoupling(ConditionalTransformModule):

@@ -1,12 +1,15 @@
-"""World Models' agent on CartPole-v1 from pixels: random actions, C on z, C on [z, h] (both
-trained in the real environment) and C on [z, h] trained only in M's dream, each judged by its
-mean return over real episodes ("solved": 475 over 100 episodes).
+"""World Models' agent from pixels: random actions, C on z, C on [z, h] (both trained in the real
+environment) and C on [z, h] trained only in M's dream, each judged by its mean return over real
+episodes (CartPole-v1 "solved": 475 over 100 episodes).
 
 One V and M (a small VAE with an RMDN prior, reward and done heads, fitted jointly by SVI on
-random-policy episodes) serve every controller. Writes ``results.json``, ``results.md``,
-``returns.png`` (return against generation) and ``agent.gif`` into ``--out``.
+random-policy episodes; then the done head refitted alone, class-weighted) serve every
+controller. The dream agent's real return is measured every ``--curve-every`` generations (the
+dream's own best, judged on real episodes it never trained on). Writes ``results.json``,
+``results.md``, ``returns.png`` and ``agent.gif`` into ``--out``.
 
     python benchmarks/agent.py --out benchmarks/results/agent_cartpole
+    python benchmarks/agent.py --env CarRacing-v3 --out benchmarks/results/agent_carracing ...
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import copy
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,45 +30,56 @@ import torch
 
 import pyro_frmdn as pf
 from pyro_frmdn.data.envs import collect_episodes, env_factory, episode_windows
+from pyro_frmdn.infer.done_head import refit_done_head
 from pyro_frmdn.infer.evolution import train_controller
 from pyro_frmdn.infer.rollouts import DreamFitness, EnvFitness, episode_inputs, real_rollout
 from pyro_frmdn.plots import save_episode_gif
+
+KEYS = ("frames", "actions", "mask", "rewards", "dones")
 
 
 def arguments() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     a = p.add_argument
     a("--out", default="benchmarks/results/agent_cartpole")
+    a("--env", default="CartPole-v1", choices=["CartPole-v1", "CarRacing-v3"])
     a("--size", type=int, default=32, help="frame side")
+    a("--stack", type=int, default=2, help="frames stacked per observation (1: one frame)")
     a("--episodes", type=int, default=100, help="random episodes V and M are fitted on")
-    a("--epochs", type=int, default=30)
+    a("--max-steps", type=int, default=500, help="step cap of every real episode")
+    a("--epochs", type=int, default=60)
     a("--latent", type=int, default=8)
     a("--hidden", type=int, default=32)
-    a("--generations", type=int, default=8, help="CMA-ES generations in the real environment")
-    a("--dream-generations", type=int, default=40, help="CMA-ES generations in the dream")
+    a("--done-steps", type=int, default=500, help="Adam steps of the done head's refit (0: none)")
+    a("--kl-end", type=float, default=1.0, help="the KL weight after warm-up (< 1: a beta-VAE)")
+    a(
+        "--generations",
+        type=int,
+        default=8,
+        help="CMA-ES generations in the real environment (0: none)",
+    )
+    a("--dream-generations", type=int, default=40, help="CMA-ES generations in the dream (0: none)")
     a("--popsize", type=int, default=8)
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")
     a("--dream-steps", type=int, default=300)
     a("--temperature", type=float, default=1.15)
+    a("--done", default="expected", choices=["sample", "expected"], help="the dream's done flags")
+    a("--curve-every", type=int, default=5, help="generations between real checks of the dream C")
+    a("--curve-episodes", type=int, default=5)
     a("--eval-episodes", type=int, default=100)
     a("--workers", type=int, default=0)
     a("--seed", type=int, default=0)
-    a(
-        "--iterations",
-        type=int,
-        default=1,
-        help="> 1: World Models' iterative procedure for the "
-        "dream agent: collect with C, refit V and M, retrain C in the new dream",
-    )
-    a("--refit-epochs", type=int, default=10, help="epochs of each refit of V and M")
+    a("--iterations", type=int, default=1,
+      help="> 1: World Models' iterative procedure for the dream agent: collect with C, refit V "
+      "and M, retrain C in the new dream")  # fmt: skip
+    a("--refit-epochs", type=int, default=20, help="epochs of each refit of V and M")
     return p.parse_args()
 
 
-def evaluate(make, world, controller, episodes: int, seed: int) -> dict:
-    runs = collect_episodes(make, episodes, world, controller, seed=seed, max_steps=500,
-                            progress=True)  # fmt: skip
+def evaluate(make, world, controller, episodes: int, seed: int, max_steps: int) -> dict:
+    runs = collect_episodes(make, episodes, world, controller, seed=seed, max_steps=max_steps)
     r = runs["returns"]
     return {"mean": float(r.mean()), "sd": float(r.std()), "episodes": episodes}
 
@@ -74,14 +89,50 @@ def join(a: dict, b: dict) -> dict:
     t = max(a["mask"].shape[1], b["mask"].shape[1])
     out = {}
     for k in a:
-        parts = [
-            x
-            if k == "returns"
-            else torch.cat([x, x.new_zeros(x.shape[0], t - x.shape[1], *x.shape[2:])], 1)
-            for x in (a[k], b[k])
-        ]
-        out[k] = torch.cat(parts)
+        if k == "returns":
+            out[k] = torch.cat([a[k], b[k]])
+            continue
+        pad = [torch.cat([x, x.new_zeros(x.shape[0], t - x.shape[1], *x.shape[2:])], 1)
+               for x in (a[k], b[k])]  # fmt: skip
+        out[k] = torch.cat(pad)
     return out
+
+
+def fit_world(world, data, epochs: int, seed: int, done_steps: int) -> dict:
+    train = episode_windows(data, 32)
+    world.train()
+    pf.fit(world, {k: train[k] for k in KEYS}, epochs=epochs, batch_size=16, lr=2e-3, seed=seed)
+    world.eval()
+    if done_steps and world.done_head is not None:
+        return refit_done_head(world, data["frames"], data["actions"], data["dones"],
+                               data["mask"], steps=done_steps, seed=seed)  # fmt: skip
+    return {}
+
+
+def new_controller(args, world, env_space, data, use_hidden: bool):
+    c = pf.Controller(args.latent, args.hidden, env_space, use_hidden=use_hidden)
+    c.set_flat(torch.zeros(c.num_parameters))
+    z, h = episode_inputs(world, data["frames"], data["actions"], data["mask"])
+    c.fit_inputs(z, h if use_hidden else None)  # standardised [z, h]
+    return c
+
+
+def dream_agent(args, make, world, c, initial, seed: int) -> list[dict]:
+    """C trained in the dream, its dream-selected best judged in the real world on the way."""
+    fitness = DreamFitness(world, c, args.dream_rollouts, args.dream_steps, args.temperature,
+                           initial, args.done)  # fmt: skip
+    curve = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "evolution.pt"
+        for g in range(0, args.dream_generations, args.curve_every):
+            last = min(g + args.curve_every, args.dream_generations)
+            evo = train_controller(c, fitness, last, popsize=args.popsize, sigma=0.5, seed=seed,
+                                   checkpoint=path, progress=False)  # fmt: skip
+            real = evaluate(make, world, c, args.curve_episodes, 20_000 + last, args.max_steps)
+            curve.append({**evo.history[-1], "real": real["mean"]})
+            print(f"dream generation {last}: dream {evo.best_score:.1f}, real {real['mean']:.1f}",
+                  flush=True)  # fmt: skip
+    return curve
 
 
 def main() -> None:
@@ -89,92 +140,67 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make = env_factory("CartPole-v1", args.size)
+    make = env_factory(args.env, args.size, args.stack)
+    probe = make()
+    space = probe.action_space
+    probe.close()
     t0 = time.perf_counter()
     timings = {}
-    data = collect_episodes(make, args.episodes, seed=args.seed, max_steps=500)
-    train = episode_windows(data, 32)
+    data = collect_episodes(make, args.episodes, seed=args.seed, max_steps=args.max_steps)
     torch.manual_seed(args.seed)
+    action_dim = pf.Controller(1, 0, space, use_hidden=False).action_dim
     world = pf.WorldModel(
-        (3, args.size, args.size), latent_dim=args.latent, action_dim=2, channels=[16, 32],
-        features=64, hidden_dim=args.hidden, prior="rmdn", reward=True, done=True,
-        kl_warmup=200,
+        (3 * args.stack, args.size, args.size), latent_dim=args.latent, action_dim=action_dim,
+        channels=[16, 32], features=64, hidden_dim=args.hidden, prior="rmdn", reward=True,
+        done=True, kl_warmup=200, kl_end=args.kl_end,
     )  # fmt: skip
-    keys = ("frames", "actions", "mask", "rewards", "dones")
-    pf.fit(world, {k: train[k] for k in keys}, epochs=args.epochs, batch_size=16, lr=2e-3,
-           seed=args.seed)  # fmt: skip
-    world.eval()
+    done_fit = fit_world(world, data, args.epochs, args.seed, args.done_steps)
     world.save(out / "world.pt")
     timings["collect and fit V, M"] = time.perf_counter() - t0
     initial = world.encode(data["frames"][:, :1])[:, 0]
-    z, h = episode_inputs(world, data["frames"], data["actions"], data["mask"])
 
     results, curves = {}, {}
     results["random"] = {"mean": float(data["returns"].mean()), "sd": float(data["returns"].std()),
                          "episodes": args.episodes}  # fmt: skip
-    agents = {
-        "C on z (real)": dict(use_hidden=False, dream=False),
-        "C on [z, h] (real)": dict(use_hidden=True, dream=False),
-        "C on [z, h] (dream only)": dict(use_hidden=True, dream=True),
-    }
+    agents = {"C on [z, h] (dream only)": "dream"} if args.dream_generations else {}
+    if args.generations:
+        agents.update({"C on z (real)": False, "C on [z, h] (real)": True})
+    for k in range(1, args.iterations):
+        agents[f"C on [z, h] (dream only, iteration {k + 1})"] = k
+    dreamer = None  # the last dream-trained C: the iterations collect with it
     for name, spec in agents.items():
         t = time.perf_counter()
-        c = pf.Controller(args.latent, args.hidden, num_actions=2, use_hidden=spec["use_hidden"])
-        c.set_flat(torch.zeros(c.num_parameters))
-        c.fit_inputs(z, h if spec["use_hidden"] else None)  # standardised [z, h]
-        if spec["dream"]:
-            fitness = DreamFitness(world, c, args.dream_rollouts, args.dream_steps,
-                                   args.temperature, initial)  # fmt: skip
-            generations = args.dream_generations
-        else:
+        if isinstance(spec, int) and not isinstance(spec, bool):  # collect with C, refit, dream
+            more = collect_episodes(make, args.episodes, world, dreamer, seed=args.seed + spec,
+                                    max_steps=args.max_steps)  # fmt: skip
+            data = join(data, more)
+            world = copy.deepcopy(world)
+            done_fit = fit_world(world, data, args.refit_epochs, args.seed + spec, args.done_steps)
+            initial = world.encode(data["frames"][:, :1])[:, 0]
+        c = new_controller(args, world, space, data, spec is not False)
+        if spec is True or spec is False:
             fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
-            generations = args.generations
-        evo = train_controller(c, fitness, generations, popsize=args.popsize, sigma=0.5,
-                               seed=args.seed, workers=args.workers)  # fmt: skip
-        curves[name] = evo.history
-        results[name] = evaluate(make, world, c, args.eval_episodes, seed=10_000)
-        results[name]["generations"] = generations
+            evo = train_controller(c, fitness, args.generations, popsize=args.popsize, sigma=0.5,
+                                   seed=args.seed, workers=args.workers)  # fmt: skip
+            curves[name], generations = evo.history, args.generations
+        else:
+            seed = args.seed + (0 if spec == "dream" else spec)
+            curves[name], dreamer = dream_agent(args, make, world, c, initial, seed), c
+            generations = args.dream_generations
+        results[name] = evaluate(make, world, c, args.eval_episodes, 10_000, args.max_steps)
+        results[name].update(generations=generations, done_head=done_fit)
         timings[name] = time.perf_counter() - t
         print(name, results[name], f"{timings[name]:.0f} s", flush=True)
-        if spec["dream"]:
-            env = make()
-            shown = real_rollout(env, world, c, None, 10_000, 500, record=True)
-            env.close()
-            save_episode_gif(out / "agent.gif", shown.frames, scale=4)
+        write(out, args, results, curves, timings)  # after every agent: a stopped run keeps them
+    env = make()
+    shown = real_rollout(env, world, dreamer or c, None, 10_000, args.max_steps, record=True)
+    env.close()
+    save_episode_gif(out / "agent.gif", shown.frames[:, -3:], scale=4)
+    print((out / "results.md").read_text())
 
-    for k in range(1, args.iterations):  # collect with the dream's C (the last agent), refit
-        t = time.perf_counter()
-        more = collect_episodes(make, args.episodes, world, c, seed=args.seed + k, max_steps=500)
-        data = join(data, more)
-        world = copy.deepcopy(world).train()
-        train = episode_windows(data, 32)
-        pf.fit(world, {key: train[key] for key in keys}, epochs=args.refit_epochs, batch_size=16,
-               lr=2e-3, seed=args.seed + k)  # fmt: skip
-        world.eval()
-        initial = world.encode(data["frames"][:, :1])[:, 0]
-        c = pf.Controller(args.latent, args.hidden, num_actions=2)
-        c.set_flat(torch.zeros(c.num_parameters))
-        c.fit_inputs(*episode_inputs(world, data["frames"], data["actions"], data["mask"]))
-        fitness = DreamFitness(world, c, args.dream_rollouts, args.dream_steps, args.temperature,
-                               initial)  # fmt: skip
-        evo = train_controller(c, fitness, args.dream_generations, popsize=args.popsize,
-                               sigma=0.5, seed=args.seed + k)  # fmt: skip
-        name = f"C on [z, h] (dream only, iteration {k + 1})"
-        curves[name] = evo.history
-        results[name] = evaluate(make, world, c, args.eval_episodes, seed=10_000)
-        results[name]["generations"] = args.dream_generations
-        timings[name] = time.perf_counter() - t
-        print(name, results[name], f"{timings[name]:.0f} s", flush=True)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, history in curves.items():
-        g = [row["generation"] for row in history]
-        ax.plot(g, [row["reevaluated"] for row in history], marker="o", label=name)
-    ax.set(xlabel="generation", ylabel="re-evaluated best return (its own fitness)",
-           title="CartPole from pixels: CMA-ES")  # fmt: skip
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "returns.png", dpi=100)
+def write(out: Path, args, results: dict, curves: dict, timings: dict) -> None:
+    plot(out / "returns.png", curves, args.env)
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
     (out / "results.json").write_text(json.dumps(
         {"results": results, "curves": curves, "timings_s": timings, "args": vars(args),
@@ -184,7 +210,25 @@ def main() -> None:
         lines.append(f"| {name} | {r['mean']:.1f} ± {r['sd']:.1f} ({r['episodes']}) | "
                      f"{r.get('generations', '')} |")  # fmt: skip
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+
+
+def plot(path: Path, curves: dict, env: str) -> None:
+    """Real return against generation: the real agents' re-evaluated best, and the dream
+    agents' best judged on real episodes (and what the dream predicted for it)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, history in curves.items():
+        g = [row["generation"] for row in history]
+        if history and "real" in history[0]:
+            line = ax.plot(g, [row["real"] for row in history], marker="o", label=name)
+            ax.plot(g, [row["reevaluated"] for row in history], ls=":",
+                    color=line[0].get_color(), label=f"{name}, predicted in the dream")  # fmt: skip
+        else:
+            ax.plot(g, [row["reevaluated"] for row in history], marker="o", label=name)
+    ax.set(xlabel="CMA-ES generation", ylabel="mean return", title=f"{env} from pixels")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

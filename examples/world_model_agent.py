@@ -1,8 +1,10 @@
 """World Models' agent, V-M-C, on CartPole-v1 from pixels, with the package's pieces one by one.
 
-1. Collect random-policy episodes; each frame is rendered, cropped and resized (``make_env``).
+1. Collect random-policy episodes; each frame is rendered, cropped and resized, and the last
+   two are one observation, so that it shows velocities (``make_env(..., stack=2)``).
 2. Fit V and M jointly: a :class:`pyro_frmdn.WorldModel` (VAE + RMDN dynamics + reward and done
-   heads) on windows of the episodes, by SVI (``pyro_frmdn.fit``).
+   heads) on windows of the episodes, by SVI (``pyro_frmdn.fit``); then refit the done head
+   alone, class-weighted (``refit_done_head``): a CartPole dream lasts as long as it allows.
 3. Train C (:class:`pyro_frmdn.Controller`, a = tanh(W [z, h] + b)) by CMA-ES entirely inside
    M's dream (``--train-in dream``, at temperature τ) or in the real environment (``env``).
 4. Judge C on real episodes, save its GIF and the curve of return against generation.
@@ -23,6 +25,7 @@ import torch
 import pyro_frmdn as pf
 from pyro_frmdn.data.envs import collect_episodes, env_factory, episode_windows
 from pyro_frmdn.infer import DreamFitness, EnvFitness, train_controller
+from pyro_frmdn.infer.done_head import refit_done_head
 from pyro_frmdn.infer.rollouts import episode_inputs
 from pyro_frmdn.plots import plot_evolution, save_episode_gif
 
@@ -33,7 +36,7 @@ def arguments() -> argparse.Namespace:
     a("--out", default="runs/agent")
     a("--size", type=int, default=32, help="frame side")
     a("--episodes", type=int, default=60, help="random episodes to fit V and M on")
-    a("--epochs", type=int, default=20)
+    a("--epochs", type=int, default=40)
     a("--train-in", default="dream", choices=["dream", "env"])
     a("--temperature", type=float, default=1.15, help="the dream's temperature")
     a("--generations", type=int, default=20)
@@ -49,26 +52,29 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make = env_factory("CartPole-v1", args.size)
+    make = env_factory("CartPole-v1", args.size, stack=2)
 
     data = collect_episodes(make, args.episodes, seed=0)  # 1. random episodes
     print(f"random actions: mean return {float(data['returns'].mean()):.1f}")
 
     torch.manual_seed(0)  # 2. V and M
-    world = pf.WorldModel((3, args.size, args.size), latent_dim=8, action_dim=2,
+    world = pf.WorldModel((6, args.size, args.size), latent_dim=8, action_dim=2,
                           channels=[16, 32], features=64, hidden_dim=32, prior="rmdn",
                           reward=True, done=True, kl_warmup=200)  # fmt: skip
     train = episode_windows(data, 32)
     pf.fit(world, {k: train[k] for k in ("frames", "actions", "mask", "rewards", "dones")},
            epochs=args.epochs, batch_size=16, lr=2e-3)  # fmt: skip
     world.eval()
+    refit_done_head(world, data["frames"], data["actions"], data["dones"], data["mask"])
 
     c = pf.Controller(world.latent_dim, 32, num_actions=2)  # 3. C
     c.set_flat(torch.zeros(c.num_parameters))
     c.fit_inputs(*episode_inputs(world, data["frames"], data["actions"], data["mask"]))
     if args.train_in == "dream":
         initial = world.encode(data["frames"][:, :1])[:, 0]  # dreams start from real first frames
-        fitness = DreamFitness(world, c, args.rollouts, 200, args.temperature, initial)
+        fitness = DreamFitness(
+            world, c, args.rollouts, 200, args.temperature, initial, done="expected"
+        )  # the expected survival under the done head
     else:
         fitness = EnvFitness(make, world, c, args.rollouts, 500)
     result = train_controller(c, fitness, args.generations, popsize=args.popsize, sigma=0.5,
@@ -80,7 +86,8 @@ def main() -> None:
     print(f"C trained in the {args.train_in}: mean return {float(r.mean()):.1f} ± "
           f"{float(r.std()):.1f} over {len(r)} real episodes (solved: 475)")  # fmt: skip
     best = int(r.argmax())
-    save_episode_gif(out / "agent.gif", runs["frames"][best][runs["mask"][best]].numpy())
+    frames = runs["frames"][best][runs["mask"][best]][:, -3:]  # the newest of the two frames
+    save_episode_gif(out / "agent.gif", frames.numpy())
     c.save(out / "controller.pt")
     world.save(out / "world.pt")
 

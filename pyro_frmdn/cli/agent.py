@@ -13,8 +13,9 @@ import torch
 from ..data.envs import ENVS, collect_episodes, env_factory, episode_windows
 from ..files import atomic_write
 from ..infer import fit
+from ..infer.done_head import refit_done_head
 from ..infer.evolution import BACKENDS, train_controller
-from ..infer.rollouts import DreamFitness, EnvFitness, episode_inputs, real_rollout
+from ..infer.rollouts import DONE_MODES, DreamFitness, EnvFitness, episode_inputs, real_rollout
 from ..models import Controller, WorldModel
 from .checks import ConfigError, check_folder
 
@@ -28,7 +29,7 @@ __all__ = ["DEFAULTS", "HELP", "add_arguments", "load_agent_config", "main", "ru
 HELP = "World Models' agent: collect, fit V and M, train C by CMA-ES (real or dream), evaluate."
 
 DEFAULTS = {
-    "env": {"name": "CartPole-v1", "size": 32, "max_steps": 500},
+    "env": {"name": "CartPole-v1", "size": 32, "stack": 2, "max_steps": 500},
     "collect": {"episodes": 60, "seed": 0, "iterations": 1},
     "world": {
         "latent_dim": 8,
@@ -39,11 +40,12 @@ DEFAULTS = {
         "likelihood": "logistic",
         "kl_warmup": 200,
     },
-    "fit": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "window": 32, "seed": 0},
+    "fit": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "window": 32, "seed": 0, "done_steps": 500},
     "controller": {
         "use_hidden": True,
         "train_in": "dream",
         "temperature": 1.15,
+        "done": "expected",
         "generations": 20,
         "popsize": 16,
         "rollouts": 8,
@@ -75,7 +77,7 @@ def _check(section: str, key: str, value, default) -> None:
         raise ConfigError(f"{name} must be like {default!r}, got {value!r}")
     positive = (section, key) not in {("collect", "seed"), ("fit", "seed"), ("evaluate", "seed"),
                                       ("controller", "seed"), ("controller", "workers"),
-                                      ("world", "kl_warmup")}  # fmt: skip
+                                      ("world", "kl_warmup"), ("fit", "done_steps")}  # fmt: skip
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (positive and value == 0):
             rule = "> 0" if positive else ">= 0"
@@ -84,6 +86,8 @@ def _check(section: str, key: str, value, default) -> None:
         raise ConfigError(f"{name} must be one of {TRAIN_IN}, got {value!r}")
     if section == "env" and key == "name" and value not in ENVS:
         raise ConfigError(f"{name} must be one of {tuple(ENVS)}, got {value!r}")
+    if section == "controller" and key == "done" and value not in DONE_MODES:
+        raise ConfigError(f"{name} must be one of {DONE_MODES}, got {value!r}")
     if key == "backend" and value not in BACKENDS:
         raise ConfigError(f"{name} must be one of {BACKENDS}, got {value!r}")
 
@@ -112,10 +116,9 @@ def load_agent_config(path: str | Path | None) -> dict:
     return config
 
 
-def _world(config: dict, action_dim: int) -> WorldModel:
-    size = config["env"]["size"]
+def _world(config: dict, frame_shape, action_dim: int) -> WorldModel:
     torch.manual_seed(config["fit"]["seed"])
-    return WorldModel((3, size, size), action_dim=action_dim, reward=True, done=True,
+    return WorldModel(tuple(frame_shape), action_dim=action_dim, reward=True, done=True,
                       **config["world"])  # fmt: skip
 
 
@@ -134,7 +137,7 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
     env, fit_cfg, c_cfg = config["env"], config["fit"], config["controller"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    make = make_env or env_factory(env["name"], env["size"])
+    make = make_env or env_factory(env["name"], env["size"], env["stack"])
     probe = make()
     space = probe.action_space
     probe.close()
@@ -150,11 +153,16 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
             episodes = _join(episodes, more)
         train = episode_windows(episodes, fit_cfg["window"])
         keys = ("frames", "actions", "mask", "rewards", "dones")
-        world = world or _world(config, episodes["actions"].shape[-1])
+        frame_shape, action_dim = episodes["frames"].shape[2:], episodes["actions"].shape[-1]
+        world = world or _world(config, frame_shape, action_dim)
         fit(world, {k: train[k] for k in keys}, epochs=fit_cfg["epochs"],
             batch_size=fit_cfg["batch_size"], lr=fit_cfg["lr"], seed=fit_cfg["seed"],
             progress=progress)  # fmt: skip
         world.eval()
+        if fit_cfg["done_steps"]:  # the done head alone, class-weighted (see refit_done_head)
+            refit_done_head(world, episodes["frames"], episodes["actions"], episodes["dones"],
+                            episodes["mask"], steps=fit_cfg["done_steps"], seed=fit_cfg["seed"],
+                            progress=progress)  # fmt: skip
         world.save(out / "world.pt")
         controller = Controller(world.latent_dim, world.prior.rnn.hidden_size, space,
                                 use_hidden=c_cfg["use_hidden"])  # fmt: skip
@@ -165,7 +173,7 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
             first = episodes["frames"][:, :1]
             initial = world.encode(first)[:, 0]
             fitness = DreamFitness(world, controller, c_cfg["rollouts"], c_cfg["dream_steps"],
-                                   c_cfg["temperature"], initial)  # fmt: skip
+                                   c_cfg["temperature"], initial, c_cfg["done"])  # fmt: skip
         else:
             fitness = EnvFitness(make, world, controller, c_cfg["rollouts"], env["max_steps"])
         result = train_controller(
@@ -193,7 +201,7 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
             shown = real_rollout(first, world, controller, None, ev["seed"], env["max_steps"], True)
         finally:
             first.close()
-        save_episode_gif(out / "agent.gif", shown.frames)
+        save_episode_gif(out / "agent.gif", shown.frames[:, -3:])  # the newest of stacked frames
     with atomic_write(out / "results.json", "w") as f:
         f.write(json.dumps(results, indent=1))
     return results

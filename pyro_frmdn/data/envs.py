@@ -33,26 +33,30 @@ __all__ = [
 ]
 
 ENVS = {
-    "CartPole-v1": dict(crop=(100, 350), skip_frames=0, max_steps=500),
+    "CartPole-v1": dict(crop=(160, 320), skip_frames=0, max_steps=500),
     "CarRacing-v3": dict(crop=None, skip_frames=50, max_steps=1000),
 }
 """The environments :func:`make_env` knows: the rows of the rendered frame kept (CartPole's cart
-and pole live in rows 100-350 of 400), idle opening steps not shown (CarRacing's zoom), and the
+and pole live in rows 173-314 of 400), idle opening steps not shown (CarRacing's zoom), and the
 environment's own step limit."""
 
 
 class FrameEnv:
-    """A gymnasium environment whose observations are its frames, ``(3, S, S)`` uint8.
+    """A gymnasium environment whose observations are its frames, ``(3 k, S, S)`` uint8.
 
     ``reset(seed=)`` and ``step(action)`` return what gymnasium's do, the observation replaced
-    by the frame; ``action_space`` is the environment's.
+    by the frame; ``action_space`` is the environment's. With ``stack=k`` > 1 the observation is
+    the last k frames, oldest first, as 3 k channels (the first frame repeated after a reset):
+    one observation then shows velocities, which a single CartPole frame does not.
     """
 
     def __init__(self, env, size: int = 64, crop: tuple[int, int] | None = None,
-                 skip_frames: int = 0):  # fmt: skip
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be an integer >= 1, got {size!r}")
+                 skip_frames: int = 0, stack: int = 1):  # fmt: skip
+        for arg, value in (("size", size), ("stack", stack)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
         self.env, self.size, self.crop, self.skip_frames = env, size, crop, skip_frames
+        self.stack, self.recent = stack, []
         self.action_space = env.action_space
         self.pixels = env.render_mode == "rgb_array"  # render the frame, else it is the obs
 
@@ -60,10 +64,15 @@ class FrameEnv:
         frame = np.asarray(self.env.render() if self.pixels else obs)
         if self.crop is not None:
             frame = frame[self.crop[0] : self.crop[1]]
-        return resize_frames(np.ascontiguousarray(frame)[None], self.size)[0].transpose(2, 0, 1)
+        frame = resize_frames(np.ascontiguousarray(frame)[None], self.size)[0].transpose(2, 0, 1)
+        if self.stack == 1:
+            return frame
+        self.recent = (self.recent or [frame] * self.stack)[1:] + [frame]
+        return np.concatenate(self.recent)
 
     def reset(self, seed: int | None = None):
         obs, info = self.env.reset(seed=seed)
+        self.recent = []
         if self.skip_frames:
             idle = np.zeros(self.action_space.shape, dtype=np.float32)
             for _ in range(self.skip_frames):
@@ -78,8 +87,9 @@ class FrameEnv:
         self.env.close()
 
 
-def make_env(name: str = "CartPole-v1", size: int = 64) -> FrameEnv:
-    """A headless :class:`FrameEnv` of one of :data:`ENVS`, frames ``size × size``."""
+def make_env(name: str = "CartPole-v1", size: int = 64, stack: int = 1) -> FrameEnv:
+    """A headless :class:`FrameEnv` of one of :data:`ENVS`, frames ``size × size``, the last
+    ``stack`` of them as one observation."""
     if name not in ENVS:
         raise ValueError(f"name must be one of {tuple(ENVS)}, got {name!r}")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -95,12 +105,12 @@ def make_env(name: str = "CartPole-v1", size: int = 64) -> FrameEnv:
             env = gymnasium.make(name)
     except gymnasium.error.DependencyNotInstalled as err:
         raise ImportError(f"{name} needs {err}: {INSTALL}") from err
-    return FrameEnv(env, size, spec["crop"], spec["skip_frames"])
+    return FrameEnv(env, size, spec["crop"], spec["skip_frames"], stack)
 
 
-def env_factory(name: str, size: int) -> Callable[[], FrameEnv]:
+def env_factory(name: str, size: int, stack: int = 1) -> Callable[[], FrameEnv]:
     """A picklable ``make_env`` of no arguments (for worker processes)."""
-    return partial(make_env, name, size)
+    return partial(make_env, name, size, stack)
 
 
 def collect_episodes(

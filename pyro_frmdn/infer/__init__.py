@@ -4,6 +4,7 @@ from .arviz import pit, plot_pit, to_inference_data
 from .boosting import fit_boosted, load_boosted, save_boosted
 from .bounds import evaluate_bounds
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
+from .done_head import refit_done_head
 from .evolution import Evolution, train_controller
 from .memory import keep_freed_memory
 from .rho import (
@@ -37,6 +38,7 @@ __all__ = [
     "pit",
     "plot_pit",
     "real_rollout",
+    "refit_done_head",
     "resolve_device",
     "rho_gradient",
     "save_boosted",

@@ -181,6 +181,11 @@ def train_controller(
     if popsize < 2:
         raise ValueError(f"popsize must be >= 2, got {popsize}")
     check_positive("sigma", sigma)
+    if not bool(torch.isfinite(controller.get_flat()).all()):
+        raise ValueError(
+            "controller's parameters hold NaN or Inf: CMA-ES starts from them (set_flat finite "
+            "values first)"
+        )
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
     if backend not in BACKENDS:

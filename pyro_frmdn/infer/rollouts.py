@@ -14,15 +14,30 @@ from ..models import Controller, WorldModel, shift_actions
 from ..models.validation import as_tensor, check_count, check_positive
 
 __all__ = [
+    "DONE_MODES",
     "DreamFitness",
     "DreamRollout",
     "EnvFitness",
     "Episode",
+    "check_done_mode",
     "dream_rollout",
     "episode_inputs",
     "hidden_state",
     "real_rollout",
 ]
+
+
+DONE_MODES = ("sample", "expected")
+r"""How a dream reads the done head: ``"sample"`` draws a done flag each step and the rollout
+ends at the first (World Models'); ``"expected"`` draws none and counts each step's reward
+weighted by the probability of being alive, :math:`\prod_{s<t} (1 - \pi_d(z_s, a_s))`: the
+expected return over the done flags, the same mean with less noise."""
+
+
+def check_done_mode(done: str) -> str:
+    if done not in DONE_MODES:
+        raise ValueError(f"done must be one of {DONE_MODES}, got {done!r}")
+    return done
 
 
 def hidden_state(state) -> Tensor:
@@ -184,6 +199,7 @@ def dream_rollout(
     temperature: float = 1.0,
     initial: Tensor | None = None,
     seed: int = 0,
+    done: str = "sample",
 ) -> DreamRollout:
     r"""Roll M forward in latent space with C acting, for a whole population at once (World
     Models' dream, Ha & Schmidhuber 2018, §4.5): no frame is decoded.
@@ -208,12 +224,15 @@ def dream_rollout(
         temperature: τ > 0.
         initial: starting latents ``(N, D)`` (e.g. encoded first frames), drawn uniformly.
         seed: seed of the done flags and the initial latents.
+        done: one of :data:`DONE_MODES`; with ``"expected"``, ``returns`` are expected returns
+            and ``steps`` the expected lengths (floats).
     """
     _check_pair(world_model, controller, True)
     if world_model.reward_head is None:
         raise ValueError("dreaming for returns needs the world model's reward head (reward=True)")
     rollouts, max_steps = check_count("rollouts", rollouts), check_count("max_steps", max_steps)
     check_positive("temperature", temperature)
+    check_done_mode(done)
     params = as_tensor("params", params, controller.weight.device)
     if params.dim() != 2:
         raise ValueError(f"params must be a population (P, n), got {tuple(params.shape)}")
@@ -233,6 +252,8 @@ def dream_rollout(
     alive = torch.ones(b, dtype=torch.bool, device=m.device)
     total = torch.zeros(b, dtype=a_prev.dtype, device=m.device)
     steps = torch.full((b,), max_steps, device=m.device)
+    if done == "expected":  # the probability of being alive, and the expected length
+        alive_p, steps = total.new_ones(b), total.new_zeros(b)
     latents, actions = [], []
     for t in range(max_steps):
         h = hidden_state(state).reshape(p, r, -1) if controller.use_hidden else None
@@ -242,11 +263,18 @@ def dream_rollout(
         latents.append(z)
         actions.append(a)
         heads = world_model._head_distributions(z[:, None], feats[:, None], None)
-        total += torch.where(alive, heads["reward"].base_dist.mean[:, 0], 0.0)
-        if "done" in heads:
-            done = torch.rand(b, generator=gen).to(m.device) < heads["done"].base_dist.probs[:, 0]
-            steps = torch.where(alive & done, t + 1, steps)
-            alive &= ~done
+        reward = heads["reward"].base_dist.mean[:, 0]
+        if done == "expected":
+            total += alive_p * reward
+            steps += alive_p
+            if "done" in heads:
+                alive_p = alive_p * (1 - heads["done"].base_dist.probs[:, 0])
+        else:
+            total += torch.where(alive, reward, 0.0)
+        if "done" in heads and done == "sample":
+            flag = torch.rand(b, generator=gen).to(m.device) < heads["done"].base_dist.probs[:, 0]
+            steps = torch.where(alive & flag, t + 1, steps)
+            alive &= ~flag
         if t + 1 == max_steps:
             break
         d, state = m.step(state, z, feats)
@@ -262,19 +290,24 @@ def dream_rollout(
 class DreamFitness:
     """The fitness of a population in M's dream: the returns ``(P, R)`` of
     :func:`dream_rollout`, one batched call, torch seeded by the generation's ``seed`` (the
-    caller's random state is left as it was)."""
+    caller's random state is left as it was). The settings are checked here, when it is built;
+    ``done`` is one of :data:`DONE_MODES` (``"expected"``: expected returns, less noise)."""
 
     def __init__(self, world_model, controller, rollouts=16, max_steps=1000, temperature=1.15,
-                 initial=None):  # fmt: skip
+                 initial=None, done="sample"):  # fmt: skip
+        _check_pair(world_model, controller, True)
         self.world_model, self.controller, self.initial = world_model, controller, initial
-        self.rollouts, self.max_steps, self.temperature = rollouts, max_steps, temperature
+        self.rollouts = check_count("rollouts", rollouts)
+        self.max_steps = check_count("max_steps", max_steps)
+        self.temperature = check_positive("temperature", temperature)
+        self.done = check_done_mode(done)
 
     def __call__(self, params: Tensor, seed: int) -> Tensor:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             out = dream_rollout(
                 self.world_model, self.controller, params, self.rollouts, self.max_steps,
-                self.temperature, self.initial, seed,
+                self.temperature, self.initial, seed, self.done,
             )  # fmt: skip
         return out.returns
 
@@ -288,8 +321,14 @@ class EnvFitness:
     defined at module level, or a ``functools.partial`` of one)."""
 
     def __init__(self, make_env: Callable, world_model, controller, rollouts=16, max_steps=1000):
+        if not callable(make_env):
+            raise TypeError(
+                f"make_env must be a callable returning an environment, got {make_env!r}"
+            )
+        _check_pair(world_model, controller, getattr(controller, "use_hidden", False))
         self.make_env, self.world_model, self.controller = make_env, world_model, controller
-        self.rollouts, self.max_steps = rollouts, max_steps
+        self.rollouts = check_count("rollouts", rollouts)
+        self.max_steps = check_count("max_steps", max_steps)
 
     def episode_seeds(self, seed: int) -> list[int]:
         return [int(s) for s in np.random.SeedSequence(seed).generate_state(self.rollouts)]

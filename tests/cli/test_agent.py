@@ -61,6 +61,9 @@ def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
         ("[fit]\nlr = 'fast'\n", "[fit] lr must be like 0.002, got 'fast'"),
         ("[fit\n", "is not valid TOML"),
         ("[env]\nname = 'Pong'\n", "[env] name must be one of ('CartPole-v1', 'CarRacing-v3')"),
+        ("[env]\nstack = 0\n", "[env] stack must be > 0, got 0"),
+        ("[controller]\ndone = 'never'\n", "[controller] done must be one of ('sample', "),
+        ("[fit]\ndone_steps = -1\n", "[fit] done_steps must be >= 0, got -1"),
     ):
         path.write_text(text)
         with pytest.raises(ValueError, match=re.escape(message)):

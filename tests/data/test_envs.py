@@ -91,3 +91,37 @@ def test_cartpole_from_pixels():
     dark = frame.min(0) < 100  # the cart is drawn dark on white
     assert dark.any() and not dark.all()
     env.close()
+
+
+class Counting:
+    """A gymnasium-like environment whose observation is the frame, (4, 4, 3) of level 10 t."""
+
+    render_mode = None
+    action_space = Space()
+
+    def reset(self, seed=None):
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.full((4, 4, 3), 10 * self.t, dtype=np.uint8)
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 1.0, False, False, {}
+
+    def close(self):
+        pass
+
+
+def test_stacked_frames_show_the_last_k_oldest_first():
+    env = FrameEnv(Counting(), size=4, stack=3)
+    levels = lambda frame: frame.reshape(3, 3, -1)[:, 0, 0].tolist()  # noqa: E731
+    frame, _ = env.reset(seed=0)
+    assert frame.shape == (9, 4, 4) and levels(frame) == [0, 0, 0]  # the first frame repeated
+    assert levels(env.step(0)[0]) == [0, 0, 10]
+    assert levels(env.step(0)[0]) == [0, 10, 20]
+    assert levels(env.step(0)[0]) == [10, 20, 30]
+    assert levels(env.reset()[0]) == [0, 0, 0]  # a reset forgets the last episode
+    with pytest.raises(ValueError, match="stack must be an integer >= 1"):
+        FrameEnv(Counting(), size=4, stack=0)

@@ -98,3 +98,21 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="NaN"):
         train_controller(c, lambda p, s: torch.full((4, 1), float("nan")), 1, popsize=4,
                          progress=False)  # fmt: skip
+
+
+def test_bad_controllers_and_counts_are_refused_with_the_argument_named():
+    c, f = controller(), Quadratic(TARGET)
+    with pytest.raises(ValueError, match="generations must be >= 1"):
+        train_controller(c, f, 0)
+    with pytest.raises(ValueError, match="popsize must be >= 1"):
+        train_controller(c, f, 1, popsize=-3)
+    with pytest.raises(TypeError, match="popsize must be an integer"):
+        train_controller(c, f, 1, popsize=8.0)
+    with pytest.raises(TypeError, match="controller must be a Controller"):
+        train_controller(torch.nn.Linear(3, 2), f, 1)
+    with pytest.raises(TypeError, match="fitness and reevaluate must be callables"):
+        train_controller(c, "dream", 1)
+    with pytest.raises(ValueError, match="controller's parameters hold NaN or Inf"):
+        with torch.no_grad():
+            c.bias.fill_(float("nan"))
+        train_controller(c, f, 1, progress=False)

@@ -193,3 +193,50 @@ def test_mismatched_parts_are_refused():
         dream_rollout(world(), c, torch.zeros(1, c.num_parameters))
     with pytest.raises(ValueError, match="temperature"):
         dream_rollout(wm, c, torch.zeros(1, c.num_parameters), temperature=0.0)
+
+
+def test_expected_returns_weight_each_reward_by_the_probability_of_being_alive():
+    wm, c = agent()
+    with torch.no_grad():  # a done probability that varies with z and a
+        wm.done_head[-1].bias.fill_(-1.0)
+    pop = torch.randn(2, c.num_parameters, dtype=torch.float64)
+    torch.manual_seed(5)
+    out = dream_rollout(wm, c, pop, rollouts=3, max_steps=6, done="expected")
+    torch.manual_seed(5)  # the same latents: the done flags draw from their own generator
+    sampled = dream_rollout(wm, c, pop, rollouts=3, max_steps=6)
+    assert torch.equal(out.latents, sampled.latents)
+    # the reference: the heads read along the dream's own latents and actions
+    feats = c.action_features(out.actions)  # (P, R, T, 2)
+    heads = wm._head_distributions(out.latents, feats, None)
+    p, r = heads["done"].base_dist.probs, heads["reward"].base_dist.mean  # (P, R, T)
+    alive = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
+    torch.testing.assert_close(out.returns, (alive * r).sum(-1))
+    torch.testing.assert_close(out.steps, alive.sum(-1))
+    assert 1 < float(out.steps.mean()) < 6  # neither certain death nor certain survival
+
+
+def test_bad_fitness_settings_are_refused_with_the_argument_named():
+    wm, c = agent()
+    with pytest.raises(ValueError, match="rollouts must be >= 1"):
+        DreamFitness(wm, c, rollouts=0)
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        DreamFitness(wm, c, max_steps=-2)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        DreamFitness(wm, c, temperature=float("nan"))
+    with pytest.raises(ValueError, match=r"done must be one of \('sample', 'expected'\)"):
+        DreamFitness(wm, c, done="mean")
+    with pytest.raises(ValueError, match="done must be one of"):
+        dream_rollout(wm, c, torch.zeros(1, c.num_parameters), done="never")
+    with pytest.raises(ValueError, match="latent_dim"):
+        DreamFitness(wm, Controller(D + 1, HIDDEN, num_actions=2))
+    with pytest.raises(ValueError, match="rollouts must be >= 1"):
+        EnvFitness(make_frame_env, wm, c, rollouts=0)
+    with pytest.raises(TypeError, match="rollouts must be an integer"):
+        EnvFitness(make_frame_env, wm, c, rollouts=2.5)
+    with pytest.raises(TypeError, match="make_env must be a callable"):
+        EnvFitness("CartPole-v1", wm, c)
+    with pytest.raises(ValueError, match="params must be a population"):
+        dream_rollout(wm, c, torch.zeros(c.num_parameters))
+    with pytest.raises(ValueError, match="params"):
+        nan = torch.full((2, c.num_parameters), float("nan"), dtype=torch.float64)
+        dream_rollout(wm, c, nan)

@@ -144,3 +144,27 @@ def test_bad_input_is_refused_with_the_argument_named():
         c.act(torch.full((2, D), float("inf")), torch.zeros(2, H))
     with pytest.raises(TypeError, match="Controller lacks model, guide, log_prob"):
         pf.fit(c, torch.zeros(2, 3, 1), epochs=1)
+
+
+def test_more_bad_input_is_refused_with_the_argument_named():
+    with pytest.raises(ValueError, match="low and high must be equally long"):
+        Controller(D, H, low=[0.0, 0.0], high=[1.0])
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 0"):
+        Controller(2.5, H, num_actions=2)
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        Controller(0, H, num_actions=2)
+    with pytest.raises(TypeError, match="action_space must be a Box or a Discrete space"):
+        Controller(D, H, action_space="left-right")
+    with pytest.raises(TypeError, match="give action_space or low/high or num_actions, not both"):
+        Controller(D, H, action_space=type("S", (), {"n": 2})(), num_actions=2)
+    c = box()
+    with pytest.raises(ValueError, match=r"h must have shape \(2, 5\), got \(2, 4\)"):
+        c.act(torch.zeros(2, D), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="params"):  # a population holding NaN
+        c.act(torch.zeros(2, 1, D), torch.zeros(2, 1, H), torch.full((2, 27), float("nan")))
+    with pytest.raises(ValueError, match=r"with params of P=2, z must be \(P, \.\.\., D\)"):
+        c.act(torch.zeros(3, 1, D), torch.zeros(3, 1, H), torch.zeros(2, 27))
+    with pytest.raises(TypeError, match="z must hold real numbers"):
+        c.act(torch.zeros(2, D, dtype=torch.complex64), torch.zeros(2, H))
+    with pytest.raises(ValueError, match="h"):
+        c.act(torch.zeros(2, D), torch.full((2, H), float("nan")))

@@ -5,8 +5,10 @@ Held-out (the "test" kanji, which no model saw): the IWAE bound (k particles) in
 the KL of q(z | S) from the prior per drawing, and the reconstruction rate: how often a test
 drawing, encoded and decoded (greedy, and sampled at temperature 0.2), is nearer to its own input
 than to every other test drawing under a stroke distance (the symmetric Chamfer distance between
-the points the pen draws, in canvas units). Writes ``results.json``, ``README.md``'s table
-(``results.md``), ``reconstructions.png`` and ``interpolation.png`` into ``--out``.
+the points the pen draws, in canvas units; chance 1/N), and the mean rank of its own input
+(chance (N + 1) / 2). Writes ``results.json``, ``README.md``'s tables (``results.md``),
+``curves.png`` (the validation bound against SVI steps), ``reconstructions_*.png`` and
+``interpolation_*.png`` into ``--out``; ``--append`` adds seeds or variants to earlier results.
 
     python benchmarks/sketch.py --out benchmarks/results/sketch
 """
@@ -34,6 +36,8 @@ VARIANTS = {
     "decoder_rmdn": dict(latent_dim=0, flow_layers=0),
     "decoder_frmdn": dict(latent_dim=0, flow_layers=2),
     "vae_frmdn_tol1": dict(flow_layers=2, kl_tolerance=1.0),  # a floor of 1 nat per dimension
+    "vae_rmdn_half": dict(flow_layers=0, kl_end=0.5),  # sketch-rnn's final KL weight
+    "vae_rmdn_skip": dict(flow_layers=0, z_to_output=True),
 }
 
 
@@ -57,6 +61,7 @@ def arguments() -> argparse.Namespace:
     a("--kl-warmup", type=int, default=200, help="SVI steps of KL annealing")
     a("--particles", type=int, default=64, help="k of the IWAE bound")
     a("--seeds", type=int, nargs="+", default=[0])
+    a("--append", action="store_true", help="keep --out's earlier results (other seeds/variants)")
     return p.parse_args()
 
 
@@ -73,13 +78,16 @@ def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * (d.min(1).mean() + d.min(0).mean())
 
 
-def reconstruction_rate(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> float:
-    """The fraction of drawings whose reconstruction is nearest to their own input."""
-    hits = 0
+def reconstruction_rate(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[float, float]:
+    """The fraction of drawings whose reconstruction is nearest to their own input (chance
+    1/N), and the mean rank of their own input among all N by distance (1 best, chance
+    (N + 1) / 2)."""
+    hits, ranks = 0, []
     for i, out in enumerate(outputs):
-        distances = [chamfer(out, x) for x in inputs]
+        distances = np.array([chamfer(out, x) for x in inputs])
         hits += int(np.argmin(distances) == i)
-    return hits / len(outputs)
+        ranks.append(1 + int((distances < distances[i]).sum()))
+    return hits / len(outputs), float(np.mean(ranks))
 
 
 def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> dict:
@@ -128,11 +136,13 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
         "test_iwae": float(iwae.mean()),
         "test_elbo": float(elbo.mean()),
         "test_drawings": len(test),
+        "rows": test.shape[1],
+        "steps_per_epoch": -(-len(data["train"]["y"]) // args.batch_size),
+        "history": history.records,
     }
     if model.latent_dim:
         with torch.no_grad():
-            y, mask = model._checked(test)
-            result["test_kl"] = float(model.kl_mean(model.posterior(y, mask)))
+            result["test_kl"] = float(model.kl(test).mean())
             result["kl_floor"] = model.kl_tolerance * model.latent_dim
             codes = model.encode(test)
             inputs = [points(d, scale) for d in test]
@@ -142,9 +152,9 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
             ):
                 pyro.set_rng_seed(seed)
                 decoded = model.decode(codes, steps=test.shape[1], **kwargs)
-                result[f"reconstruction_rate_{label}"] = reconstruction_rate(
-                    inputs, [points(d, scale) for d in decoded]
-                )
+                rate, rank = reconstruction_rate(inputs, [points(d, scale) for d in decoded])
+                result[f"reconstruction_rate_{label}"] = rate
+                result[f"reconstruction_rank_{label}"] = rank
         if seed == args.seeds[0]:
             figures(model, test, scale, Path(args.out), name)
     return result
@@ -192,6 +202,10 @@ def main() -> None:
         "test": {"y": pad(test["y"])},
     }
     results = []
+    if args.append and (out / "results.json").is_file():
+        done = {(v, s) for v in args.variants for s in args.seeds}
+        earlier = json.loads((out / "results.json").read_text())["results"]
+        results = [r for r in earlier if (r["variant"], r["seed"]) not in done]
     for seed in args.seeds:
         for name in args.variants:
             results.append(run(name, VARIANTS[name], data, scale, args, seed))
@@ -209,6 +223,36 @@ def main() -> None:
                 )
             )
     table(results, out / "results.md")
+    curves(results, out / "curves.png")
+
+
+def curves(results: list[dict], path: Path) -> None:
+    """The validation bound per drawing (the VAE's one-draw ELBO, the decoder's exact
+    log-likelihood) after each epoch against SVI steps: one line per variant and seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {}
+    for r in results:
+        h = r.get("history")
+        if not h:
+            continue
+        colour = colours.setdefault(r["variant"], f"C{len(colours)}")
+        steps = [x["epoch"] * r["steps_per_epoch"] for x in h]
+        bound = [-x["val_nll"] * r["rows"] for x in h]
+        label = r["variant"] if r["seed"] == min(q["seed"] for q in results) else None
+        ax.plot(steps, bound, color=colour, label=label, alpha=0.8)
+    ax.set_xlabel("SVI steps")
+    ax.set_ylabel("validation bound on log p(S), nats per drawing")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def table(results: list[dict], path: Path) -> None:
@@ -218,6 +262,8 @@ def table(results: list[dict], path: Path) -> None:
         "test_kl",
         "reconstruction_rate_greedy",
         "reconstruction_rate_tau_0.2",
+        "reconstruction_rank_greedy",
+        "reconstruction_rank_tau_0.2",
         "parameters",
         "train_seconds",
     ]
@@ -225,8 +271,32 @@ def table(results: list[dict], path: Path) -> None:
     for r in results:
         cells = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "–")) for k in keys]
         lines.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(cells) + " |")
+    lines += ["", "| variant | seeds | " + " | ".join(keys[:7]) + " |", "|---" * 9 + "|"]
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        runs = [r for r in results if r["variant"] == variant]
+        cells = []
+        for k in keys[:7]:
+            values = np.array([r[k] for r in runs if k in r], dtype=float)
+            spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
+            cells.append(f"{values.mean():.3f}{spread}" if len(values) else "–")
+        lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    diffs = _paired(results)
+    if diffs:
+        lines += ["", "paired IWAE differences, VAE minus decoder (nats per drawing):", *diffs]
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _paired(results: list[dict]) -> list[str]:
+    """Per seed, each VAE's IWAE minus that of the decoder with the same decoder head."""
+    by = {(r["variant"], r["seed"]): r["test_iwae"] for r in results}
+    lines = []
+    for (variant, seed), iwae in by.items():
+        head = "frmdn" if "frmdn" in variant else "rmdn"
+        base = by.get((f"decoder_{head}", seed))
+        if variant.startswith("vae") and base is not None:
+            lines.append(f"- {variant} seed {seed}: {iwae - base:+.2f}")
+    return lines
 
 
 if __name__ == "__main__":

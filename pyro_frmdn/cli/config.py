@@ -9,10 +9,10 @@ import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 
-from ..data import handwriting, make_task
+from ..data import handwriting, kanji_stroke5, make_task
 from ..infer import fit
 from ..infer.engine import check_options
-from ..models import FRMDN, HandwritingSynthesis
+from ..models import FRMDN, HandwritingSynthesis, SketchVAE
 from .checks import ConfigError, check_device, check_integer, check_number, check_seed
 from .sequences import FILE_KEYS, TASK_KEYS, resolve_source
 from .sequences import RULES as FILE_RULES
@@ -71,6 +71,7 @@ DEFAULTS = {
         "test_fraction": 0.1,
         **FILE_KEYS,  # data.path: the user's file instead of the task
         **_defaults(handwriting, skip=("split", "seed", "progress")),  # task = "handwriting" only
+        **_defaults(kanji_stroke5, only=("spacing", "grid", "svg_dir")),  # task = "kanji" only
     },
     "model": {
         "kind": "frmdn",
@@ -80,6 +81,8 @@ DEFAULTS = {
         **_defaults(
             HandwritingSynthesis.__init__, only=("window_components", "offset_scale", "text_blind")
         ),
+        # kind = "sketch" only (SketchVAE's own keys; the shared ones are above)
+        **_defaults(SketchVAE.__init__, skip=(*_defaults(FRMDN.__init__), "name")),
     },
     "train": {
         **_defaults(fit, only=TRAIN_KEYS),
@@ -153,6 +156,17 @@ RULES: dict[str, Callable[[str, object], None]] = {
     "model.alphabet": _unset_or(_name),
     "model.window_components": _at_least(1),
     "model.offset_scale": lambda name, value: check_number(name, value, 0.0),
+    "data.spacing": lambda name, value: check_number(name, value, 0.0),
+    "data.grid": _unset_or(lambda name, value: check_number(name, value, 0.0)),
+    "data.svg_dir": _unset_or(_name),
+    "model.latent_dim": _at_least(0),
+    "model.encoder_dim": _at_least(1),
+    "model.guide_flow_layers": _at_least(0),
+    "model.kl_warmup": _at_least(0),
+    "model.kl_start": lambda name, value: check_number(name, value, 0.0, strict=False),
+    "model.kl_end": lambda name, value: check_number(name, value, 0.0),
+    "model.kl_tolerance": lambda name, value: check_number(name, value, 0.0, strict=False),
+    "model.min_scale": lambda name, value: check_number(name, value, 0.0),
     "train.seed": check_seed,
     "train.device": check_device,
     "train.threads": _unset_or(_at_least(1)),
@@ -304,6 +318,7 @@ def config_help() -> str:
         )
     lines.append('  kind="rmdn" is the model without a flow (flow keys unused)')
     lines.append('  task="handwriting" with kind="handwriting": text to strokes (pyro-frmdn write)')
+    lines.append('  task="kanji" with kind="sketch": sketch-rnn on KanjiVG (docs/sketch.md)')
     lines.append("  data.path (--data) is your file, instead of the task: see docs/cli.md;")
     lines.append('  transform (unset) is "standardize" for a file, "none" for a task')
     return "\n".join(lines)

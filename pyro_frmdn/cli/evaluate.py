@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 from ..infer import evaluate
-from ..models import FRMDN
+from ..models import FRMDN, SketchVAE
+from .checks import check_integer
 from .runs import add_load_options, load_run, nonempty
+from .sketch import sketch_bounds
 from .transforms import Part
 
 __all__ = ["HELP", "add_arguments", "main", "report", "score"]
@@ -49,10 +51,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``pyro-frmdn evaluate`` (besides ``--run-dir``)."""
     add_load_options(p)
     p.add_argument("--bits-per-dim", action="store_true", help="also report bits per dimension")
+    p.add_argument(
+        "--particles",
+        type=int,
+        default=64,
+        help="a sketch run's draws of its guide for the ELBO and IWAE bounds (default 64)",
+    )
 
 
 def main(args: argparse.Namespace) -> None:
     """Evaluate the run's checkpoint on a split and report its NLL."""
+    check_integer("--particles", args.particles, 1)
     config, data, model, state = load_run(
         Path(args.run_dir), args.checkpoint, args.device, args.threads
     )
@@ -61,3 +70,11 @@ def main(args: argparse.Namespace) -> None:
     bits = evaluate(model, part.fit_data(), bits_per_dim=True) if args.bits_per_dim else None
     transform = config["data"]["transform"]
     report(args.split, nll, user, transform, bits, checkpoint=args.checkpoint, epoch=state["epoch"])
+    if isinstance(model, SketchVAE):  # its NLL above is a one-draw ELBO: the bounds too
+        bounds = sketch_bounds(model, part, args.particles)
+        print(
+            f"{args.split} bounds per drawing (nats, higher is better): "
+            f"ELBO {bounds['elbo_per_drawing']:.3f}, IWAE {bounds['iwae_per_drawing']:.3f} "
+            f"({args.particles} particles), KL {bounds['kl_per_drawing']:.3f}"
+        )
+        print(json.dumps({"split": args.split, **bounds}))

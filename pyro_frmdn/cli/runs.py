@@ -14,11 +14,12 @@ from ..data import SPLITS as DATA_SPLITS
 from ..data import DataTransform
 from ..files import atomic_write
 from ..infer import load_checkpoint
-from ..models import FRMDN, RMDN, HandwritingSynthesis
+from ..models import FRMDN, RMDN, HandwritingSynthesis, SketchVAE
 from .checks import ConfigError, check_integer, resolve_device_value
 from .config import FROM_DATA, resolve_config
 from .handwriting import HANDWRITING, read_handwriting
 from .sequences import Sequences, read_run_sequences
+from .sketch import KANJI, SKETCH, read_kanji
 from .splits import make_split, read_split, write_split
 from .transforms import Part, fit_transform, read_transform, transform_parts, write_transform
 
@@ -45,7 +46,7 @@ __all__ = [
     "write_model",
 ]
 
-MODELS = {"frmdn": FRMDN, "rmdn": RMDN, HANDWRITING: HandwritingSynthesis}
+MODELS = {"frmdn": FRMDN, "rmdn": RMDN, HANDWRITING: HandwritingSynthesis, SKETCH: SketchVAE}
 CONFIG, CHECKPOINTS, MODEL_FILE = "config.json", "checkpoints", "model.pt"
 SPLITS = ("test", "val", "train")  # --split's choices, the default first
 
@@ -83,6 +84,8 @@ def split_data(data: dict) -> RunData:
     (:func:`~.splits.make_split`), and the transform fitted on the training split."""
     if data["task"] == HANDWRITING:
         return RunData(*read_handwriting(data))
+    if data["task"] == KANJI:
+        return RunData(*read_kanji(data))
     sequences = read_run_sequences(data)
     index = make_split(data, sequences)
     train = torch.from_numpy(index["train"])
@@ -102,6 +105,8 @@ def load_data(run: Path, data: dict) -> RunData:
     ``splits.json``) and its saved transform."""
     if data["task"] == HANDWRITING:  # made again from the seed, splits included
         return RunData(*read_handwriting(data))
+    if data["task"] == KANJI:  # read again from KanjiVG, its splits by character
+        return RunData(*read_kanji(data))
     sequences = read_run_sequences(data)
     index = read_split(run, sequences)
     index = make_split(data, sequences) if index is None else index
@@ -124,10 +129,12 @@ def use_threads(option: int | None, config: dict) -> None:
         torch.set_num_threads(threads)
 
 
-def build_model(model: dict, obs_dim: int, data_defaults: dict | None = None) -> FRMDN:
-    """The model of a ``[model]`` section: ``kind`` picks FRMDN, RMDN or HandwritingSynthesis,
-    the rest are keywords; ``data_defaults`` (:attr:`RunData.model_defaults`) fill in those the
-    data fix."""
+def build_model(
+    model: dict, obs_dim: int, data_defaults: dict | None = None, task: str | None = None
+) -> FRMDN:
+    """The model of a ``[model]`` section: ``kind`` picks FRMDN, RMDN, HandwritingSynthesis or
+    SketchVAE, the rest are keywords; ``data_defaults`` (:attr:`RunData.model_defaults`) fill in
+    those the data fix; ``task`` (``data.task``), when given, must suit the kind."""
     kwargs = dict(model)
     kind = kwargs.pop("kind", "frmdn")
     if kind not in MODELS:
@@ -137,8 +144,15 @@ def build_model(model: dict, obs_dim: int, data_defaults: dict | None = None) ->
             f'model.kind = "{HANDWRITING}" and data.task = "{HANDWRITING}" go together; got '
             f"model.kind = {kind!r} with data.task {'=' if data_defaults else '!='} {HANDWRITING!r}"
         )
+    if task is not None and (kind == SKETCH) != (task == KANJI):
+        raise ConfigError(
+            f'model.kind = "{SKETCH}" and data.task = "{KANJI}" go together; got '
+            f"model.kind = {kind!r} with data.task = {task!r}"
+        )
     if kind == HANDWRITING:
         return HandwritingSynthesis(**{**data_defaults, **kwargs})
+    if kind == SKETCH:
+        return SketchVAE(**kwargs)
     if kind == "rmdn" and kwargs.get("flow_layers") == 0:
         del kwargs["flow_layers"]  # RMDN sets it, and RMDN(flow_layers=0) passes it twice
     return MODELS[kind](obs_dim=obs_dim, **kwargs)
@@ -214,6 +228,7 @@ def load_run(
         saved_model_section(config["model"], data.obs_dim),
         obs_dim=data.obs_dim,
         data_defaults=data.model_defaults,
+        task=config["data"]["task"],
     )
     state = load_checkpoint(run / CHECKPOINTS / f"{which}.pt", map_location="cpu")
     saved = model.upgrade_config(state.get("config") or {})  # keys renamed since it was written

@@ -112,7 +112,9 @@ def main(args: argparse.Namespace) -> None:
     if args.epochs is not None:
         config["train"]["epochs"] = args.epochs
     pyro.set_rng_seed(config["train"]["seed"])  # the model's initial weights
-    model = build_model(config["model"], obs_dim=data.obs_dim, data_defaults=data.model_defaults)
+    model = build_model(
+        config["model"], data.obs_dim, data.model_defaults, task=config["data"]["task"]
+    )
     config["model"] = model_section(config["model"]["kind"], model)
     if not args.resume:  # saved first, so that a run stopped part way can be resumed
         write_config(run, config)

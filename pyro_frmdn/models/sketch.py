@@ -15,8 +15,8 @@ from ..nn import MixtureHead
 from .annealing import kl_weight, weighted_sites
 from .base import PyroModel
 from .decoding import greedy
-from .sketch_inputs import END, check_codes, check_stroke5, stroke5_lengths
-from .validation import check_count, check_positive
+from .sketch_inputs import END, check_codes, check_drawing, check_stroke5, stroke5_lengths
+from .validation import as_tensor, check_count, check_positive
 from .world_guide import amortized_posterior, build_guide, posterior_code
 
 __all__ = ["STROKE5_START", "SketchVAE"]
@@ -70,6 +70,9 @@ class SketchVAE(PyroModel):
         guide_flow, guide_flow_layers: ``None`` or ``"iaf"`` and its layers.
         kl_warmup, kl_start, kl_end, kl_tolerance: the KL schedule and floor (above).
         min_scale: the floor of the guide's standard deviations.
+        z_to_output: the mixture head and the pen read :math:`[h_t, z]` rather than
+            :math:`h_t`: a short path from the code to the likelihood (the generative skip
+            connections of Dieng et al. 2019, against posterior collapse).
         name: the prefix of the parameters in Pyro's param store.
 
     Example:
@@ -100,6 +103,7 @@ class SketchVAE(PyroModel):
         kl_end: float = 1.0,
         kl_tolerance: float = 0.2,
         min_scale: float = 1e-3,
+        z_to_output: bool = False,
         name: str = "sketch",
     ):
         super().__init__()
@@ -108,7 +112,12 @@ class SketchVAE(PyroModel):
             check_count(key, value + (key == "latent_dim"))  # latent_dim may be 0
         if guide_flow not in (None, "iaf"):
             raise ValueError(f"guide_flow must be None or 'iaf', got {guide_flow!r}")
-        if kl_warmup < 0 or not 0 <= kl_start <= 1 or not kl_end > 0 or not kl_tolerance >= 0:
+        if guide_flow == "iaf":
+            check_count("guide_flow_layers", guide_flow_layers)
+        check_positive("min_scale", min_scale)
+        if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
+            raise ValueError(f"kl_warmup must be an integer >= 0 (SVI steps), got {kl_warmup!r}")
+        if not 0 <= kl_start <= 1 or not kl_end > 0 or not kl_tolerance >= 0:
             raise ValueError(
                 "need kl_warmup >= 0, 0 <= kl_start <= 1, kl_end > 0 and kl_tolerance >= 0; got "
                 f"{kl_warmup}, {kl_start}, {kl_end}, {kl_tolerance}"
@@ -119,17 +128,13 @@ class SketchVAE(PyroModel):
             flow_hidden_dims=flow_hidden_dims, mixing=mixing, min_diag=min_diag,
             guide_flow=guide_flow, guide_flow_layers=guide_flow_layers, kl_warmup=kl_warmup,
             kl_start=kl_start, kl_end=kl_end, kl_tolerance=kl_tolerance, min_scale=min_scale,
-            name=name,
+            z_to_output=bool(z_to_output), name=name,
         )  # fmt: skip
         self.latent_dim, self.name, self.obs_dim = latent_dim, name, 5
         self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
         self.kl_tolerance, self.min_scale = kl_tolerance, min_scale
-        self.encoder, self.guide_head, self.guide_flow, self.init = (
-            None,
-            None,
-            nn.ModuleList(),
-            None,
-        )
+        self.encoder = self.guide_head = self.init = None
+        self.guide_flow = nn.ModuleList()
         if latent_dim:
             self.encoder = nn.LSTM(5, encoder_dim, batch_first=True, bidirectional=True)
             self.guide_head, self.guide_flow = build_guide(
@@ -137,10 +142,12 @@ class SketchVAE(PyroModel):
             )
             self.init = nn.Linear(latent_dim, 2 * hidden_dim)  # z -> (h_0, c_0)
         self.decoder = nn.LSTM(5 + latent_dim, hidden_dim, batch_first=True)
+        self.z_to_output = bool(z_to_output) and latent_dim > 0
+        features = hidden_dim + latent_dim * self.z_to_output  # [h_t, z] with z_to_output
         self.head = MixtureHead(
-            hidden_dim, 2, num_components, rank, parameterization, min_diag=min_diag
+            features, 2, num_components, rank, parameterization, min_diag=min_diag
         )
-        self.pen = nn.Linear(hidden_dim, 3)
+        self.pen = nn.Linear(features, 3)
         self.flow = coupling_flow(2, flow_layers, flow=flow, hidden_dims=flow_hidden_dims,
                                   mixing=mixing)  # fmt: skip
         self.register_buffer("start", torch.tensor(STROKE5_START))
@@ -186,7 +193,8 @@ class SketchVAE(PyroModel):
         return h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()
 
     def step_distribution(self, h: Tensor) -> WithCategorical:
-        """The law of the next row for decoder features ``h`` (..., H): event ``(5,)``."""
+        """The law of the next row for decoder features ``h`` (..., H), or (..., H + Z) with
+        ``z_to_output`` (:meth:`features`): event ``(5,)``."""
         d = self.head(h)
         if len(self.flow):
             d = flow_mixture(d, self.flow)
@@ -194,11 +202,13 @@ class SketchVAE(PyroModel):
 
     def features(self, y: Tensor, z: Tensor) -> Tensor:
         """Decoder features (teacher forcing): drawings ``(N, L, 5)``, codes ``(N, Z)`` ->
-        ``(N, L, H)``; step t reads :math:`[S_{t-1}, z]`."""
+        ``(N, L, H)``, or :math:`[h_t, z]` ``(N, L, H + Z)`` with ``z_to_output``; step t reads
+        :math:`[S_{t-1}, z]`."""
         n, steps = y.shape[:2]
         prev = torch.cat([self.start.expand(n, 1, 5), y[:, :-1]], dim=1)
-        inputs = torch.cat([prev, z.unsqueeze(1).expand(n, steps, -1)], dim=-1)
-        return self.decoder(inputs, self.initial_state(z))[0]
+        codes = z.unsqueeze(1).expand(n, steps, -1)
+        h = self.decoder(torch.cat([prev, codes], dim=-1), self.initial_state(z))[0]
+        return torch.cat([h, codes], -1) if self.z_to_output else h
 
     def likelihood(self, y: Tensor, z: Tensor, mask: Tensor | None = None):
         """:math:`p(S \\mid z)` for codes ``z`` (..., B, Z): batch ``(..., B)``, event
@@ -243,13 +253,25 @@ class SketchVAE(PyroModel):
 
     @torch.no_grad()
     def kl_mean(self, q) -> float:
-        """The mean over drawings of KL(q(z | S) || p(z)) in nats: exact for a Gaussian guide, an
-        estimate from 8 draws with a flow."""
+        """The mean over drawings of KL(q(z | S) || p(z)) in nats (:meth:`kl`) for a guide's
+        ``q``."""
+        return float(self._kl(q).mean())
+
+    @torch.no_grad()
+    def kl(self, y, mask=None) -> Tensor:
+        """KL(q(z | S) || p(z)) of each drawing in nats, ``(B,)``: exact for a Gaussian guide,
+        an estimate from 8 draws with a flow; zeros without a code."""
+        y, mask = self._checked(y, mask)
+        if not self.latent_dim:
+            return y.new_zeros(y.shape[0])
+        return self._kl(self.posterior(y, mask))
+
+    def _kl(self, q) -> Tensor:
         prior = self.prior(q.batch_shape[0])
         if isinstance(q, dist.TransformedDistribution):
             z = q.sample((8,))
-            return float((q.log_prob(z) - prior.log_prob(z)).mean())
-        return float(torch.distributions.kl_divergence(q, prior).mean())
+            return (q.log_prob(z) - prior.log_prob(z)).mean(0)
+        return torch.distributions.kl_divergence(q, prior)
 
     # -- bounds -------------------------------------------------------------------------------
 
@@ -318,7 +340,7 @@ class SketchVAE(PyroModel):
         state, prev, rows = self.initial_state(z), self.start.expand(n, 5), []
         p = 0
         if prime is not None:
-            prime = self._checked(prime)[0]
+            prime = check_stroke5(prime, None, self.start.dtype, self.device, "prime")[0]
             if prime.shape[0] != n:
                 raise ValueError(
                     f"prime must have {n} drawings (one per code), got {prime.shape[0]}"
@@ -333,7 +355,8 @@ class SketchVAE(PyroModel):
                 rows.append(prev)
                 ended |= prev[:, 2 + END] == 1
                 continue
-            d = self.step_distribution(h.squeeze(1)).tempered(temperature, temperature)
+            h = torch.cat([h.squeeze(1), z], -1) if self.z_to_output else h.squeeze(1)
+            d = self.step_distribution(h).tempered(temperature, temperature)
             if greedy_decoding:
                 row = d.compose(greedy(d.continuous), d.logits.argmax(-1))
             else:
@@ -375,8 +398,9 @@ class SketchVAE(PyroModel):
         return out
 
     def _code(self, v, name: str) -> Tensor:
-        v = torch.as_tensor(v, dtype=self.start.dtype, device=self.device)
+        v = as_tensor(name, v, self.device)
         if v.dim() == 2 and v.shape[-1] == 5:  # a drawing
+            v = check_drawing(v, self.start.dtype, self.device, name)
             return self.encode(v.unsqueeze(0))[0]
         return check_codes(v, self.latent_dim, name, "(Z,)", self.start.dtype, self.device)
 
@@ -386,10 +410,7 @@ class SketchVAE(PyroModel):
         """``num`` completions ``(num, P + steps, 5)`` of one partial drawing ``(P, 5)``: each
         with its own code drawn from :math:`q(z \\mid \\text{partial})` (or the codes ``z``
         ``(num, Z)`` given), the decoder fed the partial rows, then sampling on."""
-        partial = torch.as_tensor(partial, dtype=self.start.dtype, device=self.device)
-        if partial.dim() != 2 or partial.shape[-1] != 5 or len(partial) == 0:
-            raise ValueError(f"partial must be one drawing (P, 5), P >= 1, got "
-                             f"{tuple(partial.shape)}")  # fmt: skip
+        partial = check_drawing(partial, self.start.dtype, self.device, "partial")
         num = check_count("num", num)
         prime = partial.expand(num, *partial.shape)
         if z is None:

@@ -2,33 +2,64 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .validation import check_sequences
+from .validation import as_real, as_tensor, check_sequences
 
-__all__ = ["END", "check_codes", "check_stroke5", "random_stroke5", "stroke5_lengths"]
+__all__ = [
+    "END",
+    "check_codes",
+    "check_drawing",
+    "check_stroke5",
+    "random_stroke5",
+    "stroke5_lengths",
+]
 
 END = 2
 """The index of the end-of-drawing state among stroke-5's pen states (p1 down, p2 up, p3 end)."""
 
 
-def check_stroke5(y, mask, dtype: torch.dtype, device: torch.device):
+def check_stroke5(y, mask, dtype: torch.dtype, device: torch.device, name: str = "y"):
     """``y`` (B, L, 5) stroke-5 and ``mask`` (B, L) checked (as every sequence model's data, see
-    :func:`~pyro_frmdn.models.check_sequences`, and the pen one-hot), in ``dtype``."""
-    y, _, mask = check_sequences(y, None, mask, 5, 0, dtype, device)
+    :func:`~pyro_frmdn.models.check_sequences`, and the pen one-hot), in ``dtype``; errors name
+    the drawings ``name``."""
+    try:
+        y, _, mask = check_sequences(y, None, mask, 5, 0, dtype, device)
+    except (ValueError, TypeError) as e:
+        if name == "y":
+            raise
+        raise type(e)(re.sub(r"\by\b", name, str(e))) from None
+    _check_pen(y, mask, name)
+    return y, mask
+
+
+def check_drawing(drawing, dtype: torch.dtype, device: torch.device, name: str) -> Tensor:
+    """One stroke-5 drawing ``(P, 5)``, ``P >= 1``, named ``name``, checked as
+    :func:`check_stroke5` checks drawings, in ``dtype``."""
+    drawing = as_tensor(name, drawing, device)
+    if drawing.dim() != 2 or drawing.shape[-1] != 5 or len(drawing) == 0:
+        raise ValueError(f"{name} must be one drawing (P, 5), P >= 1, got {tuple(drawing.shape)}")
+    drawing = as_real(name, drawing, dtype)
+    _check_pen(drawing[None], None, name, batched=False)
+    return drawing
+
+
+def _check_pen(y: Tensor, mask: Tensor | None, name: str, batched: bool = True) -> None:
     pen = y[..., 2:]
     bad = ~((((pen == 0) | (pen == 1)).all(-1)) & (pen.sum(-1) == 1))
     if mask is not None:
         bad &= mask
     if bool(bad.any()):
         pos = tuple(int(i) for i in bad.nonzero()[0])
+        where = f"{pos[0]}, {pos[1]}" if batched else f"{pos[1]}"
         raise ValueError(
-            f"y[{pos[0]}, {pos[1]}, 2:] = {y[pos][2:].tolist()}: the pen of stroke-5 (p1 down, "
+            f"{name}[{where}, 2:] = {y[pos][2:].tolist()}: the pen of stroke-5 (p1 down, "
             "p2 up, p3 end) must be one-hot; convert strokes with pyro_frmdn.data.to_stroke5"
         )
-    return y, mask
 
 
 def stroke5_lengths(y: Tensor, mask: Tensor | None) -> Tensor:
@@ -42,9 +73,9 @@ def stroke5_lengths(y: Tensor, mask: Tensor | None) -> Tensor:
 def check_codes(z, latent_dim: int, name: str, shape: str, dtype, device) -> Tensor:
     """``z`` as a finite tensor whose last dim is ``latent_dim`` and whose rank ``shape`` gives
     (``"(N, Z)"`` or ``"(Z,)"``)."""
-    z = torch.as_tensor(z, dtype=dtype, device=device)
+    z = as_real(name, as_tensor(name, z, device), dtype)  # real and finite, else named errors
     rank = 2 if shape == "(N, Z)" else 1
-    if z.dim() != rank or z.shape[-1] != latent_dim or not bool(torch.isfinite(z).all()):
+    if z.dim() != rank or z.shape[-1] != latent_dim:
         want = shape.replace("Z", str(latent_dim))
         raise ValueError(f"{name} must be finite codes {want}, got {tuple(z.shape)}")
     return z

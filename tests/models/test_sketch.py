@@ -1,6 +1,8 @@
 """SketchVAE: the Pyro program, the decoder against a dense reference, KL schedule, user methods."""
 
 import math
+import re
+from pathlib import Path
 
 import pyro
 import pytest
@@ -29,10 +31,14 @@ def drawings(seed=0) -> torch.Tensor:
 
 
 def blind(m: SketchVAE) -> SketchVAE:
-    """Cut z out of the decoder: its initial state and its input no longer read z."""
+    """Cut z out of the decoder: its initial state, its input and its output layers (with
+    ``z_to_output``) no longer read z."""
+    hidden = m.decoder.hidden_size
     with torch.no_grad():
         m.init.weight.zero_()
         m.decoder.weight_ih_l0[:, 5:].zero_()
+        m.head.linear.weight[:, hidden:].zero_()
+        m.pen.weight[:, hidden:].zero_()
     return m
 
 
@@ -52,14 +58,15 @@ def reference_log_likelihood(m: SketchVAE, y: torch.Tensor) -> torch.Tensor:
         i, f, g, o = (prev @ w_ih.T + h @ w_hh.T + bias).chunk(4, -1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        logits, loc, raw_diag, factor = (h @ m.head.linear.weight.T + m.head.linear.bias).split(
+        w_head, w_pen = m.head.linear.weight[:, :hidden], m.pen.weight[:, :hidden]
+        logits, loc, raw_diag, factor = (h @ w_head.T + m.head.linear.bias).split(
             [k, 2 * k, 2 * k, 2 * k], -1
         )
         cov = factor.reshape(-1, k, 2, 1) @ factor.reshape(-1, k, 2, 1).mT
         cov = cov + torch.diag_embed(F.softplus(raw_diag.reshape(-1, k, 2)) + m.head.min_diag)
         comps = MultivariateNormal(loc.reshape(-1, k, 2), covariance_matrix=cov)
         offsets = torch.logsumexp(F.log_softmax(logits, -1) + comps.log_prob(y[:, t, None, :2]), -1)
-        pen = (F.log_softmax(h @ m.pen.weight.T + m.pen.bias, -1) * y[:, t, 2:]).sum(-1)
+        pen = (F.log_softmax(h @ w_pen.T + m.pen.bias, -1) * y[:, t, 2:]).sum(-1)
         total += pen + torch.where(y[:, t, 4] == 1, 0.0, offsets)
         prev = y[:, t]
     return total
@@ -90,8 +97,9 @@ def test_the_z_sites_of_model_and_guide_match_in_shape_and_plates(options):
     assert plates(model.nodes["y"]) == plates(zm)
 
 
-def test_the_decoder_matches_a_dense_float64_reference():
-    m = blind(vae())
+@pytest.mark.parametrize("z_to_output", [False, True])
+def test_the_decoder_matches_a_dense_float64_reference(z_to_output):
+    m = blind(vae(z_to_output=z_to_output))
     y = drawings()
     z = torch.randn(2, B, Z, dtype=torch.float64)  # blind: every code gives the same law
     lp = m.likelihood(y, z).log_prob(y)
@@ -99,8 +107,9 @@ def test_the_decoder_matches_a_dense_float64_reference():
     assert torch.allclose(lp, reference_log_likelihood(m, y).expand(2, B), rtol=1e-10)
 
 
-def test_with_the_decoder_blind_to_z_the_elbo_is_the_nll_minus_the_kl():
-    m = blind(vae(kl_tolerance=0.0))
+@pytest.mark.parametrize("z_to_output", [False, True])
+def test_with_the_decoder_blind_to_z_the_elbo_is_the_nll_minus_the_kl(z_to_output):
+    m = blind(vae(kl_tolerance=0.0, z_to_output=z_to_output))
     y = drawings()
     log_p = reference_log_likelihood(m, y)
     q = m.posterior(*m._checked(y))
@@ -221,6 +230,21 @@ def test_greedy_decoding_is_deterministic_and_follows_the_code():
     assert not torch.allclose(a[0], a[1])  # another code, another drawing
 
 
+@pytest.mark.parametrize("z_to_output", [False, True])
+def test_decoding_after_a_prime_follows_the_teacher_forced_law(z_to_output):
+    from pyro_frmdn.models.decoding import greedy
+
+    m = vae(z_to_output=z_to_output)
+    y, z = drawings(), torch.randn(B, Z, dtype=torch.float64)
+    p = 3  # the first p rows fed, then one greedy row
+    row = m.decode(z, steps=1, greedy_decoding=True, prime=y[:, :p])[:, p]
+    d = m.step_distribution(m.features(y, z)[:, p])  # the law of row p given rows < p
+    expected = d.compose(greedy(d.continuous), d.logits.argmax(-1))
+    ended = (y[:, :p, 4] == 1).any(1)  # after an end, an end row
+    expected[ended] = torch.tensor([0.0, 0, 0, 0, 1], dtype=y.dtype)
+    assert torch.allclose(row, expected.detach(), rtol=1e-10, atol=1e-12)
+
+
 def test_interpolation_is_spherical_with_the_codes_at_its_ends():
     m = vae()
     a, b = torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0, 2.0, 0]).double()
@@ -257,37 +281,120 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(back.iwae(y, num_particles=4), expected)
 
 
-def test_bad_inputs_are_refused_naming_the_argument():
+def _with(v, value):
+    v = torch.as_tensor(v).clone()
+    v.view(-1)[0] = value
+    return v
+
+
+BAD_DATA = {  # each class of bad tensor input, made from a good one
+    "nan": lambda v: _with(v, math.nan),
+    "inf": lambda v: _with(v, math.inf),
+    "extra dim": lambda v: v.unsqueeze(-1),
+    "last dim short": lambda v: v[..., :-1],
+    "string": lambda v: "abc",
+    "dict": lambda v: {"values": v},
+    "complex": lambda v: v.to(torch.complex64),
+    "meta device": lambda v: torch.empty(v.shape, device="meta"),
+}
+ENTRIES = {  # entry point: (the argument named, its good value, the call)
+    **{
+        f: ("y", drawings, lambda m, y, f=f: getattr(m, f)(y))
+        for f in ("model", "guide", "log_prob", "elbo", "encode", "kl")
+    },
+    "iwae": ("y", drawings, lambda m, y: m.iwae(y, num_particles=2)),
+    "complete": ("partial", lambda: drawings()[0], lambda m, p: m.complete(p, steps=2)),
+    "decode": ("z", lambda: torch.zeros(2, Z), lambda m, z: m.decode(z, steps=2)),
+    "decode prime": (
+        "prime",
+        lambda: drawings()[:2, :3],
+        lambda m, p: m.decode(torch.zeros(2, Z), steps=2, prime=p),
+    ),
+    "interpolate a": ("a", lambda: drawings()[0], lambda m, a: m.interpolate(a, torch.zeros(Z))),
+    "interpolate b": ("b", lambda: torch.ones(Z), lambda m, b: m.interpolate(torch.ones(Z), b)),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_DATA))
+@pytest.mark.parametrize("entry", list(ENTRIES))
+def test_every_bad_tensor_is_refused_naming_the_argument(entry, bad):
+    m, (name, good, call) = vae(), ENTRIES[entry]
+    call(m, good())  # the good value passes
+    with pytest.raises((ValueError, TypeError)) as excinfo:
+        call(m, BAD_DATA[bad](good().double()))
+    raised_in = Path(str(excinfo.traceback[-1].path)).resolve()
+    assert Path(pf.__file__).resolve().parent in raised_in.parents, repr(excinfo.value)
+    assert re.search(rf"\b{name}\b", str(excinfo.value)), str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, y: m.elbo(y, torch.ones(B, L)), "mask must be boolean"),
+        (lambda m, y: m.elbo(_with(y, 0.0)[:, :, :]), None),  # a valid edit: accepted
+        (lambda m, y: m.elbo(torch.cat([y[..., :2], y[..., 2:] * 2], -1)), r"y\[0, 0, 2:\]"),
+        (lambda m, y: m.complete(torch.cat([y[0, :, :2], y[0, :, 2:] * 0], -1)), r"partial\[0"),
+        (lambda m, y: m.sample(2, steps=3, temperature=0.0), "temperature must be"),
+        (lambda m, y: m.sample(2, steps=3, temperature=math.nan), "temperature must be"),
+        (lambda m, y: m.sample(2, steps=0), "steps must be >= 1"),
+        (lambda m, y: m.sample(0), "num must be >= 1"),
+        (lambda m, y: m.sample(2.5), "num must be an integer"),
+        (lambda m, y: m.iwae(y, num_particles=0), "num_particles must be >= 1"),
+        (lambda m, y: m.iwae(y, chunk_size=True), "chunk_size must be an integer"),
+        (lambda m, y: m.interpolate(y[0], y[1], steps=0), "steps must be >= 1"),
+        (lambda m, y: m.decode(torch.zeros(2, Z), prime=y[:3]), "prime must have 2 drawings"),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(call, message):
+    m, y = vae(), drawings()
+    if message is None:
+        call(m, y)
+        return
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(m, y)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"guide_flow": "boosted"}, "guide_flow must be None or 'iaf', got 'boosted'"),
+        ({"parameterization": "cholesky"}, "parameterization"),
+        ({"flow": "maf", "flow_layers": 1}, "flow"),
+        ({"mixing": "shuffle", "flow_layers": 1}, "mixing"),
+        ({"latent_dim": -1}, "latent_dim"),
+        ({"latent_dim": 2.5}, "latent_dim"),
+        ({"hidden_dim": 0}, "hidden_dim must be >= 1"),
+        ({"num_components": 0}, "num_components"),
+        ({"kl_tolerance": -1.0}, "kl_tolerance"),
+        ({"kl_end": math.nan}, "kl_end"),
+        ({"kl_start": 2.0}, "kl_start"),
+        ({"kl_warmup": 2.5}, "kl_warmup must be an integer >= 0"),
+        ({"kl_warmup": -1}, "kl_warmup must be an integer >= 0"),
+        ({"min_scale": 0.0}, "min_scale must be a finite number > 0"),
+        ({"min_scale": math.nan}, "min_scale must be a finite number > 0"),
+        ({"guide_flow": "iaf", "guide_flow_layers": 0}, "guide_flow_layers must be >= 1"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_unknown_options_and_bad_sizes_are_refused(options, message):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        SketchVAE(**{**dict(latent_dim=Z, encoder_dim=4, hidden_dim=8), **options})
+
+
+def test_a_corrupt_or_tampered_model_file_is_refused_at_load(tmp_path):
     m = vae()
-    y = drawings()
-    with pytest.raises(ValueError, match="obs_dim=5"):
-        m.elbo(y[..., :3])
-    bad = y.clone()
-    bad[0, 0, 2:] = torch.tensor([1.0, 1.0, 0.0]).double()
-    with pytest.raises(ValueError, match="one-hot"):
-        m.elbo(bad)
-    bad = y.clone()
-    bad[1, 2, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
-        m.encode(bad)
-    with pytest.raises(ValueError, match="mask must be boolean"):
-        m.elbo(y, torch.ones(B, L))
-    with pytest.raises(ValueError, match="guide_flow"):
-        SketchVAE(guide_flow="boosted")
-    with pytest.raises(ValueError, match="kl_tolerance"):
-        SketchVAE(kl_tolerance=-1.0)
-    with pytest.raises(ValueError, match="temperature"):
-        m.sample(2, steps=3, temperature=0.0)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        m.sample(2, steps=0)
-    with pytest.raises(ValueError, match=r"z must be finite codes \(N, 3\)"):
-        m.decode(torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="partial must be one drawing"):
-        m.complete(y)
-    with pytest.raises(ValueError, match=r"a must be finite codes \(3,\)"):
-        m.interpolate(torch.zeros(4), torch.zeros(3))
-    with pytest.raises(ValueError, match="num_particles must be >= 1"):
-        m.iwae(y, num_particles=0)
+    path = m.save(tmp_path / "sketch.pt")
+    raw = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    for name in ("cut.pt", "junk.pt", "flipped.pt"):
+        with pytest.raises(ValueError, match=rf"{name} is corrupt"):
+            pf.load(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        pf.load(tmp_path / "missing.pt")
 
 
 def test_drawings_are_plotted_in_a_grid(tmp_path):

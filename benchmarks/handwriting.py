@@ -45,11 +45,18 @@ def arguments() -> argparse.Namespace:
     a("--layers", type=int, default=2)
     a("--components", type=int, default=10)
     a("--window", type=int, default=5)
+    a(
+        "--window-step",
+        type=float,
+        default=None,
+        help="the window's pace at the start, characters a point (default: the training data's)",
+    )
     a("--epochs", type=int, default=8)
     a("--batch-size", type=int, default=16)
     a("--lr", type=float, default=0.005)
     a("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    a("--save", default=None, help="a folder to save every text-reading model in")
     a("--bias", type=float, default=1.0, help="Graves' bias when writing held-out texts")
     return p.parse_args()
 
@@ -94,6 +101,7 @@ def main() -> None:
     (train, _), (val, _), (test, test_texts) = (split(n, args) for n in ("train", "val", "test"))
     alphabet = handwriting("train", args.writers, args.texts, args.texts_per_writer).alphabet
     scale = float(train["y"][train["mask"]][:, :2].std())
+    pace = args.window_step or float(train["text_mask"].sum() / train["mask"].sum())
     runs, models = [], {}
     for seed in args.seeds:
         for variant in args.variants:
@@ -103,6 +111,8 @@ def main() -> None:
                 num_components=args.components, window_components=args.window,
                 offset_scale=scale, **VARIANTS[variant],
             )  # fmt: skip
+            if not model.text_blind:
+                model.pace_window(pace)
             start = time.time()
             history = pf.fit(
                 model, train, val, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -115,6 +125,7 @@ def main() -> None:
                 "val_nll": history["val_nll"], "train_nll": history["train_nll"],
                 "seconds": seconds, "parameters": sum(p.numel() for p in model.parameters()),
                 "hidden_dim": model.config["hidden_dim"],
+                "steps_per_epoch": -(-len(train["y"]) // args.batch_size),
             }  # fmt: skip
             if not model.text_blind:  # does it read the text? the NLL with others' texts
                 wrong = {**test, "text": test["text"].roll(1, 0)}
@@ -122,14 +133,15 @@ def main() -> None:
                 run["test_nll_other_texts"] = pf.evaluate(model, wrong)
                 pyro.set_rng_seed(seed)
                 run["end_reached"] = end_reached(model, test_texts[:40], args.bias)
+                if args.save:
+                    Path(args.save).mkdir(parents=True, exist_ok=True)
+                    model.save(Path(args.save) / f"{variant}-{seed}.pt")
             runs.append(run)
             models[variant, seed] = model
             print(json.dumps({k: v for k, v in run.items() if "_nll" not in k or k[0] == "t"}))
             (out / "results.json").write_text(json.dumps({"args": vars(args), "runs": runs}))
     write_report(out, args, runs)
-    best = min(
-        (r for r in runs if r["variant"] != "text-blind"), key=lambda r: r["test_nll_per_point"]
-    )
+    best = min((r for r in runs if "end_reached" in r), key=lambda r: r["test_nll_per_point"])
     figures(out, models[best["variant"], best["seed"]], best)
 
 
@@ -157,6 +169,29 @@ def write_report(out: Path, args, runs: list[dict]) -> None:
     text = "\n".join(lines) + f"\n\nMachine: {machine}, 1 thread.\n"
     (out / "results.md").write_text(text)
     print(text)
+    curves(out, args, runs)
+
+
+def curves(out: Path, args, runs: list[dict]) -> None:
+    """Validation NLL per point against optimiser steps, each variant's mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variant in args.variants:
+        rs = [r for r in runs if r["variant"] == variant]
+        if rs:
+            mean = [statistics.mean(v) for v in zip(*(r["val_nll"] for r in rs), strict=True)]
+            steps = [rs[0]["steps_per_epoch"] * (e + 1) for e in range(len(mean))]
+            ax.plot(steps, mean, label=f"{variant} ({len(rs)} seeds)")
+    ax.set_xlabel("optimiser steps")
+    ax.set_ylabel("validation NLL per point (nats)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "curve.png", dpi=120)
+    plt.close(fig)
 
 
 def figures(out: Path, model, run: dict) -> None:

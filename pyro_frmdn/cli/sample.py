@@ -12,7 +12,8 @@ from torch import Tensor
 from ..files import atomic_write
 from ..plots import plot_paths, plot_series
 from .checks import ConfigError, check_integer, check_number, check_seed
-from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty
+from .handwriting import HANDWRITING
+from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty, read_config
 from .samples import write_samples
 from .splits import SPLITS_FILE
 from .transforms import TRANSFORM_FILE, Part, to_user_units
@@ -100,6 +101,11 @@ def main(args: argparse.Namespace) -> None:
     check_number("--scale-temperature", args.scale_temperature)
     check_seed("--seed", args.seed)
     out = _out_path(run, args.out)
+    if read_config(run)["model"].get("kind") == HANDWRITING:
+        raise ConfigError(
+            f"{run} is a handwriting run: its model writes texts, not free sequences; use "
+            f'pyro-frmdn write "some text" --run-dir {run} (see docs/handwriting.md)'
+        )
     config, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
     real = nonempty(data, args.split)
     steps = data.sequences.y.shape[1] if args.steps is None else args.steps

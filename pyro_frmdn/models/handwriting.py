@@ -13,6 +13,7 @@ from torch.distributions.transforms import AffineTransform
 from ..distributions import WithBernoulli, flow_mixture, temper
 from ..flows import coupling_flow
 from ..nn import AttentionWindow, MixtureHead, Window, encode_texts, one_hot_text
+from ..nn.window_lstm import window_lstm
 from .base import PyroModel
 from .handwriting_inputs import check_prime, check_strokes
 from .validation import check_count, check_positive
@@ -131,9 +132,16 @@ class HandwritingSynthesis(PyroModel):
         repeated = next((c for i, c in enumerate(alphabet) if c in alphabet[:i]), None)
         if repeated is not None:
             raise ValueError(f"alphabet has the character {repeated!r} twice")
-        for key, value in (("hidden_dim", hidden_dim), ("num_layers", num_layers)):
+        for key, value in (
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_components", num_components),
+            ("window_components", window_components),
+        ):
             check_count(key, value)
         check_positive("offset_scale", offset_scale)
+        if not isinstance(text_blind, bool):
+            raise TypeError(f"text_blind must be True or False, got {text_blind!r}")
         self.config = dict(
             alphabet=alphabet,
             hidden_dim=hidden_dim,
@@ -171,6 +179,18 @@ class HandwritingSynthesis(PyroModel):
             2, flow_layers, flow=flow, hidden_dims=flow_hidden_dims, mixing=mixing
         )
 
+    @torch.no_grad()
+    def pace_window(self, characters_per_point: float) -> None:
+        r"""Before training, start the window at the writing's pace: the bias of
+        :math:`\hat\kappa` set to :math:`\log` ``characters_per_point`` (best the training
+        data's characters per point), so that from the first step the centres move as fast
+        as the pen moves along the text (the default, :math:`e^{-2}`, suits about 7 points a
+        character). An initialisation, like the random weights: not part of ``config``."""
+        if self.window is None:
+            raise ValueError("a text_blind model has no window to pace")
+        step = check_positive("characters_per_point", characters_per_point)
+        self.window.linear.bias[2 * self.window.num_components :].fill_(math.log(step))
+
     @property
     def device(self) -> torch.device:
         return self.start.device
@@ -195,8 +215,10 @@ class HandwritingSynthesis(PyroModel):
 
         ``text`` is one-hot (B, U, A) (:func:`~pyro_frmdn.nn.one_hot_text`). Returns the
         output features (B, T, L·H), the last step's :class:`~pyro_frmdn.nn.Window`, the
-        attention :math:`\\phi` (B, T, U) (both ``None`` when text-blind) and the new state. The
-        first layer and the window go one step at a time; the layers above over the whole span.
+        attention :math:`\\phi` (B, T, U) (both ``None`` when text-blind) and the new state. Only
+        the first layer and the window are stepped (:func:`~pyro_frmdn.nn.window_lstm.
+        window_lstm`, with its written-out backward); once their trace is known, the layers
+        above run over the whole span (torch's fused LSTM).
         """
         lstm = list(state.lstm)
         if self.window is None:
@@ -205,29 +227,24 @@ class HandwritingSynthesis(PyroModel):
                 out, lstm[n] = layer(x if n == 0 else torch.cat([x, outs[-1]], -1), lstm[n])
                 outs.append(out)
             return torch.cat(outs, -1), None, None, State(tuple(lstm), None, None)
-        # the first layer by hand with nn.LSTM's weights (gates i, f, g, o): the input's part
-        # of the gates for every step at once, then one product a step (4x faster on a CPU)
-        cell = self.layers[0]
+        # the first layer and the window step together (window_lstm: a written-out backward);
+        # the input's part of the first layer's gates for every step at once
+        cell, window = self.layers[0], self.window
         x_gates = x @ cell.weight_ih_l0[:, :3].T + cell.bias_ih_l0 + cell.bias_hh_l0
-        x_gates = x_gates.unbind(1)  # one backward for all steps, not a (B, T, 4H) fill a step
         recurrent = torch.cat([cell.weight_ih_l0[:, 3:], cell.weight_hh_l0], 1).T  # (A + H, 4H)
         h, c = lstm[0] or (x.new_zeros(x.shape[0], cell.hidden_size),) * 2
-        w, kappa, first, windows, phis, window = state.w, state.kappa, [], [], [], None
-        for x_t in x_gates:
-            i, f, g, o = (x_t + torch.cat([w, h], -1) @ recurrent).chunk(4, -1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            window = self.window(h, kappa, text, text_mask)
-            w, kappa = window.w, window.kappa
-            first.append(h)
-            windows.append(w)
-            phis.append(window.phi)
-        lstm[0] = (h, c)
-        outs, windows = [torch.stack(first, 1)], torch.stack(windows, 1)  # (B, T, H), (B, T, A)
+        trace = window_lstm(
+            x_gates, recurrent, window.linear.weight, window.linear.bias,
+            h, c, state.w, state.kappa, text, text_mask,
+        )  # fmt: skip
+        lstm[0] = (trace.h[:, -1], trace.c)
+        outs = [trace.h]
         for n in range(1, len(self.layers)):
-            out, lstm[n] = self.layers[n](torch.cat([x, outs[-1], windows], -1), lstm[n])
+            out, lstm[n] = self.layers[n](torch.cat([x, outs[-1], trace.w], -1), lstm[n])
             outs.append(out)
-        return torch.cat(outs, -1), window, torch.stack(phis, 1), State(tuple(lstm), w, kappa)
+        last = Window(trace.w[:, -1], trace.phi[:, -1], trace.kappa, trace.alpha, trace.beta)
+        state = State(tuple(lstm), trace.w[:, -1], trace.kappa)
+        return torch.cat(outs, -1), last, trace.phi, state
 
     def step_distribution(self, features: Tensor) -> WithBernoulli:
         """The law of a point given output features (..., L·H), in the data's units."""

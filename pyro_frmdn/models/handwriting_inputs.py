@@ -45,6 +45,11 @@ def check_text(model: HandwritingSynthesis, text, text_mask) -> tuple[Tensor, Te
     model's alphabet) or from codes: integers, in the alphabet where the mask is True, the mask
     True on a non-empty prefix of each row (default: everywhere)."""
     alphabet, device = model.alphabet, model.device
+    if isinstance(text, str):
+        raise TypeError(
+            f"text must be a list of strings, one per sequence, or (B, U) codes; got the string "
+            f"{text!r} (write [{text!r}])"
+        )
     if isinstance(text, (list, tuple)) and text and isinstance(text[0], str):
         if text_mask is not None:
             raise ValueError("text_mask comes from the strings: pass it only with codes")
@@ -85,6 +90,9 @@ def check_prime(
     strokes = as_tensor("prime strokes", strokes, model.device)
     if strokes.dim() != 2 or strokes.shape[-1] != 3 or strokes.shape[0] < 1:
         raise ValueError(f"prime strokes must have shape (P, 3), got {tuple(strokes.shape)}")
+    if strokes.is_floating_point() and not bool(torch.isfinite(strokes).all()):
+        row = int((~torch.isfinite(strokes)).any(-1).nonzero()[0])
+        raise ValueError(f"prime strokes have NaN or Inf at row {row}: all must be finite")
     codes = None if model.text_blind else [text]
     strokes = check_strokes(model, strokes.unsqueeze(0), codes, None, None)[0]
     sep = " " if " " in model.alphabet and not text.endswith(" ") else ""

@@ -128,6 +128,12 @@ def test_the_run_own_files_are_never_replaced(refused, hw_runs):
     )
 
 
+def test_sample_on_a_handwriting_run_points_to_write(refused, hw_runs):
+    run = hw_runs / "run"
+    message = f'is a handwriting run: its model writes texts, not free sequences; use pyro-frmdn write "some text" --run-dir {run}'  # noqa: E501
+    refused(run, message, "sample", "--run-dir", run)
+
+
 def test_a_run_that_does_not_write_texts_is_refused(refused, runs):
     run = runs / "straight"
     refused(run, "holds a FRMDN, which does not write texts", "write", "a", "--run-dir", run)

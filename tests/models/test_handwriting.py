@@ -247,6 +247,25 @@ def test_save_load_round_trip(tmp_path):
     )
 
 
+def test_pace_window_starts_the_centres_at_the_given_pace():
+    m = make()
+    m.pace_window(0.3)
+    with torch.no_grad():
+        m.window.linear.weight.zero_()
+    y, mask, codes, text_mask = data()
+    phi = m.attention(y, codes, mask, text_mask)  # kappa_t = 0.3 t for every component
+    k = m.window.num_components
+    alpha, beta = m.window.linear.bias[:k].exp(), m.window.linear.bias[k : 2 * k].exp()
+    t = torch.arange(1, y.shape[1] + 1, dtype=torch.float64)[:, None, None]
+    u = torch.arange(1, codes.shape[1] + 1, dtype=torch.float64)[None, :, None]
+    expected = (alpha * torch.exp(-beta * (0.3 * t - u) ** 2)).sum(-1) * text_mask[:, None, :]
+    assert torch.allclose(phi, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="characters_per_point must be a finite number > 0"):
+        m.pace_window(0.0)
+    with pytest.raises(ValueError, match="text_blind model has no window"):
+        make(CONFIGS[3]).pace_window(0.3)
+
+
 def test_fit_trains_it_from_a_dict_of_codes():
     m = pf.HandwritingSynthesis(ALPHABET, hidden_dim=8, num_layers=2, num_components=2)
     y, mask, codes, text_mask = data(b=3, t=6)
@@ -281,6 +300,9 @@ def test_strings_and_codes_give_the_same_likelihood():
         (dict(text=None), ValueError, "pass text"),
         (dict(y=torch.zeros(3, 6, 2, dtype=torch.float64)), ValueError, "obs_dim=3"),
         (dict(y="pen"), TypeError, "y must be a torch.Tensor"),
+        (dict(y=torch.zeros(3, 6, dtype=torch.float64)), ValueError, "y must have shape"),
+        (dict(text="abc"), TypeError, "text must be a list of strings, one per sequence"),
+        (dict(mask=torch.ones(3, 5, dtype=torch.bool)), ValueError, "mask must have shape"),
     ],
 )
 def test_bad_data_are_refused_with_their_name(change, error, message):
@@ -293,6 +315,17 @@ def test_bad_data_are_refused_with_their_name(change, error, message):
     with pytest.raises(error) as e:
         m.log_prob(**args)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("value, name", [(math.nan, "NaN"), (math.inf, "Inf")])
+def test_strokes_with_nan_or_inf_are_refused_where_they_are(value, name):
+    m = make()
+    y, mask, codes, text_mask = data()
+    y[1, 3, 0] = value
+    with pytest.raises(ValueError, match=rf"y has {name} at position \(1, 3, 0\)"):
+        m.log_prob(y, codes, mask, text_mask)
+    with pytest.raises(ValueError, match=rf"y has {name} at position"):  # a shuffled batch
+        pf.fit(m, {"y": y, "text": codes, "mask": mask, "text_mask": text_mask}, epochs=1)
 
 
 def test_a_pen_bit_that_is_not_0_or_1_is_refused():
@@ -314,6 +347,14 @@ def test_a_pen_bit_that_is_not_0_or_1_is_refused():
         (dict(prime=torch.zeros(3, 3)), TypeError, "prime must be a pair"),
         (dict(prime=(torch.zeros(3, 2), "ab")), ValueError, "prime strokes must have shape (P, 3)"),
         (dict(prime=(torch.zeros(3, 3), "zz")), ValueError, "'z', which is not in the alphabet"),
+        (
+            dict(prime=(torch.tensor([[0.0, 0, 0], [math.nan, 0, 1]]), "ab")),
+            ValueError,
+            "prime strokes have NaN or Inf at row 1",
+        ),
+        (dict(bias="high"), ValueError, "bias must be a finite number >= 0, got 'high'"),
+        (dict(texts=[]), ValueError, "texts is empty"),
+        (dict(style="neat"), TypeError, "unexpected keyword argument 'style'"),
     ],
 )
 def test_bad_write_options_are_refused(options, error, message):
@@ -331,11 +372,29 @@ def test_bad_write_options_are_refused(options, error, message):
         (dict(alphabet=""), "alphabet must be a non-empty string"),
         (dict(alphabet="ab", offset_scale=0.0), "offset_scale must be a finite number > 0"),
         (dict(alphabet="ab", num_layers=0), "num_layers must be >= 1"),
+        (dict(alphabet="ab", num_components=0), "num_components must be >= 1"),
+        (dict(alphabet="ab", window_components=0), "window_components must be >= 1"),
+        (dict(alphabet="ab", parameterization="cholesky"), "parameterization must be one of"),
+        (dict(alphabet="ab", flow_layers=1, flow="glow"), "flow must be one of"),
     ],
 )
 def test_bad_constructor_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError) as e:
         pf.HandwritingSynthesis(**kwargs)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(text_blind="yes"), "text_blind must be True or False"),
+        (dict(hidden_dim=2.5), "hidden_dim must be an integer"),
+        (dict(window_size=3), "unexpected keyword argument 'window_size'"),
+    ],
+)
+def test_constructor_arguments_of_a_wrong_type_or_unknown_are_refused(kwargs, message):
+    with pytest.raises(TypeError) as e:
+        pf.HandwritingSynthesis("ab", **kwargs)
     assert message in str(e.value)
 
 

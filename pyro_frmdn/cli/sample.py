@@ -15,6 +15,7 @@ from .checks import ConfigError, check_integer, check_number, check_seed
 from .handwriting import HANDWRITING
 from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty, read_config
 from .samples import write_samples
+from .sketch import SKETCH
 from .splits import SPLITS_FILE
 from .transforms import TRANSFORM_FILE, Part, to_user_units
 
@@ -101,10 +102,17 @@ def main(args: argparse.Namespace) -> None:
     check_number("--scale-temperature", args.scale_temperature)
     check_seed("--seed", args.seed)
     out = _out_path(run, args.out)
-    if read_config(run)["model"].get("kind") == HANDWRITING:
+    kind = read_config(run)["model"].get("kind")
+    if kind == HANDWRITING:
         raise ConfigError(
             f"{run} is a handwriting run: its model writes texts, not free sequences; use "
             f'pyro-frmdn write "some text" --run-dir {run} (see docs/handwriting.md)'
+        )
+    if kind == SKETCH:
+        raise ConfigError(
+            f"{run} is a sketch run: its drawings come from codes, not from a primed sequence; "
+            f"load {run / MODEL_FILE} with pyro_frmdn.load and call sample, decode, interpolate "
+            "or complete (see docs/sketch.md and examples/sketch_vae.py)"
         )
     config, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
     real = nonempty(data, args.split)

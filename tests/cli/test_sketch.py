@@ -154,3 +154,8 @@ def test_the_example_config_is_a_sketch_run():
     config = load_config(Path(__file__).parents[2] / "examples" / "configs" / "sketch.toml")
     assert config["data"]["task"] == "kanji" and config["model"]["kind"] == "sketch"
     assert config["data"]["transform"] == "none"
+
+
+def test_sample_on_a_sketch_run_points_to_the_python_api(refused, sketch_runs):
+    run = sketch_runs / "rmdn"
+    refused(run, "is a sketch run: its drawings come from codes", "sample", "--run-dir", run)

@@ -47,10 +47,11 @@ from pyro_frmdn.infer import boosting_sample_weights
 OLD_COMPONENT = dict(flow="affine", flow_layers=2, hidden_dims=[32], bound=3.0)
 CLIP = dict(weight_clip=(0.01, 0.1), weight_cap=None)  # the reference code's clip
 OLD_FIT = dict(epochs_per_component=20, batch_size=128, lr=1e-3, lr_schedule="constant", **CLIP)
+FIRST_ROUND = dict(hidden_dims=[64])  # issue 21's first-round default, as diagnose.md measured
 SETTINGS = {
     "old": (OLD_COMPONENT, OLD_FIT),
-    "reference": ({}, dict(sample_weighting="resample", rho_search="fixed", **CLIP)),
-    "new": ({}, {}),
+    "reference": (FIRST_ROUND, dict(sample_weighting="resample", rho_search="fixed", **CLIP)),
+    "new": (FIRST_ROUND, {}),
 }
 LIM, RES = 4.5, 150
 

@@ -20,8 +20,14 @@ Each (toy, seed) is written to ``toys/<toy>_seed<k>.json`` under ``--out`` (defa
 ``benchmarks/results/boosting/``) after every model, so runs can be split across processes and
 a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
 
+``--stages`` limits the boosted stages run; with ``--checkpoints DIR`` the boosted mixtures are
+checkpointed there (``fit_boosted(checkpoint=..., resume=True)``), so a later run of larger
+stages continues them instead of starting over; ``--hidden`` sets the components' widths.
+
     python benchmarks/boosting_toys.py                      # 6 toys × seeds 0 1 2
     python benchmarks/boosting_toys.py --toys bars moons --seeds 1
+    python benchmarks/boosting_toys.py --models boosted --stages 1 2 4 --checkpoints ck
+    python benchmarks/boosting_toys.py --models boosted --stages 8 --checkpoints ck --folder c8
     python benchmarks/boosting_toys.py --report             # toys.md from the runs there
 """
 
@@ -36,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyro
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -68,13 +75,16 @@ def run_pair(name: str, seed: int, args, save) -> dict:
     epochs = args.budget * d["epochs_per_component"]
     row = {"density": name, "seed": seed, "entropy": entropy}
     torch.manual_seed(seed)
-    boosted = pf.BoostedFlow(2)
+    comp = {} if args.hidden is None else {"hidden_dims": args.hidden}
+    boosted = pf.BoostedFlow(2, **comp)
     layers = boosted.config["flow_layers"]
 
     def grow(stages) -> None:
         for c in stages:
             start = time.perf_counter()
-            pf.fit_boosted(boosted, train, val, num_components=c, seed=seed, progress=False)
+            pf.fit_boosted(
+                boosted, train, val, num_components=c, seed=seed, progress=False, **resume
+            )  # fmt: skip
             row[f"C={c}"] = nll(boosted, test) - entropy
             row["rho"] = [float(r) for r in boosted.rho]
             row["component_nll"] = [  # each component alone, held out
@@ -83,13 +93,18 @@ def run_pair(name: str, seed: int, args, save) -> dict:
             row["time_boosted"] = row.get("time_boosted", 0.0) + time.perf_counter() - start
             save(row)
 
+    # with --checkpoints, a later run of larger stages continues the mixture where this one ended
+    resume = {}
+    if args.checkpoints is not None:
+        resume = dict(checkpoint=Path(args.checkpoints) / f"{name}_seed{seed}", resume=True)
+    stages = [c for c in STAGES if c in args.stages]
     if "boosted" in args.models:
-        grow(STAGES[:-1])
+        grow([c for c in stages if c <= 4])
 
     if "deeper" in args.models:
         t0 = time.perf_counter()
         torch.manual_seed(seed)
-        deeper = pf.BoostedFlow(2, flow_layers=4 * layers)
+        deeper = pf.BoostedFlow(2, flow_layers=4 * layers, **comp)
         pf.fit_boosted(
             deeper, train, val, num_components=1, epochs_per_component=epochs, seed=seed,
             progress=False,
@@ -98,13 +113,13 @@ def run_pair(name: str, seed: int, args, save) -> dict:
         row[key], row[f"time_{key}"] = nll(deeper, test) - entropy, time.perf_counter() - t0
         save(row)
     if "joint" in args.models:
-        joint_mixture(row, train, val, test, seed, args.budget, save)
+        joint_mixture(row, train, val, test, seed, args.budget, save, comp)
     if "boosted" in args.models:
-        grow(STAGES[-1:])
+        grow([c for c in stages if c > 4])
     return row
 
 
-def joint_mixture(row, train, val, test, seed, budget, save) -> None:
+def joint_mixture(row, train, val, test, seed, budget, save, comp) -> None:
     d, entropy = defaults(), row["entropy"]
     epochs, key = (
         budget * d["epochs_per_component"],
@@ -113,7 +128,7 @@ def joint_mixture(row, train, val, test, seed, budget, save) -> None:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     centres = pf.MixtureOfFlows.centres(train, 4, seed=seed)
-    joint = pf.MixtureOfFlows(2, num_components=4, init_loc=centres)
+    joint = pf.MixtureOfFlows(2, num_components=4, init_loc=centres, **comp)
     pf.fit(
         joint, train, val, epochs=epochs, batch_size=d["batch_size"], lr=d["lr"], seed=seed,
         progress=False,
@@ -130,6 +145,15 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
 
 
+def cell(values: list[float], seeds: int) -> str:
+    """mean ± std, or the value and the seeds it has where fewer seeds than the row's ran."""
+    if len(values) == 1 and seeds > 1:
+        return f"{values[0]:.3f} (1 seed)"
+    if 1 < len(values) < seeds:
+        return f"{mean_std(values)} ({len(values)} seeds)"
+    return mean_std(values)
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     d = meta["defaults"]
     extra = sorted({k for r in rows for k in r if k.startswith(("deeper, ", "joint, "))})
@@ -137,10 +161,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# Boosted flows on the 2-D toys: held-out NLL minus the entropy",
         "",
-        f"`{meta['command']}`: {meta['machine']}; {meta['minutes']:.1f} min.",
+        f"`{meta['command']}` and the other runs of `README.md` (the rows of a toy and seed are "
+        f"merged from the folders `toys*/`): {meta['machine']}; {meta['minutes']:.1f} min in all.",
         "",
         f"Nats above the toy's differential entropy (0 is the data's own density) on 2,000 "
-        f"held-out points, mean ± std over the seeds run (n). Boosted: `pf.BoostedFlow(2)` and "
+        f"held-out points, mean ± std over the seeds run (n); {meta.get('n', 4000):,} training "
+        f"and 1,000 validation points. Boosted: `pf.BoostedFlow(2)` (components: "
+        f"{meta.get('component', 'spline couplings')}) and "
         f"`pf.fit_boosted(model, train, val, num_components=C)` with the defaults "
         f"({d['epochs_per_component']} epochs per component, batch {d['batch_size']}, lr "
         f"{d['lr']}); deeper: one flow of 4× the couplings, {meta['budget']}× the epochs; joint: "
@@ -155,7 +182,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         mine = [r for r in rows if r["density"] == name]
         if not mine:
             continue
-        cells = [mean_std([r[k] for r in mine if k in r]) for k in columns]
+        cells = [cell([r[k] for r in mine if k in r], len(mine)) for k in columns]
         gain = [r["C=4"] - r["C=1"] for r in mine if "C=4" in r and "C=1" in r]
         wins = sum(g < 0 for g in gain)
         lines.append(
@@ -188,12 +215,19 @@ def main(argv=None) -> None:
     p.add_argument("--report", action="store_true", help="only rebuild toys.md from the runs")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--folder", default="toys", help="the folder of the runs under --out")
+    p.add_argument("--stages", type=int, nargs="+", choices=STAGES, default=list(STAGES))
+    p.add_argument("--checkpoints", help="a folder for the boosted mixtures, to grow them later")
+    p.add_argument("--hidden", type=int, nargs="+", help="components' hidden widths (default's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    pyro.enable_validation(False)  # argument checks off: ~10% faster, the same numbers
     out = Path(args.out)
     (out / args.folder).mkdir(parents=True, exist_ok=True)
     if args.report:
         return report(out)
+    hidden = "" if args.hidden is None else " --hidden " + " ".join(map(str, args.hidden))
+    cfg = pf.BoostedFlow(2, **({} if args.hidden is None else {"hidden_dims": args.hidden})).config
+    component = f"{cfg['flow_layers']} {cfg['flow']} couplings, hidden {cfg['hidden_dims']}"
     machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     for seed in args.seeds:
         for name in args.toys:
@@ -203,8 +237,11 @@ def main(argv=None) -> None:
                 meta = dict(
                     command=(
                         f"python benchmarks/boosting_toys.py --toys {name} --seeds {seed} "
-                        f"--models {' '.join(args.models)} --folder {args.folder}"
+                        f"--n {args.n} --models {' '.join(args.models)} --folder {args.folder} "
+                        f"--stages {' '.join(map(str, args.stages))}"
+                        + hidden
                     ),
+                    n=args.n, component=component,
                     machine=machine, budget=args.budget, defaults=defaults(),
                     minutes=(time.perf_counter() - start) / 60,
                 )  # fmt: skip

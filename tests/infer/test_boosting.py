@@ -124,7 +124,7 @@ def test_a_second_component_takes_the_mode_the_first_misses():
     y, test = modes(800, 0), modes(2000, 1)
     entropy_a = 1 + math.log(2 * math.pi * 0.09)  # of one mode, a Gaussian
     torch.manual_seed(0)
-    m = BoostedFlow(2, hidden_dims=[16]).double()  # the default component, narrower
+    m = BoostedFlow(2, hidden_dims=[16, 16]).double()  # the default component, narrower
     fit_boosted(m, y[y[:, 0] < 0], num_components=1, **{**FIT, "epochs_per_component": 40})
     a, b = test[test[:, 0] < 0], test[test[:, 0] > 0]
     assert -float(m.log_prob(a).mean()) < entropy_a + 0.1  # the first covers A alone

@@ -67,3 +67,21 @@ def test_bad_arguments_raise_clear_errors():
         m.log_prob(torch.tensor([[0.0, math.nan]], dtype=torch.float64))
     with pytest.raises(ValueError, match="alone; got also"):
         flow(components=1).log_prob(blobs(4), mask=torch.ones(4, dtype=torch.bool))
+
+
+def test_the_default_component_conditions_its_splines_on_two_hidden_layers_of_64():
+    m = BoostedFlow(2)
+    assert m.config["hidden_dims"] == [64, 64]
+    coupling = m.new_component(0).flow[0]
+    widths = [layer.out_features for layer in coupling.upper_spline.nn.layers]
+    assert widths[:-1] == [64, 64]  # then the spline's parameters
+
+
+def test_a_model_saved_with_the_previous_default_of_one_hidden_layer_rebuilds_it():
+    torch.manual_seed(0)
+    old = BoostedFlow(2, hidden_dims=[64]).double()  # the default before two hidden layers
+    old.add_component(), old.add_component(rho=0.3)
+    loaded = BoostedFlow.from_payload(old.payload())
+    assert loaded.config["hidden_dims"] == [64]
+    y = blobs()
+    assert torch.equal(loaded.log_prob(y), old.log_prob(y))

@@ -14,6 +14,7 @@ from .handwriting import (
 )
 from .iam import read_iam_folder, read_iam_strokes
 from .kanji import available_characters, kanji_split, kanji_strokes
+from .legibility import dtw, resample_path, text_match
 from .moving_mnist import frames_to_sequences, moving_mnist, sequences_to_frames
 from .prepare import (
     dequantized_steps,
@@ -71,6 +72,7 @@ __all__ = [
     "dequantize_grid",
     "dequantized_steps",
     "digit_rows",
+    "dtw",
     "frames_to_sequences",
     "from_arrays",
     "from_csv",
@@ -101,8 +103,10 @@ __all__ = [
     "read_iam_strokes",
     "read_sequences",
     "render_text",
+    "resample_path",
     "sequences_to_frames",
     "sklearn_digits",
+    "text_match",
     "to_stroke5",
     "toy2d",
     "toy2d_entropy",

@@ -6,6 +6,7 @@ from .conv import ConvDecoder, ConvEncoder, check_frame_shape
 from .mixture_head import FACTOR_MODES, MixtureHead
 from .pixels import PIXEL_LIKELIHOODS, PixelLikelihood
 from .sprites import SpriteDecoder
+from .window_lstm import WindowTrace, window_lstm
 
 __all__ = [
     "FACTOR_MODES",
@@ -18,7 +19,9 @@ __all__ = [
     "PixelLikelihood",
     "SpriteDecoder",
     "Window",
+    "WindowTrace",
     "check_frame_shape",
     "encode_texts",
     "one_hot_text",
+    "window_lstm",
 ]

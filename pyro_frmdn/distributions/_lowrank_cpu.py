@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 import types
 from concurrent.futures import ThreadPoolExecutor
 
@@ -318,7 +319,10 @@ def backward(
 
 
 _UNROLLED: dict = {}
+# the threads that share a call's rows with the calling thread, made at first use; a forked child
+# (worker processes) inherits the pool object but not its threads, so it starts without one
 _POOL: list = []
+os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def _unrolled_loops(kind: str, r: int, precision: bool):

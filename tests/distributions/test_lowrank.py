@@ -1,6 +1,8 @@
 """Low-rank-plus-diagonal Gaussians and their fused log-density kernel, against dense references."""
 
 import math
+import multiprocessing
+import sys
 
 import numpy as np
 import pyro.distributions as dist
@@ -15,6 +17,7 @@ from pyro_frmdn.distributions import (
     LowRankCovarianceMultivariateNormal,
     LowRankPrecisionMultivariateNormal,
     _lowrank,
+    _lowrank_cpu,
 )
 from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob, use_kernel
 from pyro_frmdn.distributions._lowrank_cpu import AVAILABLE as COMPILED
@@ -874,3 +877,30 @@ def test_squared_distance_near_the_float64_limit_is_rescaled_exactly(precision, 
     expected = at_zero + (ref.log_prob(e * s) - at_zero) / (s * s)
     assert torch.isfinite(lp)
     assert_close(lp, expected, rtol=1e-9, atol=0)
+
+
+def _score_in_child(queue, args):
+    queue.put(_lowrank_cpu.forward_unrolled(*args, 2)[0])
+
+
+@pytest.mark.skipif(not COMPILED or sys.platform != "linux", reason="needs numba and fork")
+def test_compiled_kernel_threads_work_in_a_forked_child():
+    # the parent's thread pool is not inherited by a forked worker (its threads do not exist
+    # there): the child makes its own and gets the parent's numbers, rather than waiting forever
+    rng = np.random.default_rng(0)
+    n, d, r = 3000, 6, 2
+    value, diag = rng.random(n * d), rng.random(n * d) + 0.5
+    strides = np.array([[d, 0], [d, 0], [d * r, 0], [d, 0]], dtype=np.int64)
+    logdet = np.log(diag.reshape(n, d)).sum(-1)
+    args = (value, value * 0.5, rng.random(n * d * r), diag, strides, logdet, d, r, 1, False)
+    parent = _lowrank_cpu.forward_unrolled(*args, 2)[0]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_score_in_child, args=(queue, args))
+    child.start()
+    try:
+        np.testing.assert_array_equal(queue.get(timeout=120), parent)
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()

@@ -34,10 +34,9 @@ VARIANTS = {
 }
 
 
-def arguments() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def data_and_size_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulated writers and the network's size (shared with handwriting_longer.py)."""
     a = p.add_argument
-    a("--out", default="benchmarks/results/handwriting")
     a("--writers", type=int, default=20)
     a("--texts", type=int, default=200)
     a("--texts-per-writer", type=int, default=16)
@@ -45,6 +44,13 @@ def arguments() -> argparse.Namespace:
     a("--layers", type=int, default=2)
     a("--components", type=int, default=10)
     a("--window", type=int, default=5)
+
+
+def arguments() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    a = p.add_argument
+    a("--out", default="benchmarks/results/handwriting")
+    data_and_size_arguments(p)
     a(
         "--window-step",
         type=float,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyro
 import torch
-from handwriting import VARIANTS, size, split
+from handwriting import VARIANTS, data_and_size_arguments, size, split
 
 import pyro_frmdn as pf
 from pyro_frmdn.data import handwriting
@@ -36,13 +36,7 @@ def main() -> None:
     a("--log", required=True)
     a("--save", default=None)
     # benchmarks/handwriting.py's settings of the runs in results/handwriting
-    a("--writers", type=int, default=20)
-    a("--texts", type=int, default=200)
-    a("--texts-per-writer", type=int, default=16)
-    a("--hidden", type=int, default=48)
-    a("--layers", type=int, default=2)
-    a("--components", type=int, default=10)
-    a("--window", type=int, default=5)
+    data_and_size_arguments(p)
     a("--batch-size", type=int, default=32)
     a("--lr", type=float, default=0.005)
     args = p.parse_args()

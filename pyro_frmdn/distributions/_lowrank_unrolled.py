@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 __all__ = ["MAX_RANK", "backward_source", "forward_source"]
 
 MAX_RANK = 8
@@ -235,6 +233,3 @@ def backward_source(r: int, precision: bool) -> tuple[str, str]:
 
 def _sym(j: int, m: int) -> str:
     return f"c{j}{m}" if m <= j else f"c{m}{j}"
-
-
-LOG_2PI = math.log(2 * math.pi)

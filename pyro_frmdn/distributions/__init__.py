@@ -12,7 +12,7 @@ from .boosted import (
 from .categorical import WithCategorical
 from .logistic import DiscretizedLogistic
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
-from .mixture import PARAMETERIZATIONS, components, low_rank_mixture, positive
+from .mixture import PARAMETERIZATIONS, LowRankMixture, components, low_rank_mixture, positive
 from .temperature import SCALE_MODES, graves_bias, temper
 from .transformed import FlowTransformedDistribution, clear_transform_cache, flow_mixture
 
@@ -25,6 +25,7 @@ __all__ = [
     "DiscretizedLogistic",
     "FlowTransformedDistribution",
     "LowRankCovarianceMultivariateNormal",
+    "LowRankMixture",
     "LowRankPrecisionMultivariateNormal",
     "WithBernoulli",
     "WithCategorical",

@@ -258,6 +258,11 @@ def _arguments(value, loc, factor, diag):
     return shape, args + (_rows(diag, shape, 1),)
 
 
+def _logdet(diag: Tensor, shape: torch.Size) -> Tensor:
+    """Σ log diag per row, (rows,) contiguous, computed on the unbroadcast diagonal."""
+    return _rows(diag.detach().log().sum(-1, keepdim=True), shape, 1)[..., 0].reshape(-1)
+
+
 def _threads() -> int:
     # Numba's default threading layer must not be entered from two threads at once: the
     # parallel loops run from the main thread only (other threads take the serial loops)
@@ -273,23 +278,24 @@ class _CompiledLogProb(torch.autograd.Function):
         shape, args = _arguments(value, loc, factor, diag)
         d, r = factor.shape[-2:]
         threads = _threads()
-        logdet = _rows(diag.detach().log().sum(-1, keepdim=True), shape, 1)[..., 0]
         if r <= MAX_RANK:
             flat = [_storage(a.detach()) for a in args]
             strides = np.array([st for _, st in flat], dtype=np.int64)
             out, cinv, proj, flags = _lowrank_cpu.forward_unrolled(
                 *(f.numpy() for f, _ in flat),
                 strides,
-                logdet.reshape(-1).contiguous().numpy(),
+                shape.numel(),
                 d,
                 r,
                 shape[-1] if len(shape) else 1,
                 precision,
                 threads,
+                None if d <= _lowrank_cpu.OWN_LOGDET_MAX_D else _logdet(diag, shape).numpy(),
             )
             ctx.save_for_backward(*(f for f, _ in flat), torch.from_numpy(cinv))
             ctx.strides = strides
         else:
+            logdet = _logdet(diag, shape).reshape(args[0].shape[:2])
             out, tril, proj, flags = _lowrank_cpu.forward(
                 *(a.detach().numpy() for a in args + (logdet,)), precision, threads
             )

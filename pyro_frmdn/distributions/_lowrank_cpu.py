@@ -335,6 +335,7 @@ def _unrolled_loops(kind: str, r: int, precision: bool):
         make = _unrolled.forward_source if kind == "forward" else _unrolled.backward_source
         source, name = make(r, precision)
         constants = dict(HUGE_SUM=_HUGE_SUM, LOG_2PI=_LOG_2PI, BAD_DIAG=BAD_DIAG, REDO=REDO)
+        constants.update(LOG_2=math.log(2.0))
         constants.update(BAD_FACTOR=BAD_FACTOR, BAD_LOC=BAD_LOC, NAN_VALUE=NAN_VALUE)
         tag = hashlib.sha256((source + repr(sorted(constants.items()))).encode()).hexdigest()
         full = f"{name}_{tag[:12]}"
@@ -361,19 +362,33 @@ def _over_rows(fn, n: int, threads: int, *args) -> None:
         job.result()
 
 
-def forward_unrolled(value, loc, factor, diag, strides, logdet_diag, d, r, n_k, precision, threads):
-    """The forward loops for rank ``r <= 8`` over flat storage arrays: ``strides`` (4, 2) holds
-    the (o, k) element strides of value, loc, factor and diag, whose (D,) and (D, r) tails are
-    contiguous; ``logdet_diag`` (rows,). Returns (out, cinv, proj, flags), one entry per row:
-    cinv the packed lower triangle of C⁻¹."""
-    n = logdet_diag.shape[0]
+# the float formats' bits: exponent shift and mask, mantissa mask and scale, exponent bias
+_BITS = {
+    np.dtype(np.float32): (np.int32, 23, 0xFF, 2**23 - 1, 2.0**-23, 127),
+    np.dtype(np.float64): (np.int64, 52, 0x7FF, 2**52 - 1, 2.0**-52, 1023),
+}
+# the product of this many mantissas in [1, 2) stays finite in float64
+OWN_LOGDET_MAX_D = 1000
+
+
+def forward_unrolled(value, loc, factor, diag, strides, n, d, r, n_k, precision, threads, logdet):
+    """The forward loops for rank ``r <= 8`` over flat storage arrays, ``n`` rows: ``strides``
+    (4, 2) holds the (o, k) element strides of value, loc, factor and diag, whose (D,) and (D, r)
+    tails are contiguous. ``logdet`` (rows,) is Σ log diag per row, or None for the loops to
+    compute it (D <= 1000). Returns (out, cinv, proj, flags), one entry per row: cinv the packed
+    lower triangle of C⁻¹."""
     out = np.empty(n, dtype=factor.dtype)
     cinv = np.empty((n, r * (r + 1) // 2))
     proj = np.empty((n, r))
     flags = np.empty(n, dtype=np.int8)
+    own = logdet is None
+    if own and d > OWN_LOGDET_MAX_D:
+        raise ValueError(f"the loops compute log det diag for D <= {OWN_LOGDET_MAX_D}, got {d}")
+    logdet_diag = np.empty(n) if own else np.ascontiguousarray(logdet, dtype=np.float64)
+    width, *fmt = _BITS[diag.dtype]
     fn = _unrolled_loops("forward", r, precision)
-    args = (value, loc, factor, diag, strides, logdet_diag, d, n_k, out, cinv, proj, flags)
-    _over_rows(fn, n, threads, *args)
+    args = (value, loc, factor, diag, diag.view(width), strides, logdet_diag, own, *fmt, d, n_k)
+    _over_rows(fn, n, threads, *args, out, cinv, proj, flags)
     redo = np.flatnonzero(flags & REDO)
     if redo.size:  # rare: a squared distance near the float64 limit, scaled by the general loops
         rows = [

@@ -26,8 +26,16 @@ def _sums(r: int, precision: bool) -> list[str]:
     """One pass over the D entries of a row: the r(r+1)/2 + r + 1 sums in float64, and two sums
     for the argument checks: ``probe`` is NaN if diag or loc holds a value that is not finite or
     a zero diagonal, ``neg`` positive if a diagonal is negative. Only sums: the compiler
-    vectorises the loop (a min or max reduction would keep it scalar)."""
+    vectorises the loop (a min or max reduction would keep it scalar).
+
+    The log-determinant of the diagonal comes from the same pass without a logarithm per entry:
+    each d_i = m_i 2^(e_i) with the mantissa m_i in [1, 2) and the exponent read from the bits of
+    its float (``bits``: an integer view of the diagonal's storage), so that Σ log d_i =
+    ln 2 · Σ e_i + log Π m_i, one logarithm per row; the product of D < 1024 mantissas stays below
+    2^1024 (the caller passes larger D's sums in). ``tiny`` counts subnormal entries (exponent
+    field zero), which this decomposition does not cover."""
     lines = ["quad = 0.0", "probe = 0.0", "probe_e = 0.0", "neg = 0.0"]
+    lines += ["ex = 0", "tiny = 0", "mant = 1.0"]
     lines += [f"b{j} = 0.0" for j in range(r)]
     lines += [f"g{j}{m} = 0.0" for j, m in _pairs(r)]
     body = [
@@ -38,6 +46,11 @@ def _sums(r: int, precision: bool) -> list[str]:
         "probe += (di + mi + vi) * 0.0",
         "probe_e += ei * 0.0",
         "neg += abs(di) - di",
+        "bi = np.int64(bv[i])",
+        "eb = (bi >> shift) & emask",
+        "ex += eb",
+        "tiny += 1 if eb == 0 else 0",
+        "mant *= 1.0 + np.float64(bi & mmask) * mscale",
     ]
     body += (
         ["wi = ei", "quad += ei * ei * di"] if precision else ["wi = ei * vi", "quad += ei * wi"]
@@ -60,6 +73,10 @@ def _row_views(r: int) -> list[str]:
         f"fv = factor[pf : pf + d * {r}]",
         "dv = diag[pd : pd + d]",
     ]
+
+
+def _bits_view() -> list[str]:
+    return ["bv = bits[pd : pd + d]"]
 
 
 def _cholesky(r: int) -> list[str]:
@@ -101,17 +118,22 @@ def _inverse(r: int) -> list[str]:
 def forward_source(r: int, precision: bool) -> tuple[str, str]:
     """Source and name of the forward loops for rank ``r`` and one form.
 
-    The function ``(start, stop, value, loc, factor, diag, st, logdet_diag, d, n_k, out, cinv,
-    proj, flags)`` writes, for every row (o, k) = divmod(row, n_k) in [start, stop):
+    The function ``(start, stop, value, loc, factor, diag, bits, st, logdet_diag, own, shift,
+    emask, mmask, mscale, bias, d, n_k, out, cinv, proj, flags)`` writes, for every row (o, k) =
+    divmod(row, n_k) in [start, stop):
     ``out[row]`` the log-density, ``cinv[row]``
     the packed lower triangle of C⁻¹ (C = I + Wᵀ D⁻¹ W), ``proj[row]`` C⁻¹ Wᵀ D⁻¹ e (covariance)
     or Uᵀ e (precision), which the backward pass reuses, and ``flags[row]`` the invalid arguments.
-    ``st`` (4, 2) holds the (o, k) element strides of value, loc, factor and diag. A row whose
+    ``st`` (4, 2) holds the (o, k) element strides of value, loc, factor and diag; ``bits`` is
+    the diagonal's storage viewed as integers of its width, read with the float format's exponent
+    shift and mask, mantissa mask and scale and exponent bias; ``logdet_diag[row]`` receives
+    Σ log d_i when ``own``, else holds it. A row whose
     squared distance nears the float64 limit is flagged ``REDO`` for the general loops.
     """
     name = f"_forward_{'precision' if precision else 'covariance'}_r{r}"
     rows = [
         *_row_views(r),
+        *_bits_view(),
         *_sums(r, precision),
         "flag = 0",
         # rare: the squared distance is near the float64 limit or not finite; the caller scores
@@ -126,6 +148,17 @@ def forward_source(r: int, precision: bool) -> tuple[str, str]:
         "            flag |= BAD_DIAG",
         "        if not math.isfinite(lv[i]):",
         "            flag |= BAD_LOC",
+        # log Π d_i: from the exponents and mantissas, or (a zero, negative, subnormal or not
+        # finite diagonal, or D's sums passed in) one logarithm per entry / the caller's sum
+        "if not own:",
+        "    ld = np.float64(logdet_diag[row])",
+        "elif tiny > 0 or probe != probe or neg > 0.0:",
+        "    ld = 0.0",
+        "    for i in range(d):",
+        "        ld += math.log(np.float64(dv[i]))",
+        "else:",
+        "    ld = (ex - d * bias) * LOG_2 + math.log(mant)",
+        "logdet_diag[row] = ld",
         "if infinite:",
         "    for i in range(d):",
         "        ei = np.float64(vv[i]) - np.float64(lv[i])",
@@ -142,7 +175,7 @@ def forward_source(r: int, precision: bool) -> tuple[str, str]:
     if precision:
         rows.append("maha = quad + " + " + ".join(f"b{j} * b{j}" for j in range(r)))
         rows += [f"v{j} = b{j}" for j in range(r)]
-        rows.append("logdet = -np.float64(logdet_diag[row]) - 2.0 * logcap")
+        rows.append("logdet = -ld - 2.0 * logcap")
     else:
         white = " + ".join(f"w{j} * w{j}" for j in range(r))
         # eᵀΣ⁻¹e >= 0: rounding must not make it negative
@@ -150,7 +183,7 @@ def forward_source(r: int, precision: bool) -> tuple[str, str]:
         for j in range(r - 1, -1, -1):  # v = L⁻ᵀ w = C⁻¹ b
             acc = f"w{j}" + "".join(f" - l{p}{j} * v{p}" for p in range(j + 1, r))
             rows.append(f"v{j} = ({acc}) / l{j}{j}")
-        rows.append("logdet = np.float64(logdet_diag[row]) + 2.0 * logcap")
+        rows.append("logdet = ld + 2.0 * logcap")
     rows += [f"proj[row, {j}] = v{j}" for j in range(r)]
     rows += _inverse(r)
     rows += [
@@ -162,8 +195,8 @@ def forward_source(r: int, precision: bool) -> tuple[str, str]:
         "flags[row] = flag",
     ]
     head = [
-        f"def {name}(start, stop, value, loc, factor, diag, st, logdet_diag, d, n_k, out, cinv,"
-        " proj, flags):",
+        f"def {name}(start, stop, value, loc, factor, diag, bits, st, logdet_diag, own, shift,"
+        " emask, mmask, mscale, bias, d, n_k, out, cinv, proj, flags):",
         "    for row in range(start, stop):",
     ]
     return "\n".join(head + ["        " + x for x in rows]) + "\n", name

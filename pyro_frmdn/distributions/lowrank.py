@@ -83,8 +83,8 @@ class _DeferredChecks:
         new._names, new._checked = self._names, self._checked
         new._validate_args = self._validate_args
 
-    def _kernel_log_prob(self, value: Tensor, precision: bool) -> Tensor:
-        if self._validate_args:
+    def _kernel_log_prob(self, value: Tensor, precision: bool, value_checked=False) -> Tensor:
+        if self._validate_args and not value_checked:
             self._validate_sample(value)
         lp = lowrank_gaussian_log_prob(
             value,
@@ -177,8 +177,8 @@ class LowRankCovarianceMultivariateNormal(_DeferredChecks, dist.LowRankMultivari
         self._copy_checks(new)
         return new
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        return self._kernel_log_prob(value, precision=False)
+    def log_prob(self, value: Tensor, value_checked: bool = False) -> Tensor:
+        return self._kernel_log_prob(value, False, value_checked)
 
     def entropy(self) -> Tensor:
         self._check_values()
@@ -303,8 +303,8 @@ class LowRankPrecisionMultivariateNormal(_DeferredChecks, dist.TorchDistribution
         logdet_cap = 2 * self._capacitance_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         return self._diag.log().sum(-1) + logdet_cap
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        return self._kernel_log_prob(value, precision=True)
+    def log_prob(self, value: Tensor, value_checked: bool = False) -> Tensor:
+        return self._kernel_log_prob(value, True, value_checked)
 
     def rsample(self, sample_shape=torch.Size()) -> Tensor:
         self._check_values()

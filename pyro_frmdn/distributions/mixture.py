@@ -6,9 +6,13 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
-from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
+from .lowrank import (
+    LowRankCovarianceMultivariateNormal,
+    LowRankPrecisionMultivariateNormal,
+    _DeferredChecks,
+)
 
-__all__ = ["PARAMETERIZATIONS", "components", "low_rank_mixture", "positive"]
+__all__ = ["PARAMETERIZATIONS", "LowRankMixture", "components", "low_rank_mixture", "positive"]
 
 PARAMETERIZATIONS = ("covariance", "precision")
 """What factor and diagonal build: the covariance :math:`W W^\\top + \\mathrm{diag}(d)` or the
@@ -24,6 +28,53 @@ def positive(raw: Tensor, floor: float = 1e-4) -> Tensor:
     for large inputs, so gradients neither vanish nor explode the way ``exp`` does.
     """
     return torch.nn.functional.softplus(raw) + floor
+
+
+class LowRankMixture(dist.MixtureSameFamily):
+    """Pyro's :class:`~pyro.distributions.MixtureSameFamily`, what :func:`low_rank_mixture`
+    returns: the same distribution, whose :meth:`log_prob` costs the components' scoring and
+    little else.
+
+    Pyro's ``log_prob`` checks the value twice when validation is on (the mixture, then the
+    components: ``value == value`` over the whole value each time) and normalises the mixing
+    logits again although :class:`~pyro.distributions.Categorical` stored them normalised; at
+    D = 64, 12,800 points and 10 components these were 7 ms of a 55 ms forward. Here the value is
+    checked once, by a sum that is NaN exactly when the value holds a NaN or both infinities (Pyro's
+    exact check runs only then, and gives Pyro's error), and the stored logits are used as they are.
+    """
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        comps = self.component_distribution
+        if self._validate_args:
+            _check_value(self, value)
+        x = self._pad(value)
+        if isinstance(comps, _DeferredChecks):
+            lp = comps.log_prob(x, value_checked=True)
+        else:
+            lp = comps.log_prob(x)
+        return torch.logsumexp(lp + self.mixture_distribution.logits, dim=-1)
+
+
+def _check_value(d: dist.MixtureSameFamily, value: Tensor) -> None:
+    """The shape checks of torch's ``_validate_sample``; its support check (``value == value``
+    everywhere, for the real vectors of Gaussian components) only when a NaN sum says it can
+    fail."""
+    if not isinstance(value, Tensor):
+        raise ValueError("The value argument to log_prob must be a Tensor")
+    event = d.event_shape
+    if value.shape[value.dim() - len(event) :] != event:
+        raise ValueError(
+            f"The right-most size of value must match event_shape: {tuple(value.shape)} vs "
+            f"{tuple(event)}."
+        )
+    for i, j in zip(reversed(value.shape), reversed(d.batch_shape + event), strict=False):
+        if i != 1 and j != 1 and i != j:
+            raise ValueError(
+                f"Value is not broadcastable with batch_shape+event_shape: "
+                f"{tuple(value.shape)} vs {tuple(d.batch_shape + event)}."
+            )
+    if not value.is_floating_point() or bool(value.sum().isnan()):
+        torch.distributions.Distribution._validate_sample(d, value)
 
 
 def _check_parameterization(parameterization: str) -> None:
@@ -80,8 +131,8 @@ def low_rank_mixture(
         parameterization: ``"covariance"`` or ``"precision"``.
 
     Returns:
-        A :class:`~pyro.distributions.MixtureSameFamily` with batch ``(...)`` (the broadcast of the
-        arguments' batch shapes) and event ``(D,)``.
+        A :class:`LowRankMixture` (a :class:`~pyro.distributions.MixtureSameFamily`) with batch
+        ``(...)`` (the broadcast of the arguments' batch shapes) and event ``(D,)``.
 
     Example:
         >>> K, D, r = 3, 4, 2
@@ -113,4 +164,4 @@ def low_rank_mixture(
         ) from e
     if comps.batch_shape != batch + (k,):
         comps = comps.expand(batch + (k,))
-    return dist.MixtureSameFamily(dist.Categorical(logits=logits.expand(batch + (k,))), comps)
+    return LowRankMixture(dist.Categorical(logits=logits.expand(batch + (k,))), comps)

@@ -9,6 +9,7 @@ from torch.distributions import Independent, Normal
 
 from .binary import WithBernoulli
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
+from .mixture import LowRankMixture
 from .transformed import FlowTransformedDistribution
 
 __all__ = ["SCALE_MODES", "graves_bias", "temper"]
@@ -109,5 +110,5 @@ def temper(
     if isinstance(d, dist.MixtureSameFamily):
         logits = d.mixture_distribution.logits / pi_temperature
         comps = _scale_component(d.component_distribution, factor)
-        return dist.MixtureSameFamily(dist.Categorical(logits=logits), comps)
+        return LowRankMixture(dist.Categorical(logits=logits), comps)
     return _scale_component(d, factor)

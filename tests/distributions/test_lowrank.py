@@ -879,8 +879,48 @@ def test_squared_distance_near_the_float64_limit_is_rescaled_exactly(precision, 
     assert_close(lp, expected, rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("precision", [True, False])
+def test_log_det_of_the_diagonal_from_exponents_and_mantissas(precision, dtype):
+    # the loops take Σ log d_i from the floats' exponents and one log of the product of the
+    # mantissas; with W = 0 and value = loc the log-density is -½(D log 2π ± Σ log d_i), whose
+    # sum float64 logs give (known answer). Rows: diagonals spanning the format's exponents,
+    # mantissas near 2 (their product near 2^D), and subnormal float32 entries (exponent field
+    # zero; float64 ones near the smallest normal: 1 / d of a subnormal float64 overflows)
+    g = torch.Generator().manual_seed(3)
+    d = 40
+    tiny = torch.finfo(dtype).tiny / (64 if dtype == torch.float32 else 1 / 4)
+    rows = [
+        torch.exp2(torch.randint(-120, 120, (d,), generator=g).to(F64))
+        * (1 + torch.rand(d, generator=g)),
+        torch.full((d,), 1.9999999, dtype=F64),
+        torch.cat([torch.full((3,), tiny, dtype=F64), torch.rand(d - 3, generator=g) + 0.5]),
+    ]
+    diag = torch.stack(rows).to(dtype)
+    if dtype == torch.float32:
+        assert (diag[2, :3] > 0).all() and (diag[2, :3] < torch.finfo(dtype).tiny).all()
+    loc = torch.randn(3, d, generator=g, dtype=dtype)
+    factor = torch.zeros(3, d, 2, dtype=dtype)
+    lp = lowrank_gaussian_log_prob(loc, factor, diag, precision, loc=loc)
+    sign = -1.0 if precision else 1.0
+    expected = -0.5 * (d * math.log(2 * math.pi) + sign * diag.to(F64).log().sum(-1))
+    assert_close(lp.to(F64), expected, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
+
+
+@pytest.mark.parametrize("d", [1000, 1100])
+def test_log_det_of_the_diagonal_at_large_d_against_the_dense_gaussian(d):
+    # D <= 1000: the loops' product of mantissas, up to 2^1000; above, the sum passed in
+    g = torch.Generator().manual_seed(4)
+    factor = 0.1 * torch.randn(2, d, 3, generator=g, dtype=F64)
+    diag = 1.9 + 0.09 * torch.rand(2, d, generator=g, dtype=F64)
+    loc = torch.randn(2, d, generator=g, dtype=F64)
+    value = torch.randn(d, generator=g, dtype=F64)
+    lp = lowrank_gaussian_log_prob(value, factor, diag, False, loc=loc)
+    assert_close(lp, dense_mvn("covariance", loc, factor, diag).log_prob(value), rtol=1e-12, atol=0)
+
+
 def _score_in_child(queue, args):
-    queue.put(_lowrank_cpu.forward_unrolled(*args, 2)[0])
+    queue.put(_lowrank_cpu.forward_unrolled(*args, 2, None)[0])
 
 
 @pytest.mark.skipif(not COMPILED or sys.platform != "linux", reason="needs numba and fork")
@@ -891,9 +931,8 @@ def test_compiled_kernel_threads_work_in_a_forked_child():
     n, d, r = 3000, 6, 2
     value, diag = rng.random(n * d), rng.random(n * d) + 0.5
     strides = np.array([[d, 0], [d, 0], [d * r, 0], [d, 0]], dtype=np.int64)
-    logdet = np.log(diag.reshape(n, d)).sum(-1)
-    args = (value, value * 0.5, rng.random(n * d * r), diag, strides, logdet, d, r, 1, False)
-    parent = _lowrank_cpu.forward_unrolled(*args, 2)[0]
+    args = (value, value * 0.5, rng.random(n * d * r), diag, strides, n, d, r, 1, False)
+    parent = _lowrank_cpu.forward_unrolled(*args, 2, None)[0]
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_score_in_child, args=(queue, args))

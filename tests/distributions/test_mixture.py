@@ -15,6 +15,7 @@ from torch.testing import assert_close
 from pyro_frmdn.distributions import (
     PARAMETERIZATIONS,
     LowRankCovarianceMultivariateNormal,
+    LowRankMixture,
     LowRankPrecisionMultivariateNormal,
     components,
     low_rank_mixture,
@@ -416,3 +417,39 @@ def test_non_finite_logits_raise():
     logits = torch.tensor([0.0, math.nan, 1.0], dtype=F64)
     with pytest.raises(ValueError, match="logits"):
         low_rank_mixture(logits, loc, factor, diag)
+
+
+@pytest.mark.parametrize("r", [0, 2])
+@pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
+def test_log_prob_equals_pyros_mixture_of_the_same_components(parameterization, r):
+    # LowRankMixture scores without the second check of the value and without normalising the
+    # logits again: the numbers are Pyro's MixtureSameFamily's, for finite values and for values
+    # with infinite entries (which Pyro's support check lets through)
+    logits, loc, factor, diag = make_params((2, 3), 4, 5, r)
+    d = low_rank_mixture(logits, loc, factor, diag, parameterization=parameterization)
+    assert isinstance(d, LowRankMixture) and isinstance(d, dist.MixtureSameFamily)
+    pyros = dist.MixtureSameFamily(d.mixture_distribution, d.component_distribution)
+    value = torch.randn(7, 2, 3, 5, dtype=F64)
+    value[0, 0, 0, 1] = math.inf
+    value[1, 0, 1, 2], value[1, 0, 1, 3] = math.inf, -math.inf
+    expected = pyros.log_prob(value)
+    assert torch.isneginf(expected[:2]).any()
+    assert_close(d.log_prob(value), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("r", [0, 2])
+def test_nan_or_misshapen_value_raises_as_pyro_does(r):
+    logits, loc, factor, diag = make_params((3,), 4, 5, r)
+    d = low_rank_mixture(logits, loc, factor, diag)
+    value = torch.randn(3, 5, dtype=F64)
+    value[2, 1] = math.nan
+    with pytest.raises(ValueError, match="support"):
+        d.log_prob(value)
+    with pytest.raises(ValueError, match="event_shape"):
+        d.log_prob(torch.zeros(3, 4, dtype=F64))
+    with pytest.raises(ValueError, match="broadcastable"):
+        d.log_prob(torch.zeros(2, 5, dtype=F64))
+    quiet = low_rank_mixture(logits, loc, factor, diag)
+    quiet._validate_args = False
+    quiet.component_distribution._validate_args = False
+    assert torch.isnan(quiet.log_prob(value)[2]) and torch.isfinite(quiet.log_prob(value)[:2]).all()

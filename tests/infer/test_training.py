@@ -48,7 +48,10 @@ def test_mdn_fits_the_inverse_sine_where_least_squares_fails():
     xt, yt = inverse_sine(1000, seed=1)
     torch.manual_seed(0)
     mdn = pf.MDN(1, 1, num_components=5, hidden_dims=[32])
-    pf.fit(mdn, (x, y), epochs=50, batch_size=300, lr=2e-2, progress=False)
+    # at this learning rate the training NLL swings by 0.5 nats from epoch to epoch, and where the
+    # 50th epoch lands depends on float rounding: keep the best validation epoch, as users do
+    val = inverse_sine(500, seed=2)
+    pf.fit(mdn, (x, y), val, epochs=50, batch_size=300, lr=2e-2, progress=False)
     mdn_nll = pf.evaluate(mdn, (xt, yt))
     net = torch.nn.Sequential(torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..files import atomic_write
-from ..plots import plot_paths, plot_series
+from ..plots import plot_drawings, plot_paths, plot_series
 from .checks import ConfigError, check_integer, check_number, check_seed
 from .handwriting import HANDWRITING
 from .runs import CHECKPOINTS, CONFIG, MODEL_FILE, add_load_options, load_run, nonempty, read_config
@@ -31,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="steps T to generate; default: the data's steps")
     p.add_argument("--pi-temperature", type=float, default=1.0, help="mixture weights' temperature")
     p.add_argument("--scale-temperature", type=float, default=1.0, help="covariances' temperature")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sketch runs: sketch-rnn's temperature, of mixture weights, variances and pen at once",
+    )
     p.add_argument("--greedy", action="store_true", help="most likely component's mean per step")
     p.add_argument(
         "--prime-steps", type=int, default=0, help="condition on this many steps of real sequences"
@@ -108,11 +114,14 @@ def main(args: argparse.Namespace) -> None:
             f"{run} is a handwriting run: its model writes texts, not free sequences; use "
             f'pyro-frmdn write "some text" --run-dir {run} (see docs/handwriting.md)'
         )
+    check_number("--temperature", args.temperature)
     if kind == SKETCH:
+        _sample_drawings(args, run, out)
+        return
+    if args.temperature != 1.0:
         raise ConfigError(
-            f"{run} is a sketch run: its drawings come from codes, not from a primed sequence; "
-            f"load {run / MODEL_FILE} with pyro_frmdn.load and call sample, decode, interpolate "
-            "or complete (see docs/sketch.md and examples/sketch_vae.py)"
+            "--temperature is a sketch run's (sketch-rnn's single temperature); use "
+            "--pi-temperature and --scale-temperature"
         )
     config, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
     real = nonempty(data, args.split)
@@ -151,3 +160,52 @@ def main(args: argparse.Namespace) -> None:
         figure.savefig(f, format="png", dpi=100)
     files = ", ".join(str(out.with_suffix(s)) for s in (".npy", ".csv", ".png"))
     print(f"wrote {args.num} samples of {steps} steps to {out} and {files}")
+
+
+def _sample_drawings(args: argparse.Namespace, run: Path, out: Path) -> None:
+    """A sketch run's drawings: from the prior, or completions of the first ``--prime-steps``
+    rows of real drawings (each with its own code drawn from the guide given those rows), in
+    stroke-5 with the offsets in the data's units (KanjiVG's canvas); a grid of them as a plot."""
+    if (args.pi_temperature, args.scale_temperature) != (1.0, 1.0):
+        raise ConfigError(
+            f"{run} is a sketch run: one temperature tempers its mixture weights, variances and "
+            "pen state together (sketch-rnn's); give --temperature, not --pi-temperature or "
+            "--scale-temperature"
+        )
+    _, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
+    real = nonempty(data, args.split)
+    steps = data.sequences.y.shape[1] if args.steps is None else args.steps
+    prime_z, prime = _prime_drawings(real, args.num, args.prime_steps)
+    pyro.set_rng_seed(args.seed)
+    if prime_z is None:
+        drawings = model.sample(args.num, steps, args.temperature, args.greedy)
+    else:
+        prime_z = prime_z.to(model.device)
+        z = model.encode(prime_z, sample=True) if model.latent_dim else None
+        z = prime_z.new_zeros(args.num, 0) if z is None else z
+        drawings = model.decode(z, steps, args.temperature, args.greedy, prime=prime_z)
+    drawings = to_user_units(data.transform, drawings.cpu())
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "out", "run_dir")}
+    settings["steps"] = steps
+    write_samples(out, drawings, prime, settings, data.sequences.features)
+    reals = list(real.y[: min(len(real), args.num)])
+    plot = plot_drawings([list(drawings), reals], out.with_suffix(".png"))
+    files = ", ".join(str(out.with_suffix(s)) for s in (".npy", ".csv"))
+    print(f"wrote {args.num} drawings to {out}, {files} and {plot} (real ones below)")
+
+
+def _prime_drawings(part: Part, num: int, steps: int) -> tuple[Tensor | None, Tensor | None]:
+    """The first ``steps`` rows of real drawings that have at least that many rows before their
+    end, drawing ``i`` of ``num`` from the ``i``-th of them (cyclically): in the model's space
+    and in the user's units."""
+    if not steps:
+        return None, None
+    lengths = (part.z[..., 4] != 1).sum(1)
+    long_enough = torch.nonzero(lengths >= steps).flatten()
+    if len(long_enough) == 0:
+        raise ConfigError(
+            f"--prime-steps must be at most {int(lengths.max())} (the most rows a drawing of the "
+            f"split has before its end), got {steps}"
+        )
+    chosen = long_enough[torch.arange(num) % len(long_enough)]
+    return part.z[chosen, :steps], part.y[chosen, :steps]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import SPLITS, kanji_stroke5
+from ..data import SPLITS, Standardize, kanji_stroke5
 from ..models import SketchVAE
 from .checks import ConfigError
 from .sequences import Sequences
@@ -27,8 +27,10 @@ def read_kanji(data: dict) -> tuple:
     character, :func:`~pyro_frmdn.data.kanji_split`; ``val_fraction``, ``test_fraction`` and
     ``steps`` are not used) in stroke-5 (:func:`~pyro_frmdn.data.kanji_stroke5` with
     ``spacing``, ``grid``, ``svg_dir``; dequantisation noise from ``seed``), every split scaled
-    by the training offsets and padded with end rows to one length. Made again from the config
-    by every command: nothing to save but the config.
+    by the training offsets and padded with end rows to one length. The transform is that scale
+    (a :class:`~pyro_frmdn.data.Standardize` of the offsets, the pen left as it is), so that
+    samples come back in KanjiVG's canvas units. Made again from the config by every command:
+    nothing to save but the config.
     """
     if data["transform"] != "none":
         raise ConfigError(
@@ -46,13 +48,15 @@ def read_kanji(data: dict) -> tuple:
     y = torch.cat([_pad(splits[name], length, end) for name in SPLITS])
     split = np.array([name for name in SPLITS for _ in range(len(splits[name]))])
     index = {name: np.flatnonzero(split == name) for name in SPLITS}
+    # the model sees offsets divided by the training scale: that is the run's transform
+    units = Standardize(torch.zeros(5), torch.tensor([scale, scale, 1.0, 1.0, 1.0]))
     parts = {}
     for name, i in index.items():
         chosen = y[torch.from_numpy(i)]
-        log_det = torch.zeros(chosen.shape[:2], dtype=torch.float64)  # no transform
-        parts[name] = Part(chosen, None, chosen, log_det)
+        log_det = torch.full(chosen.shape[:2], -2 * math.log(scale), dtype=torch.float64)
+        parts[name] = Part(units.inverse(chosen.double()).float(), None, chosen, log_det)
     sequences = Sequences(y, None, split, ["dx", "dy", "p_down", "p_up", "p_end"], None)
-    return sequences, index, None, parts, {}
+    return sequences, index, units, parts, {}
 
 
 def _pad(y: Tensor, length: int, end: Tensor) -> Tensor:

@@ -148,6 +148,8 @@ def test_resume_refuses_negative_epochs(run, refused):
     [
         (["--pi-temperature", "inf"], "--pi-temperature must be a finite number > 0, got inf"),
         (["--scale-temperature", "nan"], "--scale-temperature must be a finite number > 0"),
+        (["--temperature", "0"], "--temperature must be a finite number > 0, got 0"),
+        (["--temperature", "0.5"], "--temperature is a sketch run's"),
         (["--seed", "-1"], "--seed must be an integer in [0, 2**32 - 1], got -1"),
         (["--seed", "99999999999999999999"], "--seed must be an integer in [0, 2**32 - 1]"),
         (["--out", "{tmp}/samples.png"], "--out must not end in .png"),

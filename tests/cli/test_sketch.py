@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import pyro
 import pytest
 import torch
 from support.real_data import needs
@@ -156,6 +157,52 @@ def test_the_example_config_is_a_sketch_run():
     assert config["data"]["transform"] == "none"
 
 
-def test_sample_on_a_sketch_run_points_to_the_python_api(refused, sketch_runs):
+def _kanji(run, split):
+    """A split of the run's kanji in stroke-5 as the test rebuilds it, and the offsets' scale."""
+    config = json.loads((run / "config.json").read_text())["data"]
+    options = dict(spacing=10.0, grid=1.0, svg_dir=config["svg_dir"], seed=2)
+    _, scale = kanji_stroke5("train", limit=3, **options)
+    return kanji_stroke5(split, limit=3, scale=scale, **options)[0]["y"], scale
+
+
+@pytest.mark.parametrize("name", ["rmdn", "frmdn"])
+def test_sample_draws_from_the_prior_in_canvas_units(cli, sketch_runs, tmp_path, name):
+    run = sketch_runs / name
+    out = tmp_path / "drawings.pt"
+    args = ("sample", "--run-dir", run, "--num", 3, "--steps", 6, "--seed", 5)
+    assert cli(*args, "--temperature", 0.5, "--out", out) == 0
+    saved = torch.load(out)
+    drawings = saved["samples"]
+    assert drawings.shape == (3, 6, 5) and saved["prime"] is None
+    # the same draws from the model itself, offsets times the training scale
+    model = pf.load(run / "model.pt").eval()
+    _, scale = _kanji(run, "train")
+    pyro.set_rng_seed(5)
+    expected = model.sample(3, 6, temperature=0.5)
+    assert torch.allclose(drawings[..., :2], expected[..., :2] * scale, rtol=1e-5, atol=1e-6)
+    assert torch.equal(drawings[..., 2:], expected[..., 2:])
+    assert torch.equal(drawings[..., 2:].sum(-1), torch.ones(3, 6))  # one-hot pen
+    assert (out.with_suffix(".npy")).exists() and (out.with_suffix(".png")).stat().st_size > 0
+    header = out.with_suffix(".csv").read_text().splitlines()[0]
+    assert header == "sequence,step,dx,dy,p_down,p_up,p_end"
+
+
+def test_sample_completes_the_first_rows_of_real_kanji(cli, sketch_runs, tmp_path):
     run = sketch_runs / "rmdn"
-    refused(run, "is a sketch run: its drawings come from codes", "sample", "--run-dir", run)
+    out = tmp_path / "completions.pt"
+    args = ("sample", "--run-dir", run, "--num", 2, "--steps", 4, "--prime-steps", 2)
+    assert cli(*args, "--split", "val", "--greedy", "--out", out) == 0
+    saved = torch.load(out)
+    val, scale = _kanji(run, "val")
+    real = val[:, :, :2] * scale
+    # the first two rows are those of the first two validation kanji, in canvas units
+    assert saved["samples"].shape == (2, 6, 5)
+    assert torch.allclose(saved["samples"][:, :2, :2], real[:2, :2], rtol=1e-5, atol=1e-5)
+    assert torch.allclose(saved["prime"][..., :2], real[:2, :2], rtol=1e-5, atol=1e-5)
+
+
+def test_sample_on_a_sketch_run_refuses_the_two_temperatures(refused, sketch_runs):
+    run = sketch_runs / "rmdn"
+    message = "one temperature tempers its mixture weights, variances and pen state together"
+    refused(run, message, "sample", "--run-dir", run, "--pi-temperature", 0.5)
+    refused(run, "--prime-steps must be at most", "sample", "--run-dir", run, "--prime-steps", 99)

@@ -138,7 +138,9 @@ def speed(a, device, clock: int) -> None:
 def where_time_goes(a, device, clock: int) -> None:
     """Self time per op of ``a.n`` FRMDN steps minus ``a.n`` RMDN steps (torch.profiler); then,
     timed interleaved, the FRMDN's flow alone (its inverse and log-determinant on a (B, T, D)
-    batch, forward and backward) and the steps with Pyro's validation off."""
+    batch, forward and backward), its couplings' networks alone (their matrix products and
+    ReLUs, forward and backward: the flow's cost without any of its elementwise work) and the
+    steps with Pyro's validation off."""
     y = torch.randn(a.batch, a.T, a.D, device=device)
     per_op = {}
     m = models(a, device)
@@ -171,6 +173,21 @@ def where_time_goes(a, device, clock: int) -> None:
         FlowTransformedDistribution(base, list(flow)).log_prob(y).sum().backward()
         flow.zero_grad(set_to_none=True)
 
+    couplings = [t for t in flow if hasattr(t, "split_dim")]
+    rows = y.reshape(-1, a.D)
+
+    def networks_alone() -> None:
+        # what no rewriting of the flow's elementwise work can remove: each coupling's network
+        # (its matrix products and ReLUs) forward and backward on the (B T, D / 2) rows it reads,
+        # the input's gradient wherever the flow needs it (every coupling but the first scored)
+        total = 0.0
+        for i, t in enumerate(couplings):
+            x = rows[:, : t.split_dim]
+            x = x if i == 0 else x.detach().requires_grad_()
+            total = total + sum(out.sum() for out in t.nn(x))
+        total.backward()
+        flow.zero_grad(set_to_none=True)
+
     def validation(on: bool, step: Callable) -> Callable:
         return lambda: (pyro.enable_validation(on), step())
 
@@ -180,6 +197,7 @@ def where_time_goes(a, device, clock: int) -> None:
         "FRMDN step, validation off": validation(False, pyro_step(m["frmdn"], y, a.lr)),
         "RMDN step, validation off": validation(False, pyro_step(m["rmdn"], y, a.lr)),
         "the flow alone (validation off)": validation(False, flow_alone),
+        "the flow's networks alone": networks_alone,
     }
     sec = interleaved(steps, a.warmup, a.n, a.rounds, device)
     pyro.enable_validation(True)

@@ -263,14 +263,20 @@ def main():
         neighbour = mp.get_context("spawn").Process(target=busy, daemon=True)
         neighbour.start()
     try:
-        bw = bandwidth(a.device)
+        per_thread = {}
+        for threads in a.threads:  # one thread streams less than the machine can
+            torch.set_num_threads(threads)
+            per_thread[threads] = bandwidth(a.device)
+        bw = max(per_thread.values())
         print(
             f"# B={b} T={t} K={k} r={r} float32 on {a.device} ({name}), torch {torch.__version__},"
             f" pyro {pyro.__version__}, validation {'off' if a.no_validation else 'on'},"
             f" compiled kernel {'yes' if COMPILED else 'no (numba missing)'},"
             f" busy neighbour {'yes' if a.busy else 'no'},"
             f" freed memory {'returned to the OS' if a.fresh_pages else 'kept (as fit does)'};"
-            f" streaming bandwidth {bw / 1e9:.1f} GB/s"
+            f" streaming bandwidth {bw / 1e9:.1f} GB/s (the floor's; "
+            + ", ".join(f"{n} thread(s) {v / 1e9:.1f}" for n, v in per_thread.items())
+            + ")"
         )
         d0 = 64 if 64 in a.sweep else a.sweep[0]
         print(f"\nvalues at D={d0} (max relative difference):")

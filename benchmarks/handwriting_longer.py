@@ -69,7 +69,8 @@ def main() -> None:
         done += epochs
         row = {
             "variant": args.variant, "seed": args.seed, "epochs": done,
-            "steps": done * steps_per_epoch, "test_nll_per_point": pf.evaluate(model, test),
+            "steps": done * steps_per_epoch, "lr": args.lr,
+            "test_nll_per_point": pf.evaluate(model, test),
             "val_nll": history["val_nll"], "seconds": time.time() - start,
         }  # fmt: skip
         if not model.text_blind:

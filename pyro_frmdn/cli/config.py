@@ -81,6 +81,7 @@ DEFAULTS = {
         **_defaults(
             HandwritingSynthesis.__init__, only=("window_components", "offset_scale", "text_blind")
         ),
+        "window_step": None,  # the window's initial pace, characters a point; None: the data's
         # kind = "sketch" only (SketchVAE's own keys; the shared ones are above)
         **_defaults(SketchVAE.__init__, skip=(*_defaults(FRMDN.__init__), "name")),
     },
@@ -156,6 +157,7 @@ RULES: dict[str, Callable[[str, object], None]] = {
     "model.alphabet": _unset_or(_name),
     "model.window_components": _at_least(1),
     "model.offset_scale": lambda name, value: check_number(name, value, 0.0),
+    "model.window_step": _unset_or(lambda name, value: check_number(name, value, 0.0)),
     "data.spacing": lambda name, value: check_number(name, value, 0.0),
     "data.grid": _unset_or(lambda name, value: check_number(name, value, 0.0)),
     "data.svg_dir": _unset_or(_name),

@@ -9,15 +9,17 @@ import torch
 from torch import Tensor
 
 from ..data import SPLITS, handwriting, pad_strokes
+from ..models import HandwritingSynthesis
 from ..nn import encode_texts
 from .checks import ConfigError
 from .sequences import Sequences
 from .transforms import Part
 
-__all__ = ["DATA_KEYS", "HANDWRITING", "TextPart", "read_handwriting"]
+__all__ = ["DATA_KEYS", "HANDWRITING", "PACE", "TextPart", "build_handwriting", "read_handwriting"]
 
 HANDWRITING = "handwriting"  # data.task and model.kind of a handwriting run
 DATA_KEYS = ("num_writers", "num_texts", "texts_per_writer", "font")  # handwriting()'s options
+PACE = "window_step"  # model.window_step: the window's initial pace (pace_window), not in config
 
 
 @dataclass
@@ -39,8 +41,9 @@ def read_handwriting(data: dict) -> tuple:
     with ``task = "handwriting"``: :func:`~pyro_frmdn.data.handwriting` made from ``data.seed``
     with its options (``num_writers``, ``num_texts``, ``texts_per_writer``, ``font``), its own
     splits by writer and by text (``val_fraction``, ``test_fraction``, ``n`` and ``steps`` are
-    not used), and what the model takes from the data: the alphabet and the scale of the
-    offsets (their standard deviation in the training split).
+    not used), and what the model takes from the data: the alphabet, the scale of the
+    offsets (their standard deviation in the training split) and the window's pace (the
+    training split's characters per point).
     """
     if data["transform"] != "none":
         raise ConfigError(
@@ -66,5 +69,28 @@ def read_handwriting(data: dict) -> tuple:
         parts[name] = TextPart(y[i], mask[i], y[i], log_det, codes[i], text_mask[i], chosen)
     train = parts["train"]
     scale = float(train.y[train.mask][:, :2].std())
+    pace = float(train.text_mask.sum() / train.mask.sum())
     sequences = Sequences(y, mask, split, ["dx", "dy", "pen_up"], None)
-    return sequences, index, None, parts, {"alphabet": alphabet, "offset_scale": scale}
+    return sequences, index, None, parts, {"alphabet": alphabet, "offset_scale": scale, PACE: pace}
+
+
+def build_handwriting(section: dict, data_defaults: dict) -> HandwritingSynthesis:
+    """The model of a ``[model]`` section of ``kind = "handwriting"`` (``kind`` removed), the
+    data's ``alphabet`` and ``offset_scale`` filling in those not given, its window started
+    (:meth:`~pyro_frmdn.models.HandwritingSynthesis.pace_window`) at ``window_step``
+    characters a point: the section's, or when unset or null the training data's (the pace
+    that benchmarks/results/handwriting trains from). An initialisation, kept in the run's
+    ``config.json`` but not in the model's ``config``.
+    """
+    kwargs = {**data_defaults, **section}
+    pace = kwargs.pop(PACE)
+    model = HandwritingSynthesis(**kwargs)
+    if model.text_blind:
+        if section.get(PACE) is not None:
+            raise ConfigError(
+                f"model.{PACE} paces the attention window, but model.text_blind = true has "
+                f"none: drop model.{PACE}"
+            )
+        return model
+    model.pace_window(data_defaults[PACE] if pace is None else pace)
+    return model

@@ -17,7 +17,7 @@ from ..infer import load_checkpoint
 from ..models import FRMDN, RMDN, HandwritingSynthesis, SketchVAE
 from .checks import ConfigError, check_integer, resolve_device_value
 from .config import FROM_DATA, resolve_config
-from .handwriting import HANDWRITING, read_handwriting
+from .handwriting import HANDWRITING, PACE, build_handwriting, read_handwriting
 from .sequences import Sequences, read_run_sequences
 from .sketch import KANJI, SKETCH, read_kanji
 from .splits import make_split, read_split, write_split
@@ -150,7 +150,7 @@ def build_model(
             f"model.kind = {kind!r} with data.task = {task!r}"
         )
     if kind == HANDWRITING:
-        return HandwritingSynthesis(**{**data_defaults, **kwargs})
+        return build_handwriting(kwargs, data_defaults)
     if kind == SKETCH:
         return SketchVAE(**kwargs)
     if kind == "rmdn" and kwargs.get("flow_layers") == 0:
@@ -158,9 +158,12 @@ def build_model(
     return MODELS[kind](obs_dim=obs_dim, **kwargs)
 
 
-def model_section(kind: str, model: FRMDN) -> dict:
-    """The ``[model]`` section that rebuilds ``model``: ``kind`` and its complete ``config``."""
-    return {"kind": kind, **{k: v for k, v in model.config.items() if k not in FROM_DATA}}
+def model_section(section: dict, model: FRMDN) -> dict:
+    """The ``[model]`` section that rebuilds ``model`` from ``section``, the one it was built
+    from: ``kind``, the model's complete ``config`` and the window's initial pace, if given."""
+    pace = {PACE: section[PACE]} if PACE in section else {}
+    kept = {k: v for k, v in model.config.items() if k not in FROM_DATA}
+    return {"kind": section["kind"], **kept, **pace}
 
 
 def write_config(run: Path, config: dict) -> None:

@@ -115,7 +115,7 @@ def main(args: argparse.Namespace) -> None:
     model = build_model(
         config["model"], data.obs_dim, data.model_defaults, task=config["data"]["task"]
     )
-    config["model"] = model_section(config["model"]["kind"], model)
+    config["model"] = model_section(config["model"], model)
     if not args.resume:  # saved first, so that a run stopped part way can be resumed
         write_config(run, config)
         write_data(run, data)

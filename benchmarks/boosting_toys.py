@@ -22,7 +22,9 @@ a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
 
 ``--stages`` limits the boosted stages run; with ``--checkpoints DIR`` the boosted mixtures are
 checkpointed there (``fit_boosted(checkpoint=..., resume=True)``), so a later run of larger
-stages continues them instead of starting over; ``--hidden`` sets the components' widths.
+stages continues them instead of starting over; ``--hidden`` sets the components' widths and
+``--epochs`` the epochs per component (default: what ``fit_boosted`` chooses, 5,000 steps; the
+second round's tables were measured with 20 epochs: add ``--epochs 20`` to rerun them).
 
     python benchmarks/boosting_toys.py                      # 6 toys × seeds 0 1 2
     python benchmarks/boosting_toys.py --toys bars moons --seeds 1
@@ -50,16 +52,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import pyro_frmdn as pf
 from pyro_frmdn.data import TOY2D, toy2d, toy2d_entropy
 from pyro_frmdn.experiments import cpu_name
+from pyro_frmdn.infer import component_epochs
 
 STAGES = (1, 2, 4, 8)
 COLUMNS = [f"C={c}" for c in STAGES] + ["deeper", "joint"]
 MODELS = ("boosted", "deeper", "joint")
 
 
-def defaults() -> dict:
-    """fit_boosted's defaults, read from its signature (what a user gets)."""
+def defaults(n: int, epochs: int | None = None) -> dict:
+    """fit_boosted's defaults, read from its signature (what a user gets), with the epochs per
+    component it chooses for ``n`` training points (or ``epochs``, given)."""
     params = inspect.signature(pf.fit_boosted).parameters
-    return {k: params[k].default for k in ("epochs_per_component", "batch_size", "lr")}
+    keys = ("epochs_per_component", "min_steps", "batch_size", "lr")
+    d = {k: params[k].default for k in keys}
+    if epochs is not None:
+        d["epochs_per_component"], d["min_steps"] = epochs, None
+    if d["epochs_per_component"] is None:
+        d["epochs_per_component"] = component_epochs(n, d["batch_size"], d["min_steps"])
+    return d
 
 
 def nll(model, data) -> float:
@@ -71,7 +81,7 @@ def run_pair(name: str, seed: int, args, save) -> dict:
     """One toy and seed; ``save(row)`` is called after each model, so a cut run keeps them."""
     train = toy2d(name, args.n, seed=seed)
     val, test = toy2d(name, 1000, seed=500 + seed), toy2d(name, 2000, seed=1000 + seed)
-    entropy, d = toy2d_entropy(name), defaults()
+    entropy, d = toy2d_entropy(name), defaults(args.n, args.epochs)
     epochs = args.budget * d["epochs_per_component"]
     row = {"density": name, "seed": seed, "entropy": entropy}
     torch.manual_seed(seed)
@@ -83,7 +93,8 @@ def run_pair(name: str, seed: int, args, save) -> dict:
         for c in stages:
             start = time.perf_counter()
             pf.fit_boosted(
-                boosted, train, val, num_components=c, seed=seed, progress=False, **resume
+                boosted, train, val, num_components=c, seed=seed, progress=False,
+                epochs_per_component=d["epochs_per_component"], **resume,
             )  # fmt: skip
             row[f"C={c}"] = nll(boosted, test) - entropy
             row["rho"] = [float(r) for r in boosted.rho]
@@ -113,14 +124,14 @@ def run_pair(name: str, seed: int, args, save) -> dict:
         row[key], row[f"time_{key}"] = nll(deeper, test) - entropy, time.perf_counter() - t0
         save(row)
     if "joint" in args.models:
-        joint_mixture(row, train, val, test, seed, args.budget, save, comp)
+        joint_mixture(row, train, val, test, seed, args.budget, save, comp, args.epochs)
     if "boosted" in args.models:
         grow([c for c in stages if c > 4])
     return row
 
 
-def joint_mixture(row, train, val, test, seed, budget, save, comp) -> None:
-    d, entropy = defaults(), row["entropy"]
+def joint_mixture(row, train, val, test, seed, budget, save, comp, epochs=None) -> None:
+    d, entropy = defaults(len(train), epochs), row["entropy"]
     epochs, key = (
         budget * d["epochs_per_component"],
         "joint" if budget == 1 else f"joint, {budget}× epochs",
@@ -156,6 +167,7 @@ def cell(values: list[float], seeds: int) -> str:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     d = meta["defaults"]
+    steps = f", chosen for {d['min_steps']:,} steps" if d.get("min_steps") else ""
     extra = sorted({k for r in rows for k in r if k.startswith(("deeper, ", "joint, "))})
     columns = COLUMNS + extra
     lines = [
@@ -169,7 +181,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"and 1,000 validation points. Boosted: `pf.BoostedFlow(2)` (components: "
         f"{meta.get('component', 'spline couplings')}) and "
         f"`pf.fit_boosted(model, train, val, num_components=C)` with the defaults "
-        f"({d['epochs_per_component']} epochs per component, batch {d['batch_size']}, lr "
+        f"({d['epochs_per_component']} epochs per component{steps}, batch {d['batch_size']}, lr "
         f"{d['lr']}); deeper: one flow of 4× the couplings, {meta['budget']}× the epochs; joint: "
         f"`pf.MixtureOfFlows(2, 4)` from k-means centres by `pf.fit`, {meta['budget']}× the "
         f"epochs (a column «…, k× epochs»: k× those). C=4 − C=1: paired by seed (negative: "
@@ -189,7 +201,36 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"| {name} | {mine[0]['entropy']:.3f} | {len(mine)} | " + " | ".join(cells)
             + f" | {mean_std(gain)} ({wins}/{len(gain)}) |"
         )  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + paired(rows)) + "\n"
+
+
+def paired(rows: list[dict]) -> list[str]:
+    """C = 4 against C = 1 per toy, paired by seed, against the seed spread of C = 1 (the sd
+    over seeds of its NLL): the gain is "beyond the spread" when its mean exceeds that sd."""
+    lines = [
+        "",
+        "C = 4 against C = 1, paired by seed (negative: C = 4 is better), against the seed "
+        "spread of C = 1 (sd over seeds of its held-out NLL):",
+        "",
+        "| density | seeds | C=4 − C=1 per seed | mean ± sd | sd of C=1 | beyond the spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in TOY2D:
+        mine = sorted(
+            (r for r in rows if r["density"] == name and "C=4" in r and "C=1" in r),
+            key=lambda r: r["seed"],
+        )
+        if len(mine) < 2:
+            continue
+        gain = [r["C=4"] - r["C=1"] for r in mine]
+        spread = statistics.stdev(r["C=1"] for r in mine)
+        beyond = "yes" if -statistics.fmean(gain) > spread else "no"
+        lines.append(
+            f"| {name} | {', '.join(str(r['seed']) for r in mine)} | "
+            f"{', '.join(f'{g:+.3f}' for g in gain)} | {mean_std(gain)} | {spread:.3f} | "
+            f"{beyond} |"
+        )
+    return lines
 
 
 def report(out: Path) -> None:
@@ -218,6 +259,7 @@ def main(argv=None) -> None:
     p.add_argument("--stages", type=int, nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--checkpoints", help="a folder for the boosted mixtures, to grow them later")
     p.add_argument("--hidden", type=int, nargs="+", help="components' hidden widths (default's)")
+    p.add_argument("--epochs", type=int, help="epochs per component (default: fit_boosted's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pyro.enable_validation(False)  # argument checks off: ~10% faster, the same numbers
@@ -226,6 +268,7 @@ def main(argv=None) -> None:
     if args.report:
         return report(out)
     hidden = "" if args.hidden is None else " --hidden " + " ".join(map(str, args.hidden))
+    hidden += "" if args.epochs is None else f" --epochs {args.epochs}"
     cfg = pf.BoostedFlow(2, **({} if args.hidden is None else {"hidden_dims": args.hidden})).config
     component = f"{cfg['flow_layers']} {cfg['flow']} couplings, hidden {cfg['hidden_dims']}"
     machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
@@ -242,7 +285,7 @@ def main(argv=None) -> None:
                         + hidden
                     ),
                     n=args.n, component=component,
-                    machine=machine, budget=args.budget, defaults=defaults(),
+                    machine=machine, budget=args.budget, defaults=defaults(args.n, args.epochs),
                     minutes=(time.perf_counter() - start) / 60,
                 )  # fmt: skip
                 path = out / args.folder / f"{name}_seed{seed}.json"

@@ -4,6 +4,7 @@ from .arviz import pit, plot_pit, to_inference_data
 from .boosting import fit_boosted, load_boosted, save_boosted
 from .bounds import evaluate_bounds
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
+from .components import component_epochs
 from .done_head import refit_done_head
 from .evolution import Evolution, train_controller
 from .memory import keep_freed_memory
@@ -23,6 +24,7 @@ __all__ = [
     "Evolution",
     "History",
     "boosting_sample_weights",
+    "component_epochs",
     "dream_rollout",
     "evaluate",
     "evaluate_bounds",

@@ -15,8 +15,10 @@ from ..distributions import RHO_MAX, log_weights_from_rho, rho_from_log_weights
 from ..models import BoostedMixture
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .components import (
+    MIN_STEPS,
     ComponentTrainer,
     as_data,
+    component_epochs,
     log_probs,
     mixture_log_prob,
     others_log_prob,
@@ -63,9 +65,13 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
     if not isinstance(model, BoostedMixture):
         raise TypeError(f"model must be a BoostedMixture (BoostedFlow, ...), got {type(model)}")
     check_options(
-        "fit_boosted", num_components=num_components, epochs_per_component=epochs,
-        batch_size=batch_size, lr=lr, clip_norm=options["clip_norm"], patience=options["patience"],
+        "fit_boosted", num_components=num_components, batch_size=batch_size, lr=lr,
+        clip_norm=options["clip_norm"], patience=options["patience"],
+        **({} if epochs is None else {"epochs_per_component": epochs}),
     )  # fmt: skip
+    steps = options["min_steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"fit_boosted: min_steps must be an integer >= 1, got {steps!r}")
     if model.num_components > num_components:
         raise ValueError(
             f"the model already has {model.num_components} components, more than "
@@ -112,7 +118,8 @@ def fit_boosted(
     val: Tensor | tuple | dict | None = None,
     *,
     num_components: int = 4,
-    epochs_per_component: int = 20,
+    epochs_per_component: int | None = None,
+    min_steps: int = MIN_STEPS,
     batch_size: int = 128,
     lr: float = 5e-3,
     lr_schedule: str = "cosine",
@@ -183,8 +190,15 @@ def fit_boosted(
             tuple ``(y, x, mask)``, passed to every component. With a mask the NLLs are per
             unmasked step.
         num_components: the final number of components C.
-        epochs_per_component, batch_size, lr, clip_norm: Adam on each component's parameters,
-            gradient norm clipped to ``clip_norm`` (None: no clipping).
+        epochs_per_component: passes over ``train`` per component. None (default): chosen
+            from the size of ``train`` by :func:`~pyro_frmdn.infer.component_epochs`, enough
+            epochs for ``min_steps`` optimizer steps, but no fewer than 20 and no more than
+            200. A number given here is used as it is.
+        min_steps: the optimizer steps a component gets when ``epochs_per_component`` is
+            None (default ``MIN_STEPS``, 5,000: 157 epochs of 4,000 examples in batches of 128;
+            2,000 examples get the ceiling, 200 epochs, 3,200 steps).
+        batch_size, lr, clip_norm: Adam on each component's parameters, gradient norm clipped
+            to ``clip_norm`` (None: no clipping).
         lr_schedule: ``"cosine"`` (default): each component's learning rate annealed from
             ``lr`` to ``lr / 100`` over its epochs; ``"constant"``: ``lr`` throughout.
         weight_clip: the reference code's clamp of the normalised sample weights (default
@@ -230,11 +244,14 @@ def fit_boosted(
         clip_norm=clip_norm,
         lr_schedule=lr_schedule,
         weight_cap=weight_cap,
+        min_steps=min_steps,
     )
     _check_arguments(
         model, num_components, epochs_per_component, batch_size, lr, weight_clip, options
     )
     train = as_data(model, train, "train")
+    if epochs_per_component is None:
+        epochs_per_component = component_epochs(len(train["y"]), batch_size, min_steps)
     val = None if val is None else as_data(model, val, "val")
     device = resolve_device(device)
     model.to(device)

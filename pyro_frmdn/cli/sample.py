@@ -78,18 +78,21 @@ def _out_path(run: Path, out: str | None) -> Path:
     return path
 
 
-def _prime(part: Part, num: int, steps: int) -> tuple[Tensor | None, Tensor | None]:
-    """The first ``steps`` of real sequences at least that long, sequence ``i`` of ``num`` from
-    the ``i``-th of them (cyclically): in the model's space and in the user's units."""
+def _prime(
+    part: Part, num: int, steps: int, lengths: Tensor | None = None, longest: str = "sequence"
+) -> tuple[Tensor | None, Tensor | None]:
+    """The first ``steps`` of real sequences at least that long (``lengths``, default: their
+    observed steps), sequence ``i`` of ``num`` from the ``i``-th of them (cyclically): in the
+    model's space and in the user's units. ``longest`` names what the lengths count."""
     if not steps:
         return None, None
-    lengths = (
-        part.mask.sum(1) if part.mask is not None else torch.full((len(part),), part.y.shape[1])
-    )
+    if lengths is None:
+        full = torch.full((len(part),), part.y.shape[1])
+        lengths = part.mask.sum(1) if part.mask is not None else full
     long_enough = torch.nonzero(lengths >= steps).flatten()
     if len(long_enough) == 0:
         raise ConfigError(
-            f"--prime-steps must be at most {int(lengths.max())} (the longest sequence of the "
+            f"--prime-steps must be at most {int(lengths.max())} (the longest {longest} of the "
             f"split), got {steps}"
         )
     chosen = long_enough[torch.arange(num) % len(long_enough)]
@@ -175,14 +178,15 @@ def _sample_drawings(args: argparse.Namespace, run: Path, out: Path) -> None:
     _, data, model, _ = load_run(run, args.checkpoint, args.device, args.threads)
     real = nonempty(data, args.split)
     steps = data.sequences.y.shape[1] if args.steps is None else args.steps
-    prime_z, prime = _prime_drawings(real, args.num, args.prime_steps)
+    drawn = (real.z[..., 4] != 1).sum(1)  # rows before the end row
+    prime_z, prime = _prime(real, args.num, args.prime_steps, drawn, "drawing")
     pyro.set_rng_seed(args.seed)
     if prime_z is None:
         drawings = model.sample(args.num, steps, args.temperature, args.greedy)
     else:
         prime_z = prime_z.to(model.device)
-        z = model.encode(prime_z, sample=True) if model.latent_dim else None
-        z = prime_z.new_zeros(args.num, 0) if z is None else z
+        no_code = prime_z.new_zeros(args.num, 0)
+        z = model.encode(prime_z, sample=True) if model.latent_dim else no_code
         drawings = model.decode(z, steps, args.temperature, args.greedy, prime=prime_z)
     drawings = to_user_units(data.transform, drawings.cpu())
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "out", "run_dir")}
@@ -192,20 +196,3 @@ def _sample_drawings(args: argparse.Namespace, run: Path, out: Path) -> None:
     plot = plot_drawings([list(drawings), reals], out.with_suffix(".png"))
     files = ", ".join(str(out.with_suffix(s)) for s in (".npy", ".csv"))
     print(f"wrote {args.num} drawings to {out}, {files} and {plot} (real ones below)")
-
-
-def _prime_drawings(part: Part, num: int, steps: int) -> tuple[Tensor | None, Tensor | None]:
-    """The first ``steps`` rows of real drawings that have at least that many rows before their
-    end, drawing ``i`` of ``num`` from the ``i``-th of them (cyclically): in the model's space
-    and in the user's units."""
-    if not steps:
-        return None, None
-    lengths = (part.z[..., 4] != 1).sum(1)
-    long_enough = torch.nonzero(lengths >= steps).flatten()
-    if len(long_enough) == 0:
-        raise ConfigError(
-            f"--prime-steps must be at most {int(lengths.max())} (the most rows a drawing of the "
-            f"split has before its end), got {steps}"
-        )
-    chosen = long_enough[torch.arange(num) % len(long_enough)]
-    return part.z[chosen, :steps], part.y[chosen, :steps]

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from support.boosting import assert_valid, blobs, flow
+from support.boosting import assert_valid, blobs, count_steps, flow
 
 import pyro_frmdn as pf
 from pyro_frmdn.distributions import RHO_MAX
@@ -138,23 +138,11 @@ def test_a_second_component_takes_the_mode_the_first_misses():
 
 def test_the_learning_rate_is_annealed_per_component():
     m, y = flow(), blobs()
-    calls = []  # (optimizer, lr) of every step; the optimizers are kept alive, so ids stay apart
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):
-        calls.append((self, self.param_groups[0]["lr"]))
-        return original(self, *args, **kwargs)
-
-    torch.optim.Adam.step = spy
-    try:
-        fit_boosted(m, y, num_components=2, **{**FIT, "epochs_per_component": 3, "batch_size": 128})
-    finally:
-        torch.optim.Adam.step = original
+    options = {**FIT, "epochs_per_component": 3, "batch_size": 128}
+    optimizers = count_steps(lambda: fit_boosted(m, y, num_components=2, **options))
     lr = FIT["lr"]
-    optimizers = list(dict.fromkeys(opt for opt, _ in calls))
     assert len(optimizers) == 2  # one per component
-    for opt in optimizers:  # one step per epoch: lr, the midpoint, lr / 100
-        steps = [value for o, value in calls if o is opt]
+    for steps in optimizers:  # one step per epoch: lr, the midpoint, lr / 100
         assert steps == pytest.approx([lr, (lr + lr / 100) / 2, lr / 100])
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from support.boosting import blobs, flow
+from support.boosting import blobs, count_steps, flow
 
 from pyro_frmdn.files import read_torch_file
 from pyro_frmdn.infer import component_epochs, fit_boosted, load_boosted, save_boosted
@@ -42,24 +42,6 @@ def test_component_epochs_give_at_least_the_steps_within_the_range():
                 assert epochs * steps_per_epoch >= MIN_STEPS
             if epochs > low:  # one epoch fewer would not have been enough
                 assert (epochs - 1) * steps_per_epoch < MIN_STEPS
-
-
-def count_steps(run) -> list[list[float]]:
-    """The learning rate of every Adam step taken by ``run()``, one list per optimizer."""
-    calls = []
-    original = torch.optim.Adam.step
-
-    def spy(self, *args, **kwargs):
-        calls.append((self, self.param_groups[0]["lr"]))
-        return original(self, *args, **kwargs)
-
-    torch.optim.Adam.step = spy
-    try:
-        run()
-    finally:
-        torch.optim.Adam.step = original
-    optimizers = list(dict.fromkeys(opt for opt, _ in calls))
-    return [[lr for o, lr in calls if o is opt] for opt in optimizers]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Tiny boosted flows, two-blob data and the weight checks shared by the boosting tests."""
+"""Tiny boosted flows, two-blob data, the weight checks and the Adam-step counter shared by the
+boosting tests."""
 
 import math
 
@@ -30,3 +31,21 @@ def assert_valid(m: BoostedMixture):
     assert bool(((m.rho[1:] >= 0) & (m.rho[1:] <= RHO_MAX)).all())
     assert bool(((w >= 0) & (w <= 1)).all()) and float(w[0]) > 0
     assert math.isclose(float(w.sum()), 1.0, rel_tol=1e-12)
+
+
+def count_steps(run) -> list[list[float]]:
+    """The learning rate of every Adam step taken by ``run()``, one list per optimizer."""
+    calls = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        calls.append((self, self.param_groups[0]["lr"]))
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        run()
+    finally:
+        torch.optim.Adam.step = original
+    optimizers = list(dict.fromkeys(opt for opt, _ in calls))
+    return [[lr for o, lr in calls if o is opt] for opt in optimizers]

@@ -45,6 +45,8 @@ def arguments() -> argparse.Namespace:
     a("--env", default="CartPole-v1", choices=["CartPole-v1", "CarRacing-v3"])
     a("--size", type=int, default=32, help="frame side")
     a("--stack", type=int, default=2, help="frames stacked per observation (1: one frame)")
+    a("--whole-width", action="store_true",
+      help="CartPole frames of the whole track (before the window followed the cart)")  # fmt: skip
     a("--episodes", type=int, default=100, help="random episodes V and M are fitted on")
     a("--max-steps", type=int, default=500, help="step cap of every real episode")
     a("--epochs", type=int, default=60)
@@ -140,7 +142,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make = env_factory(args.env, args.size, args.stack)
+    make = env_factory(args.env, args.size, args.stack, follow=not args.whole_width)
     probe = make()
     space = probe.action_space
     probe.close()

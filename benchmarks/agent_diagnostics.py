@@ -14,6 +14,8 @@ Collects random-policy CartPole-v1 episodes from pixels with the true state
   policies (a dream C can learn from must tell them apart).
 
     python benchmarks/agent_diagnostics.py --out /tmp/diag --size 32 --crop 160 320 --stack 2
+
+(``--columns 0`` for the frames before the window followed the cart.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 import pyro_frmdn as pf
-from pyro_frmdn.data.envs import FrameEnv, episode_windows
+from pyro_frmdn.data.envs import FrameEnv, cartpole_cart, episode_windows
 from pyro_frmdn.distributions import temper
 from pyro_frmdn.infer.done_head import refit_done_head
 from pyro_frmdn.infer.rollouts import episode_inputs
@@ -41,7 +43,8 @@ def arguments() -> argparse.Namespace:
     a = p.add_argument
     a("--out", required=True)
     a("--size", type=int, default=32)
-    a("--crop", type=int, nargs=2, default=[100, 350])
+    a("--crop", type=int, nargs=2, default=[160, 320])
+    a("--columns", type=int, default=160, help="a window following the cart (0: the whole width)")
     a("--stack", type=int, default=1, help="frames stacked as channels (velocity visible)")
     a("--episodes", type=int, default=80)
     a("--held-out", type=int, default=20)
@@ -58,7 +61,8 @@ def make(args):
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gymnasium.make("CartPole-v1", render_mode="rgb_array")
-    return FrameEnv(env, args.size, tuple(args.crop), stack=args.stack)
+    follow = dict(columns=args.columns, locate=cartpole_cart) if args.columns else {}
+    return FrameEnv(env, args.size, tuple(args.crop), stack=args.stack, **follow)
 
 
 def collect(env, episodes: int, seed: int, policy: str = "random") -> dict:

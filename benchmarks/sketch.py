@@ -38,6 +38,7 @@ VARIANTS = {
     "vae_frmdn_tol1": dict(flow_layers=2, kl_tolerance=1.0),  # a floor of 1 nat per dimension
     "vae_rmdn_half": dict(flow_layers=0, kl_end=0.5),  # sketch-rnn's final KL weight
     "vae_rmdn_skip": dict(flow_layers=0, z_to_output=True),
+    "vae_rmdn_drop": dict(flow_layers=0, input_dropout=0.5),  # Bowman et al. 2016
 }
 
 

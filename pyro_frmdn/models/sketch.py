@@ -73,6 +73,10 @@ class SketchVAE(PyroModel):
         z_to_output: the mixture head and the pen read :math:`[h_t, z]` rather than
             :math:`h_t`: a short path from the code to the likelihood (the generative skip
             connections of Dieng et al. 2019, against posterior collapse).
+        input_dropout: in training (``model.train()``, gradients on), each previous row the
+            decoder reads is replaced by zeros (a row no drawing has) with this probability, so
+            that the decoder must take what it cannot see from the code (Bowman et al. 2016's
+            word dropout, against posterior collapse); scoring and drawing read every row.
         name: the prefix of the parameters in Pyro's param store.
 
     Example:
@@ -104,6 +108,7 @@ class SketchVAE(PyroModel):
         kl_tolerance: float = 0.2,
         min_scale: float = 1e-3,
         z_to_output: bool = False,
+        input_dropout: float = 0.0,
         name: str = "sketch",
     ):
         super().__init__()
@@ -115,6 +120,11 @@ class SketchVAE(PyroModel):
         if guide_flow == "iaf":
             check_count("guide_flow_layers", guide_flow_layers)
         check_positive("min_scale", min_scale)
+        number = isinstance(input_dropout, (int, float)) and not isinstance(input_dropout, bool)
+        if not number or not 0 <= input_dropout < 1:
+            raise ValueError(
+                f"input_dropout must be a probability in [0, 1), got {input_dropout!r}"
+            )
         if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
             raise ValueError(f"kl_warmup must be an integer >= 0 (SVI steps), got {kl_warmup!r}")
         if not 0 <= kl_start <= 1 or not kl_end > 0 or not kl_tolerance >= 0:
@@ -128,11 +138,12 @@ class SketchVAE(PyroModel):
             flow_hidden_dims=flow_hidden_dims, mixing=mixing, min_diag=min_diag,
             guide_flow=guide_flow, guide_flow_layers=guide_flow_layers, kl_warmup=kl_warmup,
             kl_start=kl_start, kl_end=kl_end, kl_tolerance=kl_tolerance, min_scale=min_scale,
-            z_to_output=bool(z_to_output), name=name,
+            z_to_output=bool(z_to_output), input_dropout=float(input_dropout), name=name,
         )  # fmt: skip
         self.latent_dim, self.name, self.obs_dim = latent_dim, name, 5
         self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
         self.kl_tolerance, self.min_scale = kl_tolerance, min_scale
+        self.input_dropout = float(input_dropout)
         self.encoder = self.guide_head = self.init = None
         self.guide_flow = nn.ModuleList()
         if latent_dim:
@@ -203,9 +214,13 @@ class SketchVAE(PyroModel):
     def features(self, y: Tensor, z: Tensor) -> Tensor:
         """Decoder features (teacher forcing): drawings ``(N, L, 5)``, codes ``(N, Z)`` ->
         ``(N, L, H)``, or :math:`[h_t, z]` ``(N, L, H + Z)`` with ``z_to_output``; step t reads
-        :math:`[S_{t-1}, z]`."""
+        :math:`[S_{t-1}, z]` (:math:`S_{t-1}` zeroed at random in training with
+        ``input_dropout``)."""
         n, steps = y.shape[:2]
         prev = torch.cat([self.start.expand(n, 1, 5), y[:, :-1]], dim=1)
+        if self.input_dropout and self.training and torch.is_grad_enabled():
+            keep = torch.rand(n, steps, 1, device=y.device) >= self.input_dropout
+            prev = prev * keep
         codes = z.unsqueeze(1).expand(n, steps, -1)
         h = self.decoder(torch.cat([prev, codes], dim=-1), self.initial_state(z))[0]
         return torch.cat([h, codes], -1) if self.z_to_output else h

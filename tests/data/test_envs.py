@@ -7,7 +7,13 @@ import pytest
 import torch
 from support.agents import BalanceEnv
 
-from pyro_frmdn.data.envs import FrameEnv, collect_episodes, episode_windows, make_env
+from pyro_frmdn.data.envs import (
+    FrameEnv,
+    cartpole_cart,
+    collect_episodes,
+    episode_windows,
+    make_env,
+)
 
 
 class Space:
@@ -53,6 +59,44 @@ def test_frames_are_rendered_cropped_resized_and_channels_first():
         FrameEnv(inner, size=0)
 
 
+class Block(Rendered):
+    """White frames with a black block over columns [left, left + 40) of rows 280-320."""
+
+    def __init__(self, left):
+        super().__init__()
+        self.left = left
+
+    def render(self):
+        frame = np.full((400, 600, 3), 255, dtype=np.uint8)
+        frame[280:320, self.left : self.left + 40] = 0
+        return frame
+
+
+@pytest.mark.parametrize("left, shown", [(300, (60, 100)), (10, (10, 50)), (555, (115, 155))])
+def test_the_window_follows_the_located_column_and_stays_in_the_frame(left, shown):
+    # the block's centre is column left + 19.5; the 160-column window is centred there unless
+    # that would leave the frame, where it stops at the edge and the block shows off centre
+    env = FrameEnv(Block(left), size=160, crop=(200, 360), columns=160, locate=cartpole_cart)
+    frame, _ = env.reset()
+    dark = np.flatnonzero((frame[0] == 0).any(0))
+    assert (dark[0], dark[-1] + 1) == shown
+    assert frame.shape == (3, 160, 160) and (frame[:, :80] == 255).all()  # rows 200-279 white
+
+
+def test_the_cart_is_located_from_the_pixels_and_bad_windows_are_refused():
+    frame = np.full((400, 600, 3), 255, dtype=np.uint8)
+    assert cartpole_cart(frame) == 300  # no cart drawn: the middle
+    frame[286:297, 100:151] = 0
+    frame[286:297, 120:130] = [129, 132, 203]  # the hinge over the cart's middle
+    assert cartpole_cart(frame) == 125
+    with pytest.raises(ValueError, match="columns must be an integer >= 1"):
+        FrameEnv(Rendered(), size=8, columns=0, locate=cartpole_cart)
+    with pytest.raises(ValueError, match="columns and locate go together"):
+        FrameEnv(Rendered(), size=8, columns=100)
+    with pytest.raises(ValueError, match="columns must be at most the frame's width 600"):
+        FrameEnv(Rendered(), size=8, columns=601, locate=cartpole_cart).reset()
+
+
 def test_collected_episodes_are_seeded_padded_and_cut_into_windows():
     make = partial(BalanceEnv, 12)
     data = collect_episodes(make, 4, seed=3, progress=False)
@@ -90,6 +134,14 @@ def test_cartpole_from_pixels():
     assert env.action_space.n == 2
     dark = frame.min(0) < 100  # the cart is drawn dark on white
     assert dark.any() and not dark.all()
+    # the window follows the cart, located from the pixels to within a pixel of the state's x
+    # (125 pixels a unit, the track's middle at column 300)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        x = env.env.unwrapped.state[0]
+        assert abs(cartpole_cart(env.env.render()) - (300 + 125 * x)) <= 1
+        if env.step(int(rng.integers(2)))[2]:
+            break
     env.close()
 
 

@@ -156,6 +156,28 @@ def test_without_a_code_it_is_the_unconditional_decoder_scored_exactly():
         m.interpolate(y[0], y[1])
 
 
+def test_input_dropout_zeroes_previous_rows_in_training_only():
+    m, y = vae(input_dropout=0.5), drawings()
+    z = torch.randn(B, Z, dtype=y.dtype)
+    plain = vae()  # the same weights (same seed), no dropout
+    m.eval()
+    assert torch.equal(m.features(y, z), plain.features(y, z))  # scoring reads every row
+    m.train()
+    with torch.no_grad():
+        assert torch.equal(m.features(y, z), plain.features(y, z))  # no gradients: no dropout
+    torch.manual_seed(1)
+    dropped = m.features(y, z)
+    torch.manual_seed(1)
+    keep = torch.rand(B, L, 1) >= 0.5
+    assert 0 < keep.sum() < keep.numel()
+    # the reference: the rows the decoder reads (start row, then y shifted), zeroed where dropped
+    prev = torch.cat([plain.start.expand(B, 1, 5), y[:, :-1]], 1) * keep
+    codes = z.unsqueeze(1).expand(B, L, Z)
+    expected = plain.decoder(torch.cat([prev, codes], -1), plain.initial_state(z))[0]
+    torch.testing.assert_close(dropped, expected, rtol=0, atol=0)
+    assert not torch.equal(dropped, plain.features(y, z))
+
+
 def test_iwae_is_at_least_the_elbo_and_rises_with_particles():
     m = vae()
     y = drawings()
@@ -373,6 +395,9 @@ def test_bad_arguments_are_refused_naming_them(call, message):
         ({"min_scale": 0.0}, "min_scale must be a finite number > 0"),
         ({"min_scale": math.nan}, "min_scale must be a finite number > 0"),
         ({"guide_flow": "iaf", "guide_flow_layers": 0}, "guide_flow_layers must be >= 1"),
+        ({"input_dropout": 1.0}, "input_dropout must be a probability in [0, 1), got 1.0"),
+        ({"input_dropout": math.nan}, "input_dropout must be a probability in [0, 1)"),
+        ({"input_dropout": "0.2"}, "input_dropout must be a probability in [0, 1), got '0.2'"),
         ({"bogus": 1}, "bogus"),
     ],
 )

@@ -31,6 +31,7 @@ import torch
 import pyro_frmdn as pf
 from pyro_frmdn.data.envs import collect_episodes, env_factory, episode_windows
 from pyro_frmdn.infer.done_head import refit_done_head
+from pyro_frmdn.infer.dynamics import refit_dynamics
 from pyro_frmdn.infer.evolution import train_controller
 from pyro_frmdn.infer.rollouts import DreamFitness, EnvFitness, episode_inputs, real_rollout
 from pyro_frmdn.plots import save_episode_gif
@@ -53,6 +54,9 @@ def arguments() -> argparse.Namespace:
     a("--latent", type=int, default=8)
     a("--hidden", type=int, default=32)
     a("--done-steps", type=int, default=500, help="Adam steps of the done head's refit (0: none)")
+    a("--dynamics-epochs", type=int, default=0,
+      help="epochs of M refitted alone on V's codes after the joint fit (0: none)")  # fmt: skip
+    a("--world", default=None, help="a world.pt to load (V, M and heads) instead of fitting one")
     a("--kl-end", type=float, default=1.0, help="the KL weight after warm-up (< 1: a beta-VAE)")
     a(
         "--generations",
@@ -100,10 +104,17 @@ def join(a: dict, b: dict) -> dict:
     return out
 
 
-def fit_world(world, data, epochs: int, seed: int, done_steps: int) -> dict:
-    train = episode_windows(data, 32)
-    world.train()
-    pf.fit(world, {k: train[k] for k in KEYS}, epochs=epochs, batch_size=16, lr=2e-3, seed=seed)
+def fit_world(world, data, epochs: int, seed: int, done_steps: int, dynamics: int = 0) -> dict:
+    if epochs:
+        train = episode_windows(data, 32)
+        world.train()
+        pf.fit(world, {k: train[k] for k in KEYS}, epochs=epochs, batch_size=16, lr=2e-3,
+               seed=seed)  # fmt: skip
+    if dynamics:  # M alone on V's codes, World Models' second stage
+        world.eval()
+        fitted = refit_dynamics(world, data["frames"], data["actions"], data["mask"],
+                                epochs=dynamics, seed=seed)  # fmt: skip
+        print("M refitted alone:", fitted, flush=True)
     world.eval()
     if done_steps and world.done_head is not None:
         return refit_done_head(world, data["frames"], data["actions"], data["dones"],
@@ -156,7 +167,12 @@ def main() -> None:
         channels=[16, 32], features=64, hidden_dim=args.hidden, prior="rmdn", reward=True,
         done=True, kl_warmup=200, kl_end=args.kl_end,
     )  # fmt: skip
-    done_fit = fit_world(world, data, args.epochs, args.seed, args.done_steps)
+    if args.world:  # V and M (and the done head) as fitted before; M refitted if asked
+        world = pf.load(args.world)
+        done_fit = fit_world(world, data, 0, args.seed, 0, args.dynamics_epochs)
+    else:
+        done_fit = fit_world(world, data, args.epochs, args.seed, args.done_steps,
+                             args.dynamics_epochs)  # fmt: skip
     world.save(out / "world.pt")
     timings["collect and fit V, M"] = time.perf_counter() - t0
     initial = world.encode(data["frames"][:, :1])[:, 0]
@@ -177,7 +193,8 @@ def main() -> None:
                                     max_steps=args.max_steps)  # fmt: skip
             data = join(data, more)
             world = copy.deepcopy(world)
-            done_fit = fit_world(world, data, args.refit_epochs, args.seed + spec, args.done_steps)
+            done_fit = fit_world(world, data, args.refit_epochs, args.seed + spec, args.done_steps,
+                                 args.dynamics_epochs)  # fmt: skip
             initial = world.encode(data["frames"][:, :1])[:, 0]
         c = new_controller(args, world, space, data, spec is not False)
         if spec is True or spec is False:

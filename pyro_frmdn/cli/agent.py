@@ -14,6 +14,7 @@ from ..data.envs import ENVS, collect_episodes, env_factory, episode_windows
 from ..files import atomic_write
 from ..infer import fit
 from ..infer.done_head import refit_done_head
+from ..infer.dynamics import refit_dynamics
 from ..infer.evolution import BACKENDS, train_controller
 from ..infer.rollouts import DONE_MODES, DreamFitness, EnvFitness, episode_inputs, real_rollout
 from ..models import Controller, WorldModel
@@ -40,7 +41,15 @@ DEFAULTS = {
         "likelihood": "logistic",
         "kl_warmup": 200,
     },
-    "fit": {"epochs": 20, "batch_size": 16, "lr": 2e-3, "window": 32, "seed": 0, "done_steps": 500},
+    "fit": {
+        "epochs": 20,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "window": 32,
+        "seed": 0,
+        "done_steps": 500,
+        "dynamics_epochs": 100,
+    },
     "controller": {
         "use_hidden": True,
         "train_in": "dream",
@@ -77,7 +86,8 @@ def _check(section: str, key: str, value, default) -> None:
         raise ConfigError(f"{name} must be like {default!r}, got {value!r}")
     positive = (section, key) not in {("collect", "seed"), ("fit", "seed"), ("evaluate", "seed"),
                                       ("controller", "seed"), ("controller", "workers"),
-                                      ("world", "kl_warmup"), ("fit", "done_steps")}  # fmt: skip
+                                      ("world", "kl_warmup"), ("fit", "done_steps"),
+                                      ("fit", "dynamics_epochs")}  # fmt: skip
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (positive and value == 0):
             rule = "> 0" if positive else ">= 0"
@@ -159,6 +169,11 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
             batch_size=fit_cfg["batch_size"], lr=fit_cfg["lr"], seed=fit_cfg["seed"],
             progress=progress)  # fmt: skip
         world.eval()
+        if fit_cfg["dynamics_epochs"]:  # M alone on V's codes, in standard units
+            refit_dynamics(world, episodes["frames"], episodes["actions"], episodes["mask"],
+                           epochs=fit_cfg["dynamics_epochs"], seed=fit_cfg["seed"],
+                           progress=progress)  # fmt: skip
+            world.eval()
         if fit_cfg["done_steps"]:  # the done head alone, class-weighted (see refit_done_head)
             refit_done_head(world, episodes["frames"], episodes["actions"], episodes["dones"],
                             episodes["mask"], steps=fit_cfg["done_steps"], seed=fit_cfg["seed"],

@@ -6,6 +6,7 @@ from .bounds import evaluate_bounds
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .components import component_epochs
 from .done_head import refit_done_head
+from .dynamics import refit_dynamics
 from .evolution import Evolution, train_controller
 from .memory import keep_freed_memory
 from .rho import (
@@ -41,6 +42,7 @@ __all__ = [
     "plot_pit",
     "real_rollout",
     "refit_done_head",
+    "refit_dynamics",
     "resolve_device",
     "rho_gradient",
     "save_boosted",

@@ -153,8 +153,12 @@ def real_rollout(
             z = world_model.encode(torch.as_tensor(np.asarray(frame))[None, None])[:, 0]  # (1, D)
             h = None
             if use_m:  # M's RNN reads (z_{t-1}, a_{t-1}); its mixture is not needed here
-                prev = world_model.prior.start.expand(1, -1) if z_prev is None else z_prev
-                state = world_model.prior.rnn(torch.cat([prev, a_prev], -1)[:, None], state)[1]
+                m = world_model.prior
+                if z_prev is None:  # y_0 stands for itself
+                    inputs = torch.cat([m.start.expand(1, -1), a_prev], -1)
+                else:
+                    inputs = m.rnn_input(z_prev, a_prev)
+                state = m.rnn(inputs[:, None], state)[1]
                 h = hidden_state(state)
             if params is None:
                 a = controller.act(z, h)

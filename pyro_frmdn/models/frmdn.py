@@ -8,6 +8,7 @@ import pyro
 import torch
 from pyro.distributions.conditional import ConditionalTransform
 from torch import Tensor, nn
+from torch.distributions.transforms import AffineTransform
 
 from ..deprecation import refuse_unknown, renamed
 from ..distributions import (
@@ -185,6 +186,57 @@ class FRMDN(PyroModel):
             mixing=mixing,
             context_dim=hidden_dim if self.conditional_flow else 0,
         )
+        # a fixed affine map of the continuous coordinates (set_standardization): identity here
+        self.register_buffer("y_loc", torch.zeros(continuous_dim))
+        self.register_buffer("y_scale", torch.ones(continuous_dim))
+        self._standardized = False
+
+    def set_standardization(self, loc, scale) -> None:
+        r"""Model the continuous coordinates of y in standard units, :math:`u = (y - 	ext{loc})
+        / 	ext{scale}`: the RNN reads :math:`u_{t-1}`, the mixture (and flow) describe
+        :math:`u_t`, and an affine map, the last transform, takes it to y (its log-Jacobian,
+        :math:`-\sum \log 	ext{scale}` per step, in the density). Values, samples and
+        ``log_prob`` stay in y's units. For data whose coordinates have far smaller spreads than
+        magnitudes, such as a VAE's codes under a learnt prior, which an RNN cannot resolve; see
+        :func:`~pyro_frmdn.infer.refit_dynamics`. Saved with the model (buffers ``y_loc`` and
+        ``y_scale``); ``loc = 0, scale = 1`` undoes it.
+        """
+        size = self.obs_dim - self.binary_dims
+        loc = as_real("loc", as_tensor("loc", loc, self.device), self.start.dtype)
+        scale = as_real("scale", as_tensor("scale", scale, self.device), self.start.dtype)
+        if loc.shape != (size,) or scale.shape != (size,):
+            raise ValueError(
+                f"loc and scale must have shape ({size},) (the continuous coordinates), got "
+                f"{tuple(loc.shape)} and {tuple(scale.shape)}"
+            )
+        if not bool((scale > 0).all()):
+            raise ValueError(f"scale must be > 0 everywhere, got min {float(scale.min())}")
+        with torch.no_grad():
+            self.y_loc.copy_(loc)
+            self.y_scale.copy_(scale)
+        self._standardized = bool((loc != 0).any() or (scale != 1).any())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # files saved before set_standardization existed hold no y_loc / y_scale: identity
+        state_dict.setdefault(prefix + "y_loc", torch.zeros_like(self.y_loc))
+        state_dict.setdefault(prefix + "y_scale", torch.ones_like(self.y_scale))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._standardized = bool((self.y_loc != 0).any() or (self.y_scale != 1).any())
+
+    def rnn_input(self, y_prev: Tensor, x: Tensor | None = None) -> Tensor:
+        """What the RNN reads for previous values ``y_prev`` (..., D) and inputs ``x``
+        (..., X): ``[u_prev, x]``, with u the standardised continuous coordinates."""
+        if self._standardized:
+            c = self.obs_dim - self.binary_dims
+            u = (y_prev[..., :c] - self.y_loc) / self.y_scale
+            y_prev = torch.cat([u, y_prev[..., c:]], -1) if self.binary_dims else u
+        return y_prev if x is None else torch.cat([y_prev, x], dim=-1)
+
+    def _data_transforms(self) -> list:
+        """The flow, then the affine map to y's units when standardised."""
+        if not self._standardized:
+            return list(self.flow)
+        return [*self.flow, AffineTransform(self.y_loc, self.y_scale, event_dim=1)]
 
     @property
     def device(self) -> torch.device:
@@ -195,14 +247,16 @@ class FRMDN(PyroModel):
     def features(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """RNN features h_t of y_<t and x_<=t (teacher forcing): (B, T, D) -> (B, T, H)."""
         prev = torch.cat([self.start.expand(y.shape[0], 1, -1), y[:, :-1]], dim=1)
-        inputs = prev if x is None else torch.cat([prev, x], dim=-1)
-        return self.rnn(inputs)[0]
+        if self._standardized:  # y_0 stands for itself, in standard units already
+            first = prev[:, :1]
+            prev = torch.cat([first, self.rnn_input(prev[:, 1:])], 1)
+        return self.rnn(prev if x is None else torch.cat([prev, x], dim=-1))[0]
 
     def step_distribution(self, h: Tensor):
         """The distribution of y_t given RNN features h (..., H): batch (...), event (D,)."""
         d = self.head(h)
-        if len(self.flow):
-            d = flow_mixture(d, self.flow, h if self.conditional_flow else None)
+        if len(self.flow) or self._standardized:
+            d = flow_mixture(d, self._data_transforms(), h if self.conditional_flow else None)
         return d if self.bits is None else WithBernoulli(d, self.bits(h))
 
     def _check_bits(self, y: Tensor, mask: Tensor | None) -> None:
@@ -271,7 +325,9 @@ class FRMDN(PyroModel):
         batch = (state[0] if isinstance(state, tuple) else state).shape[1]
         if y_prev is None:
             y_prev = self.start.expand(batch, -1)
-        inputs = y_prev if x_t is None else torch.cat([y_prev, x_t], dim=-1)
+            inputs = y_prev if x_t is None else torch.cat([y_prev, x_t], dim=-1)
+        else:
+            inputs = self.rnn_input(y_prev, x_t)
         out, state = self.rnn(inputs.unsqueeze(1), state)
         return self.step_distribution(out.squeeze(1)), state
 
@@ -342,18 +398,23 @@ class FRMDN(PyroModel):
             raise ValueError("x was given but the model was built with input_dim=0")
         state, y_prev = self.initial_state(num), None
         if p:  # the prime is teacher forced: one call of the RNN, no distributions
-            prev = torch.cat([self.start.expand(num, 1, -1), prime[:, :-1]], dim=1)
-            inputs = prev if x is None else torch.cat([prev, x[:, :p]], dim=-1)
-            state, y_prev = self.rnn(inputs, state)[1], prime[:, -1]
+            prime_x = None if x is None else x[:, :p]
+            first = self.start.expand(num, 1, -1)
+            first = first if prime_x is None else torch.cat([first, prime_x[:, :1]], -1)
+            rest = self.rnn_input(prime[:, :-1], None if prime_x is None else prime_x[:, 1:])
+            state, y_prev = self.rnn(torch.cat([first, rest], 1), state)[1], prime[:, -1]
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
         # the factor of the standard deviations (temper's scale_temperature, in base space)
         spread = math.sqrt(scale_temperature) if scale_mode == "variance" else scale_temperature
         out = []
         for t in range(p, p + steps):
-            if y_prev is None:
-                y_prev = self.start.expand(num, -1)
-            inputs = y_prev if x is None else torch.cat([y_prev, x[:, t]], dim=-1)
+            x_t = None if x is None else x[:, t]
+            if y_prev is None:  # y_0 stands for itself
+                inputs = self.start.expand(num, -1)
+                inputs = inputs if x_t is None else torch.cat([inputs, x_t], dim=-1)
+            else:
+                inputs = self.rnn_input(y_prev, x_t)
             h, state = self.rnn(inputs.unsqueeze(1), state)
             y_prev = self._draw(h.squeeze(1), pi_temperature, spread, greedy_decoding)
             out.append(y_prev)
@@ -380,7 +441,7 @@ class FRMDN(PyroModel):
         z = chosen(comps.mean, k)
         if not mode:
             z = z + spread * component_noise(comps, k)
-        for t in self.flow:
+        for t in self._data_transforms():
             z = (t.condition(h) if isinstance(t, ConditionalTransform) else t)(z)
         if self.bits is None:
             return z

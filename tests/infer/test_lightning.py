@@ -68,14 +68,14 @@ def test_initialize_rejects_params_outside_the_module():
 def test_fit_lightning_single_process():
     y = make_task("banana", n=32, steps=6, seed=0)
     model = tiny_frmdn()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
     nll_before = evaluate(model, y)
     history = fit_lightning(
         model, y, val=y[:8], epochs=2, batch_size=8, lr=1e-2, trainer_kwargs=SINGLE
     )
     assert evaluate(model, y) < nll_before
-    changed = {k: not torch.equal(v, before[k]) for k, v in model.state_dict().items()}
-    assert all(changed.values()), [k for k, c in changed.items() if not c]
+    changed = {k: not torch.equal(v, before[k]) for k, v in model.named_parameters()}
+    assert all(changed.values()), [k for k, c in changed.items() if not c]  # every parameter
     assert history["epoch"] == [1, 2]
     assert history["train_nll"][1] < history["train_nll"][0]
     assert all(v is not None for v in history["val_nll"])

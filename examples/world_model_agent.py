@@ -3,8 +3,9 @@
 1. Collect random-policy episodes; each frame is rendered, cropped and resized, and the last
    two are one observation, so that it shows velocities (``make_env(..., stack=2)``).
 2. Fit V and M jointly: a :class:`pyro_frmdn.WorldModel` (VAE + RMDN dynamics + reward and done
-   heads) on windows of the episodes, by SVI (``pyro_frmdn.fit``); then refit the done head
-   alone, class-weighted (``refit_done_head``): a CartPole dream lasts as long as it allows.
+   heads) on windows of the episodes, by SVI (``pyro_frmdn.fit``); then refit M alone on V's
+   codes in standard units (``refit_dynamics``) and the done head alone, class-weighted
+   (``refit_done_head``): a CartPole dream lasts as long as it allows.
 3. Train C (:class:`pyro_frmdn.Controller`, a = tanh(W [z, h] + b)) by CMA-ES entirely inside
    M's dream (``--train-in dream``, at temperature τ) or in the real environment (``env``).
 4. Judge C on real episodes, save its GIF and the curve of return against generation.
@@ -24,7 +25,7 @@ import torch
 
 import pyro_frmdn as pf
 from pyro_frmdn.data.envs import collect_episodes, env_factory, episode_windows
-from pyro_frmdn.infer import DreamFitness, EnvFitness, train_controller
+from pyro_frmdn.infer import DreamFitness, EnvFitness, refit_dynamics, train_controller
 from pyro_frmdn.infer.done_head import refit_done_head
 from pyro_frmdn.infer.rollouts import episode_inputs
 from pyro_frmdn.plots import plot_evolution, save_episode_gif
@@ -64,7 +65,8 @@ def main() -> None:
     train = episode_windows(data, 32)
     pf.fit(world, {k: train[k] for k in ("frames", "actions", "mask", "rewards", "dones")},
            epochs=args.epochs, batch_size=16, lr=2e-3)  # fmt: skip
-    world.eval()
+    world.eval()  # then M alone on V's codes, in standard units, and the done head alone
+    refit_dynamics(world, data["frames"], data["actions"], data["mask"], epochs=100)
     refit_done_head(world, data["frames"], data["actions"], data["dones"], data["mask"])
 
     c = pf.Controller(world.latent_dim, 32, num_actions=2)  # 3. C

@@ -192,10 +192,19 @@ def count_steps(batch: dict) -> int:
 
 
 def forget_params(name: str) -> None:
-    """Drop a model's entries from Pyro's param store so that stale ones never shadow it."""
+    """Drop a model's entries from Pyro's param store so that stale ones never shadow it.
+
+    A parameter can be there under two names, when a module was fitted alone and inside a
+    larger model (a world model's dynamics, :func:`~pyro_frmdn.infer.refit_dynamics`); the store
+    maps it back to one of them only, which is left alone unless it is one of these (Pyro's own
+    ``del`` would fail on the second name).
+    """
     store = pyro.get_param_store()
     for key in [k for k in store.keys() if k.startswith(name + "$$$")]:
-        del store[key]
+        param = store._params.pop(key)
+        if store._param_to_name.get(param) == key:
+            del store._param_to_name[param]
+        store._constraints.pop(key, None)
 
 
 # -- options ----------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """M refitted alone on V's codes: only M changes, and it learns how actions move the codes."""
 
+import copy
+import math
+
+import pyro
 import pytest
 import torch
 from support.worlds import SHAPE, world
 
+import pyro_frmdn as pf
 from pyro_frmdn.infer.dynamics import refit_dynamics
 from pyro_frmdn.models import shift_actions
 
@@ -54,6 +59,23 @@ def test_m_learns_how_the_action_moves_the_code_and_nothing_else_changes():
 
     assert min(gaps(wm.prior)) > 5
     assert max(abs(g) for g in gaps(raw.prior)) < 1
+
+
+def test_m_fitted_alone_and_inside_copies_of_the_world_model_in_turn():
+    # World Models' iterations: copy the world model, fit it whole, then M alone. M's parameters
+    # enter Pyro's param store under two names ("world$$$prior...." and "prior$$$..."), those
+    # of earlier copies too; forgetting them in turn must not trip over one another
+    wm = world(reward=True, done=True)
+    frames, actions, mask = pushed(b=4, t=5)
+    data = {"frames": frames, "actions": actions, "mask": mask}
+    for _ in range(3):
+        wm = copy.deepcopy(wm)
+        pf.fit(wm, data, epochs=1, batch_size=4, progress=False)
+        out = refit_dynamics(wm, frames, actions, mask, epochs=2, progress=False)
+        assert math.isfinite(out["nll_after"])
+    store = pyro.get_param_store()
+    assert store["prior$$$start"] is wm.prior.start  # the newest copy's
+    assert store["world$$$prior.start"] is wm.prior.start
 
 
 def test_bad_input_is_refused_with_the_argument_named():

@@ -154,11 +154,7 @@ def real_rollout(
             h = None
             if use_m:  # M's RNN reads (z_{t-1}, a_{t-1}); its mixture is not needed here
                 m = world_model.prior
-                if z_prev is None:  # y_0 stands for itself
-                    inputs = torch.cat([m.start.expand(1, -1), a_prev], -1)
-                else:
-                    inputs = m.rnn_input(z_prev, a_prev)
-                state = m.rnn(inputs[:, None], state)[1]
+                state = m.rnn(m.rnn_input(z_prev, a_prev)[:, None], state)[1]
                 h = hidden_state(state)
             if params is None:
                 a = controller.act(z, h)

@@ -223,14 +223,26 @@ class FRMDN(PyroModel):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._standardized = bool((self.y_loc != 0).any() or (self.y_scale != 1).any())
 
-    def rnn_input(self, y_prev: Tensor, x: Tensor | None = None) -> Tensor:
-        """What the RNN reads for previous values ``y_prev`` (..., D) and inputs ``x``
-        (..., X): ``[u_prev, x]``, with u the standardised continuous coordinates."""
-        if self._standardized:
+    def rnn_input(
+        self, y_prev: Tensor | None, x: Tensor | None = None, batch: int | None = None
+    ) -> Tensor:
+        """What the RNN reads at one step: ``[u_prev, x]`` for previous values ``y_prev``
+        (B, D), u the standardised continuous coordinates, and inputs ``x`` (B, X); with
+        ``y_prev=None`` (the first step) the learnt ``y_0`` for ``batch`` rows (or x's)."""
+        if y_prev is None:  # y_0 stands for itself, in standard units already
+            y_prev = self.start.expand(batch if x is None else x.shape[0], -1)
+        elif self._standardized:
             c = self.obs_dim - self.binary_dims
             u = (y_prev[..., :c] - self.y_loc) / self.y_scale
             y_prev = torch.cat([u, y_prev[..., c:]], -1) if self.binary_dims else u
         return y_prev if x is None else torch.cat([y_prev, x], dim=-1)
+
+    def _teacher_inputs(self, y: Tensor, x: Tensor | None) -> Tensor:
+        """What the RNN reads over a sequence ``y`` (B, T, D) with inputs ``x`` (B, T, X):
+        step t reads ``[u_{t-1}, x_t]``, step 1 the learnt ``y_0``."""
+        first = self.start.expand(y.shape[0], 1, -1)
+        prev = torch.cat([first, self.rnn_input(y[:, :-1])], dim=1)
+        return prev if x is None else torch.cat([prev, x], dim=-1)
 
     def _data_transforms(self) -> list:
         """The flow, then the affine map to y's units when standardised."""
@@ -246,11 +258,7 @@ class FRMDN(PyroModel):
 
     def features(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """RNN features h_t of y_<t and x_<=t (teacher forcing): (B, T, D) -> (B, T, H)."""
-        prev = torch.cat([self.start.expand(y.shape[0], 1, -1), y[:, :-1]], dim=1)
-        if self._standardized:  # y_0 stands for itself, in standard units already
-            first = prev[:, :1]
-            prev = torch.cat([first, self.rnn_input(prev[:, 1:])], 1)
-        return self.rnn(prev if x is None else torch.cat([prev, x], dim=-1))[0]
+        return self.rnn(self._teacher_inputs(y, x))[0]
 
     def step_distribution(self, h: Tensor):
         """The distribution of y_t given RNN features h (..., H): batch (...), event (D,)."""
@@ -323,11 +331,7 @@ class FRMDN(PyroModel):
         state.
         """
         batch = (state[0] if isinstance(state, tuple) else state).shape[1]
-        if y_prev is None:
-            y_prev = self.start.expand(batch, -1)
-            inputs = y_prev if x_t is None else torch.cat([y_prev, x_t], dim=-1)
-        else:
-            inputs = self.rnn_input(y_prev, x_t)
+        inputs = self.rnn_input(y_prev, x_t, batch)
         out, state = self.rnn(inputs.unsqueeze(1), state)
         return self.step_distribution(out.squeeze(1)), state
 
@@ -398,23 +402,15 @@ class FRMDN(PyroModel):
             raise ValueError("x was given but the model was built with input_dim=0")
         state, y_prev = self.initial_state(num), None
         if p:  # the prime is teacher forced: one call of the RNN, no distributions
-            prime_x = None if x is None else x[:, :p]
-            first = self.start.expand(num, 1, -1)
-            first = first if prime_x is None else torch.cat([first, prime_x[:, :1]], -1)
-            rest = self.rnn_input(prime[:, :-1], None if prime_x is None else prime_x[:, 1:])
-            state, y_prev = self.rnn(torch.cat([first, rest], 1), state)[1], prime[:, -1]
+            inputs = self._teacher_inputs(prime, None if x is None else x[:, :p])
+            state, y_prev = self.rnn(inputs, state)[1], prime[:, -1]
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
         # the factor of the standard deviations (temper's scale_temperature, in base space)
         spread = math.sqrt(scale_temperature) if scale_mode == "variance" else scale_temperature
         out = []
         for t in range(p, p + steps):
-            x_t = None if x is None else x[:, t]
-            if y_prev is None:  # y_0 stands for itself
-                inputs = self.start.expand(num, -1)
-                inputs = inputs if x_t is None else torch.cat([inputs, x_t], dim=-1)
-            else:
-                inputs = self.rnn_input(y_prev, x_t)
+            inputs = self.rnn_input(y_prev, None if x is None else x[:, t], num)
             h, state = self.rnn(inputs.unsqueeze(1), state)
             y_prev = self._draw(h.squeeze(1), pi_temperature, spread, greedy_decoding)
             out.append(y_prev)

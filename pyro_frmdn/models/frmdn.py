@@ -21,7 +21,14 @@ from ..flows import coupling_flow, default_hidden_dims, uncapped_hidden_dims
 from ..nn import MixtureHead
 from .base import PyroModel
 from .decoding import chosen, component_noise, greedy
-from .validation import as_real, as_tensor, check_count, check_positive, check_sequences
+from .validation import (
+    as_real,
+    as_tensor,
+    check_count,
+    check_generation_inputs,
+    check_positive,
+    check_sequences,
+)
 
 __all__ = ["CELLS", "FRMDN", "RMDN", "greedy", "pad_sequences"]
 
@@ -372,34 +379,12 @@ class FRMDN(PyroModel):
         num, steps = check_count("num", num), check_count("steps", steps)
         check_positive("pi_temperature", pi_temperature)
         check_positive("scale_temperature", scale_temperature)
-        dtype, device = self.start.dtype, self.start.device
-        p = 0
+        prime, x = check_generation_inputs(
+            prime, x, num, steps, self.obs_dim, self.input_dim, self.start.dtype, self.device
+        )
+        p = 0 if prime is None else prime.shape[1]
         if prime is not None:
-            prime = as_tensor("prime", prime, device)
-            if (
-                prime.dim() not in (2, 3)
-                or prime.shape[-1] != self.obs_dim
-                or prime.shape[-2] < 1
-                or (prime.dim() == 3 and prime.shape[0] != num)
-            ):
-                raise ValueError(
-                    f"prime must have shape (P, {self.obs_dim}) or ({num}, P, {self.obs_dim}) "
-                    f"with P >= 1, got {tuple(prime.shape)}"
-                )
-            p = prime.shape[-2]
-            prime = as_real("prime", prime, dtype).expand(num, p, self.obs_dim)
             self._check_bits(prime, None)
-        if self.input_dim:
-            x = None if x is None else as_tensor("x", x, device)
-            if x is None or tuple(x.shape) != (num, p + steps, self.input_dim):
-                shape = None if x is None else tuple(x.shape)
-                raise ValueError(
-                    f"x must have shape {(num, p + steps, self.input_dim)} (num, prime and new "
-                    f"steps, input_dim), got {shape}"
-                )
-            x = as_real("x", x, dtype)
-        elif x is not None:
-            raise ValueError("x was given but the model was built with input_dim=0")
         state, y_prev = self.initial_state(num), None
         if p:  # the prime is teacher forced: one call of the RNN, no distributions
             inputs = self._teacher_inputs(prime, None if x is None else x[:, :p])

@@ -28,6 +28,7 @@ __all__ = [
     "as_tensor",
     "check_count",
     "check_finite",
+    "check_generation_inputs",
     "check_mask",
     "check_positive",
     "check_sequences",
@@ -202,6 +203,52 @@ def check_sequences(
     elif x is not None:
         raise ValueError("x was given but the model was built with input_dim=0")
     return y, x, mask
+
+
+def check_generation_inputs(
+    prime,
+    x,
+    num: int,
+    steps: int,
+    obs_dim: int,
+    input_dim: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Check what a sequence model's ``sample`` conditions on; return ``(prime, x)`` as tensors
+    in ``dtype``.
+
+    ``prime``: None, or a prefix (P, D) shared by the ``num`` sequences or (num, P, D), P >= 1;
+    returned as (num, P, D). ``x``: the inputs of every step, the prime's included, (num, P +
+    steps, X); required when ``input_dim`` > 0, refused when it is 0.
+    """
+    p = 0
+    if prime is not None:
+        prime = as_tensor("prime", prime, device)
+        if (
+            prime.dim() not in (2, 3)
+            or prime.shape[-1] != obs_dim
+            or prime.shape[-2] < 1
+            or (prime.dim() == 3 and prime.shape[0] != num)
+        ):
+            raise ValueError(
+                f"prime must have shape (P, {obs_dim}) or ({num}, P, {obs_dim}) with P >= 1, "
+                f"got {tuple(prime.shape)}"
+            )
+        p = prime.shape[-2]
+        prime = as_real("prime", prime, dtype).expand(num, p, obs_dim)
+    if input_dim:
+        x = None if x is None else as_tensor("x", x, device)
+        if x is None or tuple(x.shape) != (num, p + steps, input_dim):
+            shape = None if x is None else tuple(x.shape)
+            raise ValueError(
+                f"x must have shape {(num, p + steps, input_dim)} (num, prime and new steps, "
+                f"input_dim), got {shape}"
+            )
+        x = as_real("x", x, dtype)
+    elif x is not None:
+        raise ValueError("x was given but the model was built with input_dim=0")
+    return prime, x
 
 
 def _first(bad: Tensor) -> tuple[int, ...]:

@@ -3,7 +3,8 @@
 Timed interleaved in one process, medians over rounds, at each thread count asked for, with
 Pyro's validation on (as users have it):
 
-1. ``frmdn`` against ``rmdn``: one step of ``pf.fit`` (:func:`pyro_frmdn.infer.svi_step`) of an
+1. ``frmdn`` against ``rmdn``: one step of ``pf.fit`` (:func:`pyro_frmdn.infer.svi_step`, with
+   ``fit``'s defaults: ``ClippedAdam``, ``clip_value=10``, freed memory kept) of an
    FRMDN with 4 affine couplings and of an RMDN with the same head (D 64, K 5, rank 2, LSTM 128,
    batch 64, T 50; the model of issue 22). Target: FRMDN at most 1.3x RMDN.
 2. ``svi_step`` against ``plain``: the same FRMDN (a copy), trained by a plain PyTorch loop on the
@@ -42,7 +43,7 @@ from pyro_frmdn.data import make_task
 from pyro_frmdn.distributions import FlowTransformedDistribution
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import default_hidden_dims, uncapped_hidden_dims
-from pyro_frmdn.infer import resolve_device
+from pyro_frmdn.infer import keep_freed_memory, resolve_device
 from pyro_frmdn.infer.training import svi_step
 
 TARGETS = {"frmdn / rmdn": 1.3, "svi_step / plain": 1.1}
@@ -54,9 +55,12 @@ def sync(device: torch.device) -> None:
 
 
 def pyro_step(model, y: torch.Tensor, lr: float) -> Callable[[], float]:
-    """One step as ``pf.fit`` takes it: ``svi_step`` with ``Trace_ELBO`` and Pyro's Adam."""
-    elbo, optimizer = Trace_ELBO(), pyro.optim.Adam({"lr": lr})
-    return lambda: svi_step(elbo, model, optimizer, {"y": y})
+    """One step as ``pf.fit`` takes it with its defaults: ``svi_step`` with ``Trace_ELBO``, Pyro's
+    ``ClippedAdam`` (no decay) and every gradient element clamped to [-10, 10]
+    (``clip_value=10``); ``main`` keeps freed memory in the process on CPU, as ``fit`` does."""
+    elbo = Trace_ELBO()
+    optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": math.inf, "lrd": 1.0})
+    return lambda: svi_step(elbo, model, optimizer, {"y": y}, clip_value=10.0)
 
 
 def plain_step(model, y: torch.Tensor, lr: float) -> Callable[[], float]:
@@ -340,6 +344,8 @@ def main() -> None:
         a.large_dims, a.max_uncapped, a.large_batch, a.large_T = [64], 64, 2, [2, 4]
         a.quality_n, a.quality_epochs, a.quality_seeds = 20, 1, 1
     device = resolve_device(a.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as fit(keep_memory=True), its default, does
     clock = 0 if device.type == "cuda" else 1  # CPU time on CPU: steadier on a shared machine
     pyro.enable_validation(True)
     pyro.set_rng_seed(a.seed)

@@ -160,6 +160,24 @@ def test_factor_is_shared_or_per_step(parameterization, factor, rank):
 
 @modes
 @ranks
+def test_gradients_equal_the_dense_reference(parameterization, factor, rank):
+    """The head computes each part with its own rows of the weight; the gradients of every
+    parameter and of the features must be those of the one linear output sliced by hand and
+    scored by dense float64 Gaussians."""
+    min_diag = 0.05
+    head = make_head(parameterization, factor, rank, min_diag=min_diag)
+    h = torch.randn(3, 4, H, dtype=F64, requires_grad=True)
+    y = torch.randn(3, 4, D, dtype=F64)
+    inputs = [h, *head.parameters()]
+    ours = torch.autograd.grad(head(h).log_prob(y).sum(), inputs)
+    args = hand_built_arguments(head, h, parameterization, factor, rank, min_diag)
+    reference = torch.autograd.grad(dense_log_prob(*args, parameterization, y).sum(), inputs)
+    for a, b in zip(ours, reference, strict=True):
+        assert_close(a, b)
+
+
+@modes
+@ranks
 def test_every_parameter_gets_a_finite_gradient(parameterization, factor, rank):
     head = make_head(parameterization, factor, rank)
     h = torch.randn(2, 6, H, dtype=F64, requires_grad=True)

@@ -11,7 +11,9 @@ Pyro's validation on (as users have it):
    same loss, ``-m.log_prob(y).sum()``, ``backward``, ``torch.optim.Adam``. Target: at most 1.1x.
 
 Options: ``--profile`` prints where an FRMDN step's extra time goes (``torch.profiler``, self time
-per op, FRMDN minus RMDN); ``--large-d`` measures parameters, step time and memory per
+per op, FRMDN minus RMDN); ``--head`` times each step with the head's parts computed as separate
+products (the package's ``MixtureHead``) and as one product split after it (before);
+``--large-d`` measures parameters, step time and memory per
 sequence-step at large D for the coupling width of earlier releases (``2 D``) and today's default
 (see :func:`pyro_frmdn.flows.default_hidden_dims`); ``--width-quality`` trains both widths at
 D = 128 on a synthetic task and compares held-out NLL; ``--quick`` runs tiny sizes (a dry run).
@@ -40,11 +42,12 @@ from torch.profiler import ProfilerActivity, profile
 
 from pyro_frmdn import FRMDN, RMDN, fit
 from pyro_frmdn.data import make_task
-from pyro_frmdn.distributions import FlowTransformedDistribution
+from pyro_frmdn.distributions import FlowTransformedDistribution, low_rank_mixture, positive
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import default_hidden_dims, uncapped_hidden_dims
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
 from pyro_frmdn.infer.training import svi_step
+from pyro_frmdn.nn import MixtureHead
 
 TARGETS = {"frmdn / rmdn": 1.3, "svi_step / plain": 1.1}
 
@@ -210,6 +213,43 @@ def where_time_goes(a, device, clock: int) -> None:
         print(f"  {name:40s} {1e3 * t[clock]:8.1f}")
 
 
+class _OneOutputHead(MixtureHead):
+    """The head as it was before the sixth session: one product for all parts, split after it
+    (its backward copies the parts' gradients into one tensor). Same parameters and values."""
+
+    def forward(self, h: torch.Tensor):
+        k, d, r = self.num_components, self.obs_dim, self.rank
+        logits, loc, raw_diag, raw_factor = self.linear(h).split(self.sizes, dim=-1)
+        batch = h.shape[:-1]
+        diag = positive(raw_diag.reshape(batch + (k, d)), self.min_diag)
+        factor = None if r == 0 else raw_factor.reshape(batch + (k, d, r))
+        factor = self.shared_factor if r and self.shared_factor is not None else factor
+        return low_rank_mixture(logits, loc.reshape(batch + (k, d)), factor, diag,
+                                self.parameterization)  # fmt: skip
+
+
+def head_layout(a, device, clock: int) -> None:
+    """Each model's step with the head's parts as separate products (the package's head) and as
+    one product split afterwards (``_OneOutputHead``), interleaved."""
+    y = torch.randn(a.batch, a.T, a.D, device=device)
+    steps = {}
+    for name, model in models(a, device).items():
+        old = copy.deepcopy(model)
+        old.name = model.name = f"{name}_head"
+        old.name += "_one_output"
+        old.head.__class__ = _OneOutputHead
+        steps[f"{name}, parts as separate products"] = pyro_step(model, y, a.lr)
+        steps[f"{name}, one product split after it"] = pyro_step(old, y, a.lr)
+    sec = interleaved(steps, a.warmup, a.n, a.rounds, device)
+    print(f"\n  {'the head: ms per step (medians)':48s}")
+    for name, t in sec.items():
+        print(f"  {name:48s} {1e3 * t[clock]:8.1f}")
+    for name in ("frmdn", "rmdn"):
+        new = sec[f"{name}, parts as separate products"][clock]
+        old = sec[f"{name}, one product split after it"][clock]
+        print(f"  {name}: separate / split {new / old:.3f}")
+
+
 def memory(model, y: torch.Tensor) -> tuple[int, float]:
     """Bytes of one training forward and backward of ``model`` on ``y``: (the tensors the forward
     keeps for the backward, the peak of the allocations above those in use before, on CUDA; NaN
@@ -323,6 +363,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=9, help="alternations (medians over them)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads")
     p.add_argument("--profile", action="store_true", help="where FRMDN's extra time goes")
+    p.add_argument("--head", action="store_true", help="the head's parts as one product or four")
     p.add_argument("--large-d", action="store_true", help="parameters, time, memory at large D")
     p.add_argument("--large-dims", type=int, nargs="+", default=[1024, 4096])
     p.add_argument("--max-uncapped", type=int, default=1024, help="largest D for width 2 D")
@@ -360,6 +401,8 @@ def main() -> None:
     torch.set_num_threads(a.threads[0])
     if a.profile:
         where_time_goes(a, device, clock)
+    if a.head:
+        head_layout(a, device, clock)
     if a.large_d:
         large_d(a, device, clock)
     if a.width_quality:

@@ -33,6 +33,7 @@ from pyro_frmdn.data.envs import collect_episodes, env_factory, episode_windows
 from pyro_frmdn.infer.done_head import refit_done_head
 from pyro_frmdn.infer.dynamics import refit_dynamics
 from pyro_frmdn.infer.evolution import train_controller
+from pyro_frmdn.infer.exploration import Exploration
 from pyro_frmdn.infer.rollouts import DreamFitness, EnvFitness, episode_inputs, real_rollout
 from pyro_frmdn.plots import save_episode_gif
 
@@ -49,11 +50,15 @@ def arguments() -> argparse.Namespace:
     a("--whole-width", action="store_true",
       help="CartPole frames of the whole track (before the window followed the cart)")  # fmt: skip
     a("--episodes", type=int, default=100, help="random episodes V and M are fitted on")
+    a("--sticky", type=int, default=0,
+      help="more episodes of random actions each held --hold steps on average, for M")  # fmt: skip
+    a("--hold", type=float, default=4.0, help="mean steps a sticky random action is held")
     a("--max-steps", type=int, default=500, help="step cap of every real episode")
     a("--epochs", type=int, default=60)
     a("--latent", type=int, default=8)
     a("--hidden", type=int, default=32)
     a("--done-steps", type=int, default=500, help="Adam steps of the done head's refit (0: none)")
+    a("--done-hidden", action="store_true", help="the refitted done head reads [z, a, h]")
     a("--dynamics-epochs", type=int, default=0,
       help="epochs of M refitted alone on V's codes after the joint fit (0: none)")  # fmt: skip
     a("--world", default=None, help="a world.pt to load (V, M and heads) instead of fitting one")
@@ -81,6 +86,9 @@ def arguments() -> argparse.Namespace:
       help="> 1: World Models' iterative procedure for the dream agent: collect with C, refit V "
       "and M, retrain C in the new dream")  # fmt: skip
     a("--refit-epochs", type=int, default=20, help="epochs of each refit of V and M")
+    a("--epsilon", type=float, default=0.0,
+      help="iterations collect with C plus random bursts started at this rate")  # fmt: skip
+    a("--explore-hold", type=float, default=4.0, help="mean steps of a random burst")
     return p.parse_args()
 
 
@@ -104,7 +112,8 @@ def join(a: dict, b: dict) -> dict:
     return out
 
 
-def fit_world(world, data, epochs: int, seed: int, done_steps: int, dynamics: int = 0) -> dict:
+def fit_world(world, data, epochs: int, seed: int, done_steps: int, dynamics: int = 0,
+              hidden: bool = False) -> dict:  # fmt: skip
     if epochs:
         train = episode_windows(data, 32)
         world.train()
@@ -118,7 +127,8 @@ def fit_world(world, data, epochs: int, seed: int, done_steps: int, dynamics: in
     world.eval()
     if done_steps and world.done_head is not None:
         return refit_done_head(world, data["frames"], data["actions"], data["dones"],
-                               data["mask"], steps=done_steps, seed=seed)  # fmt: skip
+                               data["mask"], steps=done_steps, seed=seed,
+                               hidden=hidden or None)  # fmt: skip
     return {}
 
 
@@ -160,6 +170,11 @@ def main() -> None:
     t0 = time.perf_counter()
     timings = {}
     data = collect_episodes(make, args.episodes, seed=args.seed, max_steps=args.max_steps)
+    random_returns = data["returns"]
+    if args.sticky:  # runs of one action, which random play rarely shows M
+        sticky = collect_episodes(make, args.sticky, seed=args.seed + 1, max_steps=args.max_steps,
+                                  explore=Exploration(1.0, args.hold))  # fmt: skip
+        data = join(data, sticky)
     torch.manual_seed(args.seed)
     action_dim = pf.Controller(1, 0, space, use_hidden=False).action_dim
     world = pf.WorldModel(
@@ -169,16 +184,18 @@ def main() -> None:
     )  # fmt: skip
     if args.world:  # V and M (and the done head) as fitted before; M refitted if asked
         world = pf.load(args.world)
-        done_fit = fit_world(world, data, 0, args.seed, 0, args.dynamics_epochs)
+        refit = args.sticky or args.done_hidden  # the done head again, on the new episodes
+        done_fit = fit_world(world, data, 0, args.seed, args.done_steps if refit else 0,
+                             args.dynamics_epochs, args.done_hidden)  # fmt: skip
     else:
         done_fit = fit_world(world, data, args.epochs, args.seed, args.done_steps,
-                             args.dynamics_epochs)  # fmt: skip
+                             args.dynamics_epochs, args.done_hidden)  # fmt: skip
     world.save(out / "world.pt")
     timings["collect and fit V, M"] = time.perf_counter() - t0
     initial = world.encode(data["frames"][:, :1])[:, 0]
 
     results, curves = {}, {}
-    results["random"] = {"mean": float(data["returns"].mean()), "sd": float(data["returns"].std()),
+    results["random"] = {"mean": float(random_returns.mean()), "sd": float(random_returns.std()),
                          "episodes": args.episodes}  # fmt: skip
     agents = {"C on [z, h] (dream only)": "dream"} if args.dream_generations else {}
     if args.generations:
@@ -189,12 +206,13 @@ def main() -> None:
     for name, spec in agents.items():
         t = time.perf_counter()
         if isinstance(spec, int) and not isinstance(spec, bool):  # collect with C, refit, dream
+            explore = Exploration(args.epsilon, args.explore_hold) if args.epsilon else None
             more = collect_episodes(make, args.episodes, world, dreamer, seed=args.seed + spec,
-                                    max_steps=args.max_steps)  # fmt: skip
+                                    max_steps=args.max_steps, explore=explore)  # fmt: skip
             data = join(data, more)
             world = copy.deepcopy(world)
             done_fit = fit_world(world, data, args.refit_epochs, args.seed + spec, args.done_steps,
-                                 args.dynamics_epochs)  # fmt: skip
+                                 args.dynamics_epochs, args.done_hidden)  # fmt: skip
             initial = world.encode(data["frames"][:, :1])[:, 0]
         c = new_controller(args, world, space, data, spec is not False)
         if spec is True or spec is False:

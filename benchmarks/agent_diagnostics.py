@@ -33,7 +33,7 @@ import pyro_frmdn as pf
 from pyro_frmdn.data.envs import FrameEnv, cartpole_cart, episode_windows
 from pyro_frmdn.distributions import temper
 from pyro_frmdn.infer.done_head import refit_done_head
-from pyro_frmdn.infer.rollouts import episode_inputs
+from pyro_frmdn.infer.rollouts import episode_inputs, hidden_state
 
 STATE = ("x", "x_velocity", "theta", "theta_velocity")
 
@@ -52,6 +52,7 @@ def arguments() -> argparse.Namespace:
     a("--latent", type=int, default=8)
     a("--hidden", type=int, default=32)
     a("--world", default=None, help="a world.pt to load instead of fitting one")
+    a("--done-hidden", action="store_true", help="refit the done head on [z, a, h]")
     a("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -137,9 +138,9 @@ def dream_lengths(world, initial, policy: str, n: int, steps: int, tau: float, s
     for t in range(steps):
         a = torch.randint(2, (b,)) if policy == "random" else torch.full((b,), int(policy))
         feats = torch.nn.functional.one_hot(a, 2).float()
-        p = world._head_distributions(z[:, None], feats[:, None], None)["done"].base_dist.probs[
-            :, 0
-        ]
+        hidden = hidden_state(state)[:, None] if world.done_hidden else None  # M's h_t
+        p = world._head_distributions(z[:, None], feats[:, None], None, hidden)
+        p = p["done"].base_dist.probs[:, 0]
         expected += survive
         survive = survive * (1 - p)
         done = torch.rand(b) < p
@@ -151,9 +152,10 @@ def dream_lengths(world, initial, policy: str, n: int, steps: int, tau: float, s
 
 
 @torch.no_grad()
-def heads_and_dreams(report, prefix, world, tz, test, initial, held_out) -> None:
+def heads_and_dreams(report, prefix, world, tz, th, test, initial, held_out) -> None:
     tkeep = test["mask"]
-    heads = world._head_distributions(tz[:, None], test["actions"][tkeep][:, None], None)
+    hidden = th[:, None] if world.done_hidden else None  # a done head on [z, a, h]
+    heads = world._head_distributions(tz[:, None], test["actions"][tkeep][:, None], None, hidden)
     p = heads["done"].base_dist.probs[:, 0]
     last = test["dones"][tkeep]
     episode = torch.arange(held_out)[:, None].expand_as(tkeep)[tkeep]
@@ -216,10 +218,11 @@ def main() -> None:
     zh, tzh = torch.cat([z, h], 1), torch.cat([tz, th], 1)
     report["R2 [z, h] -> state"] = named(r2(zh, data["states"][keep], tzh, test["states"][tkeep]))
     initial = world.encode(data["frames"][:, :1])[:, 0]
-    heads_and_dreams(report, "", world, tz, test, initial, args.held_out)
+    heads_and_dreams(report, "", world, tz, th, test, initial, args.held_out)
     report["refit"] = refit_done_head(world, data["frames"], data["actions"], data["dones"],
-                                      data["mask"], progress=False)  # fmt: skip
-    heads_and_dreams(report, "after refit, ", world, tz, test, initial, args.held_out)
+                                      data["mask"], hidden=args.done_hidden or None,
+                                      progress=False)  # fmt: skip
+    heads_and_dreams(report, "after refit, ", world, tz, th, test, initial, args.held_out)
     text = json.dumps(report, indent=1)
     (out / "diagnostics.json").write_text(text)
     print(text)

@@ -165,9 +165,12 @@ def collect_episodes(
     seed: int = 0,
     max_steps: int = 500,
     progress: bool = True,
+    explore=None,
 ) -> dict[str, Tensor]:
     """Run ``episodes`` episodes, random or driven by ``controller`` (with V and M of
-    ``world_model``), episode i seeded by ``(seed, i)``.
+    ``world_model``), episode i seeded by ``(seed, i)``. ``explore`` (an
+    :class:`~pyro_frmdn.infer.exploration.Exploration`) chooses the actions instead: random
+    actions held for a few steps ("sticky"), or the controller's with random bursts.
 
     Returns padded tensors as :func:`~pyro_frmdn.data.load_rollouts` does: ``frames`` uint8
     ``(N, T, 3, S, S)``, ``actions`` ``(N, T, A)`` (one-hot for a discrete space), ``rewards``
@@ -180,7 +183,9 @@ def collect_episodes(
     try:
         for i in range(episodes):
             s = int(np.random.SeedSequence([seed, i]).generate_state(1)[0] % 2**31)
-            runs.append(real_rollout(env, world_model, controller, None, s, max_steps, True))
+            runs.append(
+                real_rollout(env, world_model, controller, None, s, max_steps, True, explore)
+            )
             bar.update()
             bar.set_postfix(ret=f"{runs[-1].total:.1f}")
     finally:

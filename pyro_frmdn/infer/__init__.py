@@ -8,6 +8,7 @@ from .components import component_epochs
 from .done_head import refit_done_head
 from .dynamics import refit_dynamics
 from .evolution import Evolution, train_controller
+from .exploration import Exploration
 from .memory import keep_freed_memory
 from .rho import (
     boosting_sample_weights,
@@ -23,6 +24,7 @@ __all__ = [
     "DreamFitness",
     "EnvFitness",
     "Evolution",
+    "Exploration",
     "History",
     "boosting_sample_weights",
     "component_epochs",

@@ -12,6 +12,7 @@ from torch import Tensor
 from ..distributions import temper
 from ..models import Controller, WorldModel, shift_actions
 from ..models.validation import as_tensor, check_count, check_positive
+from .exploration import Exploration, random_action
 
 __all__ = [
     "DONE_MODES",
@@ -93,13 +94,6 @@ class Episode:
     dones: np.ndarray | None = None  # (T,) bool, true at most at the last step
 
 
-def _random_action(space, rng: np.random.Generator):
-    n = getattr(space, "n", None)
-    if n is not None:
-        return int(rng.integers(int(n)))
-    return rng.uniform(space.low, space.high).astype(np.float32)
-
-
 def _features(space, action) -> np.ndarray:
     n = getattr(space, "n", None)
     if n is None:
@@ -116,12 +110,15 @@ def real_rollout(
     seed: int = 0,
     max_steps: int = 1000,
     record: bool = False,
+    explore: Exploration | None = None,
 ) -> Episode:
     r"""Run one episode in ``env`` (an environment of frames, see
     :func:`~pyro_frmdn.data.make_env`), World Models' way: at each step V encodes the frame
     to :math:`z_t` (the guide's mean code), C acts on :math:`[z_t, h_t]`, and M's RNN reads
     :math:`(z_t, a_t)` to give :math:`h_{t+1}`. Without a ``controller`` the actions are
-    uniformly random (seeded by ``seed``).
+    uniformly random (seeded by ``seed``). With ``explore`` (an
+    :class:`~pyro_frmdn.infer.exploration.Exploration`) the actions are its choices instead:
+    random actions held for a while, or C's with random bursts; M then reads the action taken.
 
     Arguments:
         env: ``reset(seed=) -> (frame, info)``, ``step(action) -> (frame, reward, terminated,
@@ -132,8 +129,14 @@ def real_rollout(
         seed: the environment's seed.
         max_steps: the most actions.
         record: keep the frames, actions, rewards and dones (for collecting episodes).
+        explore: a collection policy (random draws seeded by ``seed``); ``None``: C's actions,
+            or uniformly random ones without C.
     """
     max_steps = check_count("max_steps", max_steps)
+    if explore is not None:
+        if not isinstance(explore, Exploration):
+            raise TypeError(f"explore must be an Exploration, got {type(explore).__name__}")
+        explore.reset()
     if controller is not None:
         _check_pair(world_model, controller, controller.use_hidden)
         if params is not None:
@@ -148,7 +151,10 @@ def real_rollout(
     total, kept = 0.0, {k: [] for k in ("frames", "actions", "rewards", "dones")}
     for _ in range(max_steps):
         if controller is None:
-            action = _random_action(env.action_space, rng)
+            if explore is None:
+                action = random_action(env.action_space, rng)
+            else:
+                action = explore.choose(env.action_space, rng)
         else:
             z = world_model.encode(torch.as_tensor(np.asarray(frame))[None, None])[:, 0]  # (1, D)
             h = None
@@ -162,6 +168,13 @@ def real_rollout(
                 a = controller.act(z[None], None if h is None else h[None], params)[0]
             z_prev, a_prev = z, controller.action_features(a)
             action = int(a[0]) if controller.discrete else a[0].cpu().numpy()
+            if explore is not None:  # M reads the action taken
+                action = explore.choose(env.action_space, rng, action)
+                a_prev = torch.as_tensor(
+                    _features(env.action_space, action),
+                    dtype=dtype,
+                    device=controller.weight.device,
+                )[None]
         kept["frames"].append(np.asarray(frame))
         kept["actions"].append(_features(env.action_space, action))
         frame, reward, terminated, truncated, _ = env.step(action)
@@ -207,7 +220,8 @@ def dream_rollout(
     For each of ``P × R`` rollouts: :math:`h_1` from M's first step, :math:`z_1` drawn from it
     (or taken from ``initial``); then at each step :math:`a_t = C(z_t, h_t)`, the reward head's
     mean :math:`\hat r_t(z_t, a_t)` is counted while the rollout is alive, a done flag is drawn
-    from the done head's Bernoulli (the rollout dies at the first), and
+    from the done head's Bernoulli (the rollout dies at the first; a head of
+    ``done_hidden=True`` reads M's state :math:`h_t` too), and
     :math:`z_{t+1} \sim p(z_{t+1} \mid z_{\le t}, a_{\le t})` at temperature
     :math:`\tau` (mixture logits divided by :math:`\tau`, covariances multiplied by it, as
     :func:`~pyro_frmdn.distributions.temper`; τ > 1 makes the dream harder to exploit). The
@@ -262,7 +276,8 @@ def dream_rollout(
         feats = controller.action_features(a)
         latents.append(z)
         actions.append(a)
-        heads = world_model._head_distributions(z[:, None], feats[:, None], None)
+        hidden = hidden_state(state)[:, None] if world_model.done_hidden else None
+        heads = world_model._head_distributions(z[:, None], feats[:, None], None, hidden)
         reward = heads["reward"].base_dist.mean[:, 0]
         if done == "expected":
             total += alive_p * reward

@@ -40,7 +40,8 @@ def dream(
     then ``steps`` latents are drawn from :math:`p(z_t \mid z_{<t}, a_{<t})` with the
     temperatures of :func:`~pyro_frmdn.distributions.temper` (World Models' convention: logits
     divided by ``pi_temperature``, covariances multiplied by ``scale_temperature``, in the flow's
-    base space), and decoded.
+    base space), and decoded. The reward and done heads are read at every dreamed step (a done
+    head of ``done_hidden=True`` with M's state after the context and the dream so far).
 
     Arguments:
         world_model: a :class:`WorldModel` with dynamics (not ``prior="normal"``).
@@ -88,7 +89,10 @@ def dream(
             b, steps, x=x, prime=prime,
             pi_temperature=pi_temperature, scale_temperature=scale_temperature,
         )  # fmt: skip
-        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None)
+        hidden = None
+        if wm.done_hidden:  # M's state at each dreamed step, after the context and the dream
+            hidden = wm.hidden_states(torch.cat([prime, z], 1), actions)[:, p:]
+        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None, hidden)
         out = Dream(wm.decode(z), z)
         if "reward" in heads:
             out.rewards = heads["reward"].base_dist.mean

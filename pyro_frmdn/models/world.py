@@ -110,6 +110,9 @@ class WorldModel(PyroModel):
         backward_rnn: condition the guide on a GRU run backwards over the frames' features.
         rnn_dim: that GRU's size.
         reward, done: add the reward and done heads (scored when ``rewards``/``dones`` are given).
+        done_hidden: the done head reads M's state as well, :math:`\pi_d(z_t, a_t, h_t)`, with
+            :math:`h_t` M's RNN features after :math:`(z_{<t}, a_{<t})` (what a single code
+            cannot show, e.g. velocities); needs ``done`` and dynamics (not ``"normal"``).
         kl_warmup, kl_start, kl_end: KL annealing (see above).
         min_scale: floor of the guide's standard deviations.
         name: prefix of the parameters in Pyro's param store.
@@ -144,6 +147,7 @@ class WorldModel(PyroModel):
         rnn_dim: int = 128,
         reward: bool = False,
         done: bool = False,
+        done_hidden: bool = False,
         kl_warmup: int = 0,
         kl_start: float = 0.1,
         kl_end: float = 1.0,
@@ -189,7 +193,13 @@ class WorldModel(PyroModel):
         )
 
         self.reward_head = self._head(2) if reward else None
-        self.done_head = self._head(1) if done else None
+        if done_hidden and (not done or self.prior is None):
+            raise ValueError(
+                "done_hidden needs done=True and dynamics (a prior other than 'normal')"
+            )
+        self.done_hidden = bool(done_hidden)
+        extra = self.prior.rnn.hidden_size if done_hidden else 0
+        self.done_head = self._head(1, extra) if done else None
         self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
         self.register_buffer("kl_steps", torch.zeros((), dtype=torch.long))
         self.config = dict(
@@ -212,6 +222,7 @@ class WorldModel(PyroModel):
             rnn_dim=rnn_dim,
             reward=reward,
             done=done,
+            done_hidden=self.done_hidden,
             kl_warmup=kl_warmup,
             kl_start=kl_start,
             kl_end=kl_end,
@@ -239,9 +250,12 @@ class WorldModel(PyroModel):
         kwargs = {**PRIORS[prior], "hidden_dim": hidden_dim, **(options or {})}
         return FRMDN(self.latent_dim, input_dim=self.action_dim, name="prior", **kwargs)
 
-    def _head(self, outputs: int) -> nn.Module:
+    def _head(self, outputs: int, extra: int = 0) -> nn.Module:
+        """A head on ``[z, a]`` (and ``extra`` more inputs: M's state for ``done_hidden``)."""
         d = self.latent_dim + self.action_dim
-        return nn.Sequential(nn.Linear(d, 2 * d + 16), nn.ReLU(), nn.Linear(2 * d + 16, outputs))
+        return nn.Sequential(
+            nn.Linear(d + extra, 2 * d + 16), nn.ReLU(), nn.Linear(2 * d + 16, outputs)
+        )
 
     @classmethod
     def from_config(cls, config: dict) -> WorldModel:
@@ -328,13 +342,33 @@ class WorldModel(PyroModel):
         px = self.pixels(self.decoder(z))
         return (px if mask is None else px.mask(mask)).to_event(1)
 
-    def _head_distributions(self, z: Tensor, actions: Tensor | None, mask: Tensor | None):
+    def hidden_states(self, z: Tensor, actions: Tensor | None) -> Tensor:
+        """M's RNN features :math:`h_t` along whole sequences ``z`` ``(..., T, D)`` (teacher
+        forced on ``z`` and ``shift_actions(actions)``): ``(..., T, H)``."""
+        lead, t = z.shape[:-2], z.shape[-2]
+        flat = z.reshape(-1, t, z.shape[-1])
+        x = None
+        if actions is not None:
+            x = shift_actions(actions.expand(*lead, t, -1).reshape(len(flat), t, -1))
+        h = self.prior.features(flat, x)
+        return h.reshape(*lead, t, h.shape[-1])
+
+    def _head_distributions(
+        self, z: Tensor, actions: Tensor | None, mask: Tensor | None, hidden: Tensor | None = None
+    ):
+        """The reward and done heads' distributions at ``z`` ``(..., T, D)`` and ``actions``;
+        with ``done_hidden``, ``hidden`` is M's state at each step ``(..., T, H)`` (default: M
+        teacher forced along ``z``, which must then be whole sequences from their first step)."""
         inputs = z if actions is None else torch.cat([z, actions.expand(*z.shape[:-1], -1)], -1)
         out = {}
         if self.reward_head is not None:
             loc, raw = self.reward_head(inputs).unbind(-1)
             out["reward"] = dist.Normal(loc, F.softplus(raw) + self.min_scale)
         if self.done_head is not None:
+            if self.done_hidden:
+                if hidden is None:
+                    hidden = self.hidden_states(z, actions)
+                inputs = torch.cat([inputs, hidden.expand(*z.shape[:-1], -1)], -1)
             out["done"] = dist.Bernoulli(logits=self.done_head(inputs).squeeze(-1))
         return {k: (d if mask is None else d.mask(mask)).to_event(1) for k, d in out.items()}
 

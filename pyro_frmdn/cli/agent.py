@@ -16,6 +16,7 @@ from ..infer import fit
 from ..infer.done_head import refit_done_head
 from ..infer.dynamics import refit_dynamics
 from ..infer.evolution import BACKENDS, train_controller
+from ..infer.exploration import Exploration
 from ..infer.rollouts import DONE_MODES, DreamFitness, EnvFitness, episode_inputs, real_rollout
 from ..models import Controller, WorldModel
 from .checks import ConfigError, check_folder
@@ -31,7 +32,14 @@ HELP = "World Models' agent: collect, fit V and M, train C by CMA-ES (real or dr
 
 DEFAULTS = {
     "env": {"name": "CartPole-v1", "size": 32, "stack": 2, "max_steps": 500},
-    "collect": {"episodes": 60, "seed": 0, "iterations": 1},
+    "collect": {
+        "episodes": 60,
+        "seed": 0,
+        "iterations": 1,
+        "sticky": 0,
+        "hold": 4.0,
+        "epsilon": 0.0,
+    },
     "world": {
         "latent_dim": 8,
         "channels": [16, 32],
@@ -49,6 +57,7 @@ DEFAULTS = {
         "seed": 0,
         "done_steps": 500,
         "dynamics_epochs": 100,
+        "done_hidden": False,
     },
     "controller": {
         "use_hidden": True,
@@ -87,11 +96,18 @@ def _check(section: str, key: str, value, default) -> None:
     positive = (section, key) not in {("collect", "seed"), ("fit", "seed"), ("evaluate", "seed"),
                                       ("controller", "seed"), ("controller", "workers"),
                                       ("world", "kl_warmup"), ("fit", "done_steps"),
-                                      ("fit", "dynamics_epochs")}  # fmt: skip
+                                      ("fit", "dynamics_epochs"), ("collect", "sticky"),
+                                      ("collect", "epsilon")}  # fmt: skip
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (positive and value == 0):
             rule = "> 0" if positive else ">= 0"
             raise ConfigError(f"{name} must be {rule}, got {value!r}")
+    if (section, key) == ("collect", "hold") and value < 1:
+        raise ConfigError(
+            f"{name} must be >= 1 (mean steps a random action is held), got {value!r}"
+        )
+    if (section, key) == ("collect", "epsilon") and value > 1:
+        raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
     if key == "train_in" and value not in TRAIN_IN:
         raise ConfigError(f"{name} must be one of {TRAIN_IN}, got {value!r}")
     if section == "env" and key == "name" and value not in ENVS:
@@ -123,6 +139,8 @@ def load_agent_config(path: str | Path | None) -> dict:
                 raise ConfigError(f"unknown key [{section}] {key} (known: {known})")
             _check(section, key, value, DEFAULTS[section][key])
             config[section][key] = value
+    if config["fit"]["done_hidden"] and not config["fit"]["done_steps"]:
+        raise ConfigError("[fit] done_hidden needs [fit] done_steps > 0 (the head is refitted)")
     return config
 
 
@@ -151,15 +169,24 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
     probe = make()
     space = probe.action_space
     probe.close()
-    episodes = collect_episodes(make, config["collect"]["episodes"], seed=config["collect"]["seed"],
+    collect = config["collect"]
+    episodes = collect_episodes(make, collect["episodes"], seed=collect["seed"],
                                 max_steps=env["max_steps"], progress=progress)  # fmt: skip
     random_returns = episodes["returns"]
+    if collect["sticky"]:  # random actions held for a while: runs of one action for M to see
+        more = collect_episodes(make, collect["sticky"], seed=collect["seed"] + 10_000,
+                                max_steps=env["max_steps"], progress=progress,
+                                explore=Exploration(1.0, collect["hold"]))  # fmt: skip
+        episodes = _join(episodes, more)
     world = controller = None
-    for iteration in range(config["collect"]["iterations"]):
+    for iteration in range(collect["iterations"]):
         if iteration:  # World Models' iterative procedure: collect with C, refit V and M
-            more = collect_episodes(make, config["collect"]["episodes"], world, controller,
-                                    seed=config["collect"]["seed"] + iteration,
-                                    max_steps=env["max_steps"], progress=progress)  # fmt: skip
+            bursts = (
+                Exploration(collect["epsilon"], collect["hold"]) if collect["epsilon"] else None
+            )
+            more = collect_episodes(make, collect["episodes"], world, controller,
+                                    seed=collect["seed"] + iteration, max_steps=env["max_steps"],
+                                    progress=progress, explore=bursts)  # fmt: skip
             episodes = _join(episodes, more)
         train = episode_windows(episodes, fit_cfg["window"])
         keys = ("frames", "actions", "mask", "rewards", "dones")
@@ -177,7 +204,7 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
         if fit_cfg["done_steps"]:  # the done head alone, class-weighted (see refit_done_head)
             refit_done_head(world, episodes["frames"], episodes["actions"], episodes["dones"],
                             episodes["mask"], steps=fit_cfg["done_steps"], seed=fit_cfg["seed"],
-                            progress=progress)  # fmt: skip
+                            hidden=fit_cfg["done_hidden"], progress=progress)  # fmt: skip
         world.save(out / "world.pt")
         controller = Controller(world.latent_dim, world.prior.rnn.hidden_size, space,
                                 use_hidden=c_cfg["use_hidden"])  # fmt: skip

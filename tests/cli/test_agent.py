@@ -51,6 +51,30 @@ def test_the_whole_loop_runs_on_a_fake_environment(tmp_path, train_in):
     assert 1 <= saved["controller"]["mean"] <= 30
 
 
+def test_sticky_collection_bursts_and_a_done_head_on_h(tmp_path, monkeypatch):
+    """[collect] sticky / hold / epsilon reach the collector and [fit] done_hidden the done
+    head's refit: the saved world model's head reads [z, a, h] and rebuilds so."""
+    import pyro_frmdn.cli.agent as agent
+
+    calls = []
+    real = agent.collect_episodes
+
+    def spy(make, n, *args, explore=None, **kwargs):
+        calls.append((n, None if explore is None else (explore.epsilon, explore.hold)))
+        return real(make, n, *args, explore=explore, **kwargs)
+
+    monkeypatch.setattr(agent, "collect_episodes", spy)
+    c = config()
+    c["collect"].update(sticky=3, hold=3.0, epsilon=0.5)
+    c["fit"].update(done_hidden=True, done_steps=20)
+    run_agent(c, tmp_path, progress=False, make_env=partial(BalanceEnv, 30), log=lambda _: None)
+    # random episodes, sticky ones, then C's with bursts (iteration 2), then the judging runs
+    assert calls[:3] == [(6, None), (3, (1.0, 3.0)), (6, (0.5, 3.0))]
+    world = pf.load(tmp_path / "world.pt")
+    assert world.done_hidden and world.config["done_hidden"]
+    assert world.done_head[0].in_features == 3 + 2 + 6  # z, the action's one-hot, M's h
+
+
 def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
     path = tmp_path / "a.toml"
     for text, message in (
@@ -64,6 +88,10 @@ def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
         ("[env]\nstack = 0\n", "[env] stack must be > 0, got 0"),
         ("[controller]\ndone = 'never'\n", "[controller] done must be one of ('sample', "),
         ("[fit]\ndone_steps = -1\n", "[fit] done_steps must be >= 0, got -1"),
+        ("[collect]\nhold = 0.5\n", "[collect] hold must be >= 1 (mean steps a random action"),
+        ("[collect]\nepsilon = 1.5\n", "[collect] epsilon must be in [0, 1], got 1.5"),
+        ("[collect]\nsticky = -2\n", "[collect] sticky must be >= 0, got -2"),
+        ("[fit]\ndone_hidden = true\ndone_steps = 0\n", "[fit] done_hidden needs [fit] done_steps"),
     ):
         path.write_text(text)
         with pytest.raises(ValueError, match=re.escape(message)):

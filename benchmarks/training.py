@@ -222,8 +222,12 @@ class _OneOutputHead(MixtureHead):
         logits, loc, raw_diag, raw_factor = self.linear(h).split(self.sizes, dim=-1)
         batch = h.shape[:-1]
         diag = positive(raw_diag.reshape(batch + (k, d)), self.min_diag)
-        factor = None if r == 0 else raw_factor.reshape(batch + (k, d, r))
-        factor = self.shared_factor if r and self.shared_factor is not None else factor
+        if r == 0:
+            factor = None
+        elif self.shared_factor is not None:
+            factor = self.shared_factor
+        else:
+            factor = raw_factor.reshape(batch + (k, d, r))
         return low_rank_mixture(logits, loc.reshape(batch + (k, d)), factor, diag,
                                 self.parameterization)  # fmt: skip
 

@@ -42,7 +42,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from pyro_frmdn import FRMDN, RMDN, fit
 from pyro_frmdn.data import make_task
-from pyro_frmdn.distributions import FlowTransformedDistribution, low_rank_mixture, positive
+from pyro_frmdn.distributions import FlowTransformedDistribution
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import default_hidden_dims, uncapped_hidden_dims
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
@@ -217,19 +217,8 @@ class _OneOutputHead(MixtureHead):
     """The head as it was before the sixth session: one product for all parts, split after it
     (its backward copies the parts' gradients into one tensor). Same parameters and values."""
 
-    def forward(self, h: torch.Tensor):
-        k, d, r = self.num_components, self.obs_dim, self.rank
-        logits, loc, raw_diag, raw_factor = self.linear(h).split(self.sizes, dim=-1)
-        batch = h.shape[:-1]
-        diag = positive(raw_diag.reshape(batch + (k, d)), self.min_diag)
-        if r == 0:
-            factor = None
-        elif self.shared_factor is not None:
-            factor = self.shared_factor
-        else:
-            factor = raw_factor.reshape(batch + (k, d, r))
-        return low_rank_mixture(logits, loc.reshape(batch + (k, d)), factor, diag,
-                                self.parameterization)  # fmt: skip
+    def raw_parts(self, h: torch.Tensor):
+        return self.linear(h).split(self.sizes, dim=-1)
 
 
 def head_layout(a, device, clock: int) -> None:

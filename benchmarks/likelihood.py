@@ -18,7 +18,12 @@ core busy, as a shared machine does.
 
 Memory floor: the bytes a forward pass must read (the factor, means, diagonals, logits, values)
 and write, and for forward + backward also the gradients it must write, over the streaming
-bandwidth measured here (a large ``copy_``); the multiple is time / floor.
+bandwidth measured here (a large ``copy_``); the multiple is time / floor. The table's multiples
+come from the interleaved rounds, where ``ours`` runs right after the stock path (at D = 256
+that path's temporaries, gigabytes, leave the next call of ours 30-40% slower, without page
+faults); the "alone" lines measure ``ours`` in rounds of its own, each round with the bandwidth
+measured again beside it (the median of the rounds' multiples), so that a neighbour's load moves
+both alike: the multiple of the kernel itself, as training runs it.
 
 Peak memory: each variant once in its own process (growth of the peak resident set, Linux VmHWM
 reset through /proc/self/clear_refs, or CUDA's max_memory_allocated).
@@ -208,6 +213,32 @@ def check_values(b, t, d, k, r, device):
     return out
 
 
+def alone(b, t, d, k, r, device, repeats, thread_counts, threads):
+    """Median multiples of the floor of ``ours`` at ``threads``, in rounds of its own: each round
+    measures the bandwidth (the best over ``thread_counts``, as the table's floor), then a
+    forward and a forward + backward. Returns ({measurement: multiple}, median bandwidth)."""
+    params = inputs(b, t, d, k, r, device)
+    fns = runners("ours", params, device)
+    for fn in fns.values():
+        fn()
+    multiples = {m: [] for m in fns}
+    speeds = []
+    for _ in range(repeats):
+        per = []
+        for n in thread_counts:
+            torch.set_num_threads(n)
+            per.append(bandwidth(device))
+        torch.set_num_threads(threads)
+        speeds.append(max(per))
+        for m, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            floor = floor_bytes(b, t, d, k, r, m != "log_prob") / speeds[-1]
+            multiples[m].append((time.perf_counter() - start) / floor)
+    return {m: statistics.median(v) for m, v in multiples.items()}, statistics.median(speeds)
+
+
 def busy():
     """A neighbour: streams memory and keeps one core busy until killed."""
     torch.set_num_threads(1)
@@ -306,6 +337,14 @@ def main():
             print(
                 f"{'':>5} floor: log_prob {floor_f * 1e3:.1f} ms, +backward {floor_b * 1e3:.1f} ms"
             )
+            for threads in a.threads:
+                times, speed = alone(b, t, d, k, r, a.device, a.repeats, a.threads, threads)
+                print(
+                    f"{'':>5} alone, {threads} thread(s): ours {times['log_prob']:.1f}x the floor"
+                    f" forward, {times['log_prob+backward']:.1f}x forward + backward (bandwidth"
+                    f" {speed / 1e9:.1f} GB/s, measured in each round)",
+                    flush=True,
+                )
             if not a.no_memory:
                 peaks = {v: memory(v, b, t, d, k, r, a.device) for v in variants}
                 line = ", ".join(f"{v} {mb:.0f} MB" for v, mb in peaks.items())

@@ -90,14 +90,14 @@ class Permutation(TransformModule):
 
 
 class _Gather(torch.autograd.Function):
-    """``x.index_select(-1, index)`` for a permutation ``index``, as a ``gather`` (about 3x faster
-    on CPU), whose gradient is a gather by the inverse permutation (autograd's would be a
-    scatter-add)."""
+    """``x.index_select(-1, index)`` for a permutation ``index``, on (N, D) rows, whose gradient is
+    the same selection by the inverse permutation (autograd's would be a scatter-add)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, index: Tensor, inverse: Tensor) -> Tensor:
         ctx.save_for_backward(index, inverse)
-        return torch.gather(x, -1, index.expand(x.shape))
+        # on (N, D) rows: 1.5x faster than a gather here, 3x faster than on (B, T, D)
+        return x.reshape(-1, x.shape[-1]).index_select(-1, index).view(x.shape)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -123,23 +123,41 @@ class AffineCoupling(PT.AffineCoupling):
         True
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._cached_logdet = None
+
+    def _call(self, x: Tensor) -> Tensor:
+        self._cached_logdet = None
+        return super()._call(x)
+
     def _inverse(self, y: Tensor) -> Tensor:
         net = self.nn
         if self.dim != -1 or type(net) is not DenseNN or type(net.f) is not nn.ReLU:
+            self._cached_logdet = None
             return super()._inverse(y)
         weights = [p for layer in net.layers for p in (layer.weight, layer.bias)]
-        x, self._cached_log_scale = _AffineInverse.apply(
+        x, self._cached_logdet = _AffineInverse.apply(
             y, self.split_dim, self.log_scale_min_clip, self.log_scale_max_clip, *weights
         )
+        self._cached_log_scale = None
         return x
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        x_old, y_old = self._cached_x_y
+        logdet = getattr(self, "_cached_logdet", None)
+        if logdet is not None and x is x_old and y is y_old:
+            return logdet
+        return super().log_abs_det_jacobian(x, y)
 
 
 class _AffineInverse(torch.autograd.Function):
     """The inverse of an affine coupling whose network is linear layers with ReLUs between them:
-    x = [y₁, (y₂ − μ) exp(−s)] and s = clamp(log-scale), with [μ, log-scale] the network's output
-    at y₁; the gradient of s passes to the log-scale unchanged (Pyro's
+    x = [y₁, (y₂ − μ) exp(−s)] and log|det| = Σ s, s = clamp(log-scale), with [μ, log-scale] the
+    network's output at y₁; the gradient of s passes to the log-scale unchanged (Pyro's
     ``clamp_preserve_gradients``). Forward and backward work on (N, D) rows, each gradient written
-    into place (no zero-filled slices to add up, as autograd would)."""
+    once, the log-determinant summed where the log-scale is made and the ReLUs' gradients written
+    over the products they mask (no fresh tensor per layer)."""
 
     @staticmethod
     def forward(ctx, y, split, low, high, *weights):
@@ -152,41 +170,48 @@ class _AffineInverse(torch.autograd.Function):
             hidden.append(h)
         params = torch.addmm(weights[-1], h, weights[-2].t())  # (N, 2 n): μ, then the log-scale
         log_scale = params[:, n:].clamp(low, high)
-        scale = torch.neg(log_scale).exp_()
+        scale = log_scale.exp()  # x₂ = (y₂ − μ) / e^{s}
         x = torch.empty_like(flat)
         x[:, :split] = flat[:, :split]
-        torch.sub(flat[:, split:], params[:, :n], out=x[:, split:]).mul_(scale)
+        torch.sub(flat[:, split:], params[:, :n], out=x[:, split:]).div_(scale)
         ctx.save_for_backward(flat, scale, x, *hidden, *weights)
         ctx.split, ctx.shape, ctx.layers = split, shape, len(weights) // 2
-        return x.view(shape), log_scale.view(shape[:-1] + (n,))
+        return x.view(shape), log_scale.sum(-1).view(shape[:-1])
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_x, g_log_scale):
+    def backward(ctx, g_x, g_logdet):
         flat, scale, x, *rest = ctx.saved_tensors
         split, layers = ctx.split, ctx.layers
         hidden, weights = rest[: layers - 1], rest[layers - 1 :]
-        n = scale.shape[-1]
+        need_y = ctx.needs_input_grad[0]
         g_x = g_x.reshape(flat.shape)
-        g_y = torch.empty_like(flat)
-        g_y[:, :split] = g_x[:, :split]
-        torch.mul(g_x[:, split:], scale, out=g_y[:, split:])
+        g_logdet = flat.new_zeros(flat.shape[0]) if g_logdet is None else g_logdet.reshape(-1)
+        n = scale.shape[-1]
+        g_x2 = g_x[:, split:]
+        g_y = torch.empty_like(flat) if need_y else None
+        if need_y:
+            g_y[:, :split] = g_x[:, :split]
+        g_y2 = g_y[:, split:] if need_y else torch.empty_like(scale)
+        torch.div(g_x2, scale, out=g_y2)
+        # the gradient of the network's output [μ, log-scale]; the clamp passes the log-scale's
+        # gradient unchanged (Pyro's clamp_preserve_gradients)
         g_h = flat.new_empty(flat.shape[0], 2 * n)
-        torch.neg(g_y[:, split:], out=g_h[:, :n])
-        torch.mul(g_x[:, split:], x[:, split:], out=g_h[:, n:]).neg_()
-        if g_log_scale is not None:
-            g_h[:, n:].add_(g_log_scale.reshape(-1, n))
+        torch.neg(g_y2, out=g_h[:, :n])
+        torch.mul(g_x2, x[:, split:], out=g_h[:, n:])
+        torch.sub(g_logdet[:, None], g_h[:, n:], out=g_h[:, n:])
         grads = [None] * (2 * layers)
         for i in range(layers - 1, -1, -1):
             inputs = hidden[i - 1] if i else flat[:, :split]
             grads[2 * i] = g_h.t() @ inputs
             grads[2 * i + 1] = g_h.sum(0)
             if i:
-                # the ReLU's gradient, as autograd computes it (one pass)
-                g_h = torch.ops.aten.threshold_backward(g_h @ weights[2 * i], hidden[i - 1], 0)
-            elif ctx.needs_input_grad[0]:
+                # the ReLU's gradient, as autograd computes it, written over the product
+                g_h = g_h @ weights[2 * i]
+                torch.ops.aten.threshold_backward.grad_input(g_h, hidden[i - 1], 0, grad_input=g_h)
+            elif need_y:
                 g_y[:, :split].addmm_(g_h, weights[0])
-        g_y = g_y.view(ctx.shape) if ctx.needs_input_grad[0] else None
+        g_y = g_y.view(ctx.shape) if need_y else None
         return (g_y, None, None, None, *grads)
 
 

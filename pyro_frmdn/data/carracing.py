@@ -121,8 +121,8 @@ def _episode(env, seed: int, rng, steps: int, skip_frames: int, size: int, hold:
         frames.append(obs)
         obs, reward, terminated, truncated, _ = env.step(action)
         rewards.append(reward)
-        dones.append(terminated or truncated)
-        if dones[-1]:
+        dones.append(terminated)  # a time limit ends the episode, it is not a done state
+        if terminated or truncated:
             break
     t = len(frames)
     return {

@@ -128,7 +128,9 @@ def real_rollout(
             own parameters).
         seed: the environment's seed.
         max_steps: the most actions.
-        record: keep the frames, actions, rewards and dones (for collecting episodes).
+        record: keep the frames, actions, rewards and dones (for collecting episodes); the
+            dones are the environment's terminations only: an episode cut by a time limit
+            (``truncated``) or by ``max_steps`` ends without a done flag.
         explore: a collection policy (random draws seeded by ``seed``); ``None``: C's actions,
             or uniformly random ones without C.
     """
@@ -180,7 +182,9 @@ def real_rollout(
         frame, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         kept["rewards"].append(float(reward))
-        kept["dones"].append(bool(terminated or truncated))
+        # a time limit's truncation ends the episode but is no state to end in: M's done head
+        # must not learn that a pole balanced at step 500 falls
+        kept["dones"].append(bool(terminated))
         if terminated or truncated:
             break
     out = Episode(total, len(kept["rewards"]))

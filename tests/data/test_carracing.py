@@ -387,3 +387,18 @@ def test_the_policy_and_resizing_refuse_bad_arguments():
         resize_frames(np.zeros((1, 4, 4, 3), dtype=np.uint8), 0)
     with pytest.raises(ValueError, match=r"frames must be uint8 \(T, H, W, 3\).* float32"):
         resize_frames(np.zeros((1, 4, 4, 3), dtype=np.float32), 2)
+
+
+class TimeLimitedEnv(FakeEnv):
+    """FakeEnv cut by a time limit (``truncated``) instead of terminating."""
+
+    def step(self, action):
+        frame, reward, terminated, _, info = super().step(action)
+        return frame, reward, False, terminated, info
+
+
+def test_a_time_limit_ends_the_episode_without_a_done_flag(tmp_path):
+    collect_rollouts(tmp_path, 1, steps=20, skip_frames=0, size=8, progress=False,
+                     make_env=lambda: TimeLimitedEnv(length=12))  # fmt: skip
+    data = load_rollouts(tmp_path)
+    assert data["frames"].shape[1] == 12 and not data["dones"].any()

@@ -240,3 +240,29 @@ def test_bad_fitness_settings_are_refused_with_the_argument_named():
     with pytest.raises(ValueError, match="params"):
         nan = torch.full((2, c.num_parameters), float("nan"), dtype=torch.float64)
         dream_rollout(wm, c, nan)
+
+
+class TimeLimited(FrameEnv):
+    """FrameEnv whose episode is cut by a time limit (``truncated``) after ``limit`` steps."""
+
+    def __init__(self, length=6, limit=4):
+        super().__init__(length)
+        self.limit = limit
+
+    def step(self, action):
+        frame, reward, terminated, _, info = super().step(action)
+        return frame, reward, terminated, self.t >= self.limit and not terminated, info
+
+
+@pytest.mark.parametrize(
+    ("length", "limit", "steps", "done"),
+    [(6, 4, 4, False), (4, 6, 4, True), (6, 9, 3, False)],
+    ids=["truncated", "terminated", "max_steps"],
+)
+def test_a_time_limit_ends_the_episode_without_a_done_flag(length, limit, steps, done):
+    # gymnasium's truncation (CartPole's 500 steps) is no state to end in: a done head that
+    # learnt it would end the dream of a perfect balancer at the real cap
+    ep = real_rollout(TimeLimited(length, limit), seed=0, max_steps=3 if steps == 3 else 50,
+                      record=True)  # fmt: skip
+    assert ep.steps == steps and len(ep.dones) == steps
+    assert not ep.dones[:-1].any() and bool(ep.dones[-1]) is done

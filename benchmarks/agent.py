@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import platform
 import tempfile
 import time
@@ -71,6 +72,11 @@ def arguments() -> argparse.Namespace:
     )
     a("--dream-generations", type=int, default=40, help="CMA-ES generations in the dream (0: none)")
     a("--popsize", type=int, default=8)
+    a("--sigma", type=float, default=0.5, help="CMA-ES's initial step size")
+    a("--same-start", action="store_true",
+      help="scale --sigma by sqrt(latent / inputs) per controller, so that C on [z, h] starts with "
+      "the spread of pre-activations C on z has (standardised inputs: the spread grows as the "
+      "square root of their number)")  # fmt: skip
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")
@@ -140,6 +146,12 @@ def new_controller(args, world, env_space, data, use_hidden: bool):
     return c
 
 
+def sigma(args, c) -> float:
+    """CMA-ES's initial step size for ``c`` (see ``--same-start``)."""
+    inputs = c.input_loc.numel()
+    return args.sigma * (math.sqrt(args.latent / inputs) if args.same_start else 1.0)
+
+
 def dream_agent(args, make, world, c, initial, seed: int) -> list[dict]:
     """C trained in the dream, its dream-selected best judged in the real world on the way."""
     fitness = DreamFitness(world, c, args.dream_rollouts, args.dream_steps, args.temperature,
@@ -149,8 +161,8 @@ def dream_agent(args, make, world, c, initial, seed: int) -> list[dict]:
         path = Path(tmp) / "evolution.pt"
         for g in range(0, args.dream_generations, args.curve_every):
             last = min(g + args.curve_every, args.dream_generations)
-            evo = train_controller(c, fitness, last, popsize=args.popsize, sigma=0.5, seed=seed,
-                                   checkpoint=path, progress=False)  # fmt: skip
+            evo = train_controller(c, fitness, last, popsize=args.popsize, sigma=sigma(args, c),
+                                   seed=seed, checkpoint=path, progress=False)  # fmt: skip
             real = evaluate(make, world, c, args.curve_episodes, 20_000 + last, args.max_steps)
             curve.append({**evo.history[-1], "real": real["mean"]})
             print(f"dream generation {last}: dream {evo.best_score:.1f}, real {real['mean']:.1f}",
@@ -217,8 +229,9 @@ def main() -> None:
         c = new_controller(args, world, space, data, spec is not False)
         if spec is True or spec is False:
             fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
-            evo = train_controller(c, fitness, args.generations, popsize=args.popsize, sigma=0.5,
-                                   seed=args.seed, workers=args.workers)  # fmt: skip
+            evo = train_controller(c, fitness, args.generations, popsize=args.popsize,
+                                   sigma=sigma(args, c), seed=args.seed,
+                                   workers=args.workers)  # fmt: skip
             curves[name], generations = evo.history, args.generations
         else:
             seed = args.seed + (0 if spec == "dream" else spec)

@@ -139,7 +139,7 @@ def dream_lengths(world, initial, policy: str, n: int, steps: int, tau: float, s
         a = torch.randint(2, (b,)) if policy == "random" else torch.full((b,), int(policy))
         feats = torch.nn.functional.one_hot(a, 2).float()
         hidden = hidden_state(state)[:, None] if world.done_hidden else None  # M's h_t
-        p = world._head_distributions(z[:, None], feats[:, None], None, hidden)
+        p = world.head_distributions(z[:, None], feats[:, None], None, hidden)
         p = p["done"].base_dist.probs[:, 0]
         expected += survive
         survive = survive * (1 - p)
@@ -155,7 +155,7 @@ def dream_lengths(world, initial, policy: str, n: int, steps: int, tau: float, s
 def heads_and_dreams(report, prefix, world, tz, th, test, initial, held_out) -> None:
     tkeep = test["mask"]
     hidden = th[:, None] if world.done_hidden else None  # a done head on [z, a, h]
-    heads = world._head_distributions(tz[:, None], test["actions"][tkeep][:, None], None, hidden)
+    heads = world.head_distributions(tz[:, None], test["actions"][tkeep][:, None], None, hidden)
     p = heads["done"].base_dist.probs[:, 0]
     last = test["dones"][tkeep]
     episode = torch.arange(held_out)[:, None].expand_as(tkeep)[tkeep]

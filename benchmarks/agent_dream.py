@@ -186,7 +186,7 @@ def dream_length(world, initial, policy, n: int, steps: int, tau: float, seed: i
                 a = policy.act(z, h)
             feats = torch.nn.functional.one_hot(a, 2).float()
             hidden = h[:, None] if world.done_hidden else None
-            heads = world._head_distributions(z[:, None], feats[:, None], None, hidden)
+            heads = world.head_distributions(z[:, None], feats[:, None], None, hidden)
             total += alive
             alive = alive * (1 - heads["done"].base_dist.probs[:, 0])
             d, state = m.step(state, z, feats)

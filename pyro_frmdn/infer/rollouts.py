@@ -281,7 +281,7 @@ def dream_rollout(
         latents.append(z)
         actions.append(a)
         hidden = hidden_state(state)[:, None] if world_model.done_hidden else None
-        heads = world_model._head_distributions(z[:, None], feats[:, None], None, hidden)
+        heads = world_model.head_distributions(z[:, None], feats[:, None], None, hidden)
         reward = heads["reward"].base_dist.mean[:, 0]
         if done == "expected":
             total += alive_p * reward

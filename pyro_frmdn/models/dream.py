@@ -92,7 +92,7 @@ def dream(
         hidden = None
         if wm.done_hidden:  # M's state at each dreamed step, after the context and the dream
             hidden = wm.hidden_states(torch.cat([prime, z], 1), actions)[:, p:]
-        heads = wm._head_distributions(z, None if actions is None else actions[:, p:], None, hidden)
+        heads = wm.head_distributions(z, None if actions is None else actions[:, p:], None, hidden)
         out = Dream(wm.decode(z), z)
         if "reward" in heads:
             out.rewards = heads["reward"].base_dist.mean

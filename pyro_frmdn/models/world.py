@@ -353,12 +353,14 @@ class WorldModel(PyroModel):
         h = self.prior.features(flat, x)
         return h.reshape(*lead, t, h.shape[-1])
 
-    def _head_distributions(
+    def head_distributions(
         self, z: Tensor, actions: Tensor | None, mask: Tensor | None, hidden: Tensor | None = None
     ):
         """The reward and done heads' distributions at ``z`` ``(..., T, D)`` and ``actions``;
         with ``done_hidden``, ``hidden`` is M's state at each step ``(..., T, H)`` (default: M
-        teacher forced along ``z``, which must then be whole sequences from their first step)."""
+        teacher forced along ``z``, which must then be whole sequences from their first step).
+        Returns ``{"reward": Normal, "done": Bernoulli}`` (those the model has), each of batch
+        ``(...)`` and event ``(T,)``, masked by ``mask`` where given."""
         inputs = z if actions is None else torch.cat([z, actions.expand(*z.shape[:-1], -1)], -1)
         out = {}
         if self.reward_head is not None:
@@ -384,7 +386,7 @@ class WorldModel(PyroModel):
             with self._kl_weight():
                 z = pyro.sample("z", self.prior_distribution(actions, mask, b, t))
             pyro.sample("x", self.frame_distribution(z, mask), obs=frames)
-            heads = self._head_distributions(z, actions, mask)
+            heads = self.head_distributions(z, actions, mask)
             for site, value in (("reward", rewards), ("done", dones)):
                 if value is not None:
                     pyro.sample(site, heads[site], obs=value)
@@ -422,7 +424,7 @@ class WorldModel(PyroModel):
         for start in range(0, num_samples, chunk_size):
             z = q.rsample((min(chunk_size, num_samples - start),))  # (n, B, T, D)
             lw = prior.log_prob(z) + self.frame_distribution(z, mask).log_prob(frames)
-            heads = self._head_distributions(z, actions, mask)
+            heads = self.head_distributions(z, actions, mask)
             for site, value in (("reward", rewards), ("done", dones)):
                 if value is not None:
                     lw = lw + heads[site].log_prob(value)

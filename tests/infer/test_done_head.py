@@ -23,7 +23,7 @@ def episodes(b=6, t=10, informative=True):
 
 def head_probs(wm, frames, actions, mask):
     z = wm.encode(frames, mask)
-    heads = wm._head_distributions(z, actions, None)
+    heads = wm.head_distributions(z, actions, None)
     return heads["done"].base_dist.probs.detach()
 
 

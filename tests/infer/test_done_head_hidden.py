@@ -28,7 +28,7 @@ def previous_action_episodes(b=24, t=12, seed=0):
 
 def probs(wm, frames, actions):
     z = wm.encode(frames)
-    return wm._head_distributions(z, actions, None)["done"].base_dist.probs.detach()
+    return wm.head_distributions(z, actions, None)["done"].base_dist.probs.detach()
 
 
 def test_a_done_that_only_h_carries_is_learnt_with_h_and_not_without():
@@ -58,14 +58,14 @@ def test_head_shapes_and_the_default_h_is_m_teacher_forced():
     h = wm.hidden_states(z, actions)
     assert h.shape == (3, 5, HIDDEN)
     torch.testing.assert_close(h, wm.prior.features(z, pf.models.shift_actions(actions)))
-    heads = wm._head_distributions(z, actions, None)
+    heads = wm.head_distributions(z, actions, None)
     assert heads["done"].batch_shape == (3,) and heads["done"].event_shape == (5,)
-    given = wm._head_distributions(z, actions, None, h)["done"].base_dist.probs
+    given = wm.head_distributions(z, actions, None, h)["done"].base_dist.probs
     torch.testing.assert_close(heads["done"].base_dist.probs, given)
-    other = wm._head_distributions(z, actions, None, torch.zeros_like(h))["done"].base_dist.probs
+    other = wm.head_distributions(z, actions, None, torch.zeros_like(h))["done"].base_dist.probs
     assert not torch.allclose(given, other)  # h is read
     # extra leading dims (draws of z) are teacher forced sequence by sequence
-    stacked = wm._head_distributions(torch.stack([z, z]), actions, None)["done"].base_dist.probs
+    stacked = wm.head_distributions(torch.stack([z, z]), actions, None)["done"].base_dist.probs
     torch.testing.assert_close(stacked, torch.stack([given, given]))
     # the joint model scores the done site with h as well
     assert torch.isfinite(wm.elbo(frames, actions, dones=torch.zeros(3, 5))).all()
@@ -82,7 +82,7 @@ def test_a_dream_reads_the_state_m_has_in_it():
     # the reference: M teacher forced along the dream's own latents and actions gives the h
     # the dream had at each step (its first step reads M's start, then (z_{t-1}, a_{t-1}))
     feats = c.action_features(out.actions)
-    heads = wm._head_distributions(out.latents, feats, None)
+    heads = wm.head_distributions(out.latents, feats, None)
     p, r = heads["done"].base_dist.probs, heads["reward"].base_dist.mean
     alive = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
     torch.testing.assert_close(out.returns, (alive * r).sum(-1))
@@ -95,7 +95,7 @@ def test_the_decoded_dream_reads_h_after_the_context():
     frames, actions = frames.float(), actions.float()
     out = dream(wm, frames[:, :2], actions, steps=4)
     z = torch.cat([wm.encode(frames[:, :2]), out.latents], 1)
-    whole = wm._head_distributions(z, actions, None)["done"].base_dist.probs[:, 2:]
+    whole = wm.head_distributions(z, actions, None)["done"].base_dist.probs[:, 2:]
     torch.testing.assert_close(out.dones, whole)
 
 

@@ -70,7 +70,7 @@ def roll_by_hand(wm, c, pop, r, steps, temperature, initial=None):
         z = temper(d, temperature, temperature).sample() if t or initial is None else initial
         a = c.act(z.reshape(len(pop), r, D), hidden_state(state).reshape(len(pop), r, HIDDEN), pop)
         prev, a_prev = z, c.action_features(a.reshape(b))
-        heads = wm._head_distributions(z[:, None], a_prev[:, None], None)
+        heads = wm.head_distributions(z[:, None], a_prev[:, None], None)
         zs.append(z), actions.append(a.reshape(b)), rewards.append(heads["reward"].base_dist.mean)
     return torch.stack(zs, 1), torch.stack(actions, 1), torch.cat(rewards, 1)
 
@@ -207,7 +207,7 @@ def test_expected_returns_weight_each_reward_by_the_probability_of_being_alive()
     assert torch.equal(out.latents, sampled.latents)
     # the reference: the heads read along the dream's own latents and actions
     feats = c.action_features(out.actions)  # (P, R, T, 2)
-    heads = wm._head_distributions(out.latents, feats, None)
+    heads = wm.head_distributions(out.latents, feats, None)
     p, r = heads["done"].base_dist.probs, heads["reward"].base_dist.mean  # (P, R, T)
     alive = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
     torch.testing.assert_close(out.returns, (alive * r).sum(-1))

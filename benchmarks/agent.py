@@ -77,6 +77,9 @@ def arguments() -> argparse.Namespace:
       help="scale --sigma by sqrt(latent / inputs) per controller, so that C on [z, h] starts with "
       "the spread of pre-activations C on z has (standardised inputs: the spread grows as the "
       "square root of their number)")  # fmt: skip
+    a("--staged", type=int, default=0,
+      help="> 0: C on [z, h] starts from C on z at this generation (weights on h zero) and "
+      "searches for the remaining --generations; C on z runs all --generations (equal budgets)")  # fmt: skip
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")
@@ -95,7 +98,10 @@ def arguments() -> argparse.Namespace:
     a("--epsilon", type=float, default=0.0,
       help="iterations collect with C plus random bursts started at this rate")  # fmt: skip
     a("--explore-hold", type=float, default=4.0, help="mean steps of a random burst")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.staged and not 0 < args.staged < args.generations:
+        p.error(f"--staged must lie in 1..{args.generations - 1} (--generations - 1)")
+    return args
 
 
 def evaluate(make, world, controller, episodes: int, seed: int, max_steps: int) -> dict:
@@ -150,6 +156,30 @@ def sigma(args, c) -> float:
     """CMA-ES's initial step size for ``c`` (see ``--same-start``)."""
     inputs = c.input_loc.numel()
     return args.sigma * (math.sqrt(args.latent / inputs) if args.same_start else 1.0)
+
+
+def real_agent(args, make, world, c, space, v_only):
+    """C trained in the real environment. With ``--staged G``, C on z is checkpointed at
+    generation G (a copy kept as ``v_only``) and continued; C on [z, h] starts from that copy
+    (:meth:`~pyro_frmdn.Controller.start_from`) for the remaining generations."""
+    fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
+    kw = dict(popsize=args.popsize, sigma=sigma(args, c), seed=args.seed, workers=args.workers)
+    if not args.staged:
+        evo = train_controller(c, fitness, args.generations, **kw)
+        return evo.history, args.generations, v_only
+    if not c.use_hidden:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "evolution.pt"
+            evo = train_controller(c, fitness, args.staged, checkpoint=path, **kw)
+            v_only = copy.deepcopy(c)
+            evo = train_controller(c, fitness, args.generations, checkpoint=path, **kw)
+        return evo.history, args.generations, v_only
+    if v_only is None:
+        raise SystemExit("--staged needs C on z trained first (--generations > 0)")
+    c.start_from(v_only)
+    evo = train_controller(c, fitness, args.generations - args.staged, **kw)
+    history = [{**row, "generation": row["generation"] + args.staged} for row in evo.history]
+    return history, f"{args.staged} on z + {args.generations - args.staged}", v_only
 
 
 def dream_agent(args, make, world, c, initial, seed: int) -> list[dict]:
@@ -215,6 +245,7 @@ def main() -> None:
     for k in range(1, args.iterations):
         agents[f"C on [z, h] (dream only, iteration {k + 1})"] = k
     dreamer = None  # the last dream-trained C: the iterations collect with it
+    v_only = None  # with --staged: C on z at generation --staged
     for name, spec in agents.items():
         t = time.perf_counter()
         if isinstance(spec, int) and not isinstance(spec, bool):  # collect with C, refit, dream
@@ -228,11 +259,7 @@ def main() -> None:
             initial = world.encode(data["frames"][:, :1])[:, 0]
         c = new_controller(args, world, space, data, spec is not False)
         if spec is True or spec is False:
-            fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
-            evo = train_controller(c, fitness, args.generations, popsize=args.popsize,
-                                   sigma=sigma(args, c), seed=args.seed,
-                                   workers=args.workers)  # fmt: skip
-            curves[name], generations = evo.history, args.generations
+            curves[name], generations, v_only = real_agent(args, make, world, c, space, v_only)
         else:
             seed = args.seed + (0 if spec == "dream" else spec)
             curves[name], dreamer = dream_agent(args, make, world, c, initial, seed), c

@@ -80,16 +80,16 @@ class Permutation(TransformModule):
         self.register_buffer("inverse_permutation", torch.argsort(permutation).long())
 
     def _call(self, x: Tensor) -> Tensor:
-        return _Gather.apply(x, self.permutation, self.inverse_permutation)
+        return _Select.apply(x, self.permutation, self.inverse_permutation)
 
     def _inverse(self, y: Tensor) -> Tensor:
-        return _Gather.apply(y, self.inverse_permutation, self.permutation)
+        return _Select.apply(y, self.inverse_permutation, self.permutation)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return x.new_zeros(x.shape[:-1])
 
 
-class _Gather(torch.autograd.Function):
+class _Select(torch.autograd.Function):
     """``x.index_select(-1, index)`` for a permutation ``index``, on (N, D) rows, whose gradient is
     the same selection by the inverse permutation (autograd's would be a scatter-add)."""
 
@@ -102,7 +102,7 @@ class _Gather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         index, inverse = ctx.saved_tensors
-        return _Gather.apply(grad, inverse, index), None, None
+        return _Select.apply(grad, inverse, index), None, None
 
 
 class AffineCoupling(PT.AffineCoupling):

@@ -166,6 +166,34 @@ class Controller(PyroModel):
         self.input_loc.copy_(x.mean(0))
         self.input_scale.copy_(x.std(0).clamp_min(min_scale))
 
+    @torch.no_grad()
+    def start_from(self, other: Controller) -> None:
+        """Take a V-only controller's policy: ``other``'s weights on z, its bias and its
+        standardisation of z, zeros on h, so that this C acts as ``other`` whatever M's state.
+
+        A staged start for C on [z, h]: CMA-ES then searches around a controller that already
+        drives (and can only use h where h helps), instead of from zero weights, where M's
+        state, which moves far more than V's codes, swamps what z says about the world. The
+        standardisation of h (:meth:`fit_inputs`) is kept.
+        """
+        if not isinstance(other, Controller):
+            raise TypeError(f"other must be a Controller, got {type(other).__name__}")
+        if other.use_hidden:
+            raise ValueError("other must be a V-only controller (use_hidden=False)")
+        if other.latent_dim != self.latent_dim or other.outputs != self.outputs:
+            raise ValueError(
+                f"other must read z of {self.latent_dim} and give {self.outputs} outputs, got "
+                f"{other.latent_dim} and {other.outputs}"
+            )
+        if other.num_actions != self.num_actions or not torch.equal(other.bounds, self.bounds):
+            raise ValueError("other must act in the same action space")
+        d = self.latent_dim
+        self.weight.zero_()
+        self.weight[:, :d] = other.weight
+        self.bias.copy_(other.bias)
+        self.input_loc[:d] = other.input_loc
+        self.input_scale[:d] = other.input_scale
+
     def _layers(self, params: Tensor | None) -> tuple[Tensor, Tensor]:
         """``W`` ``(P, O, I)`` and ``b`` ``(P, O)`` (P = 1 without ``params``)."""
         if params is None:

@@ -168,3 +168,34 @@ def test_more_bad_input_is_refused_with_the_argument_named():
         c.act(torch.zeros(2, D, dtype=torch.complex64), torch.zeros(2, H))
     with pytest.raises(ValueError, match="h"):
         c.act(torch.zeros(2, D), torch.full((2, H), float("nan")))
+
+
+def test_start_from_a_v_only_controller_acts_as_it_whatever_h():
+    torch.manual_seed(0)
+    v = Controller(D, 0, low=[-1.0, 0.0, 0.0], high=[1.0, 1.0, 0.5], use_hidden=False).double()
+    v.set_flat(torch.randn(v.num_parameters, dtype=torch.float64))
+    z = torch.randn(50, D, dtype=torch.float64) * 0.01 + 3.0  # codes of a small spread
+    v.fit_inputs(z)
+    vm = box()
+    h = torch.randn(50, H, dtype=torch.float64) * 4.0 - 1.0
+    vm.fit_inputs(z[:20], h[:20])  # standardised on other rows: start_from takes v's for z
+    vm.start_from(v)
+    assert torch.equal(vm.act(z, h), v.act(z))
+    assert torch.equal(vm.act(z, torch.zeros_like(h)), v.act(z))
+    assert torch.equal(vm.input_scale[D:], h[:20].std(0))  # h's standardisation kept
+    pop = vm.get_flat()[None].repeat(4, 1)  # CMA-ES's mean is v's policy
+    assert torch.equal(
+        vm.act(z.expand(4, -1, -1), h.expand(4, -1, -1), pop), v.act(z).expand(4, -1, -1)
+    )
+
+
+def test_start_from_refuses_what_would_not_act_alike():
+    vm = box()
+    with pytest.raises(ValueError, match="must be a V-only controller"):
+        vm.start_from(box())
+    with pytest.raises(ValueError, match="must read z of 3 and give 3 outputs"):
+        vm.start_from(Controller(D + 1, 0, low=[0.0] * 3, high=[1.0] * 3, use_hidden=False))
+    with pytest.raises(ValueError, match="same action space"):
+        vm.start_from(Controller(D, 0, low=[0.0] * 3, high=[1.0] * 3, use_hidden=False).double())
+    with pytest.raises(TypeError, match="must be a Controller"):
+        vm.start_from("v")

@@ -79,7 +79,7 @@ def arguments() -> argparse.Namespace:
       "square root of their number)")  # fmt: skip
     a("--staged", type=int, default=0,
       help="> 0: C on [z, h] starts from C on z at this generation (weights on h zero) and "
-      "searches for the remaining --generations; C on z runs all --generations (equal budgets)")  # fmt: skip
+      "searches for the remaining --generations; C on z runs them all")  # fmt: skip
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..models import WorldModel
 from ..models.validation import check_count, check_positive
+from ..models.world_heads import make_head
 from .engine import progress_bar
 
 __all__ = ["refit_done_head"]
@@ -134,7 +135,8 @@ def _new_head(world_model: WorldModel, hidden: bool, seed: int) -> None:
     old = world_model.done_head
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        head = world_model._head(1, world_model.prior.rnn.hidden_size if hidden else 0)
+        za = world_model.latent_dim + world_model.action_dim
+        head = make_head(za, 1, world_model.prior.rnn.hidden_size if hidden else 0)
     world_model.done_head = head.to(device=old[0].weight.device, dtype=old[0].weight.dtype)
     world_model.done_hidden = hidden
     world_model.config["done_hidden"] = hidden

@@ -37,6 +37,7 @@ from .world_guide import (
     build_guide,
     posterior_code,
 )
+from .world_heads import head_distributions, hidden_states, make_head
 from .world_inputs import check_frames, check_inputs, check_sample_actions
 
 __all__ = ["DECODERS", "GUIDE_FLOWS", "PRIORS", "WorldModel"]
@@ -192,14 +193,14 @@ class WorldModel(PyroModel):
             guide_flow, latent_dim, context, guide_flow_layers, guide_components, min_scale
         )
 
-        self.reward_head = self._head(2) if reward else None
+        self.reward_head = make_head(latent_dim + action_dim, 2) if reward else None
         if done_hidden and (not done or self.prior is None):
             raise ValueError(
                 "done_hidden needs done=True and dynamics (a prior other than 'normal')"
             )
         self.done_hidden = bool(done_hidden)
         extra = self.prior.rnn.hidden_size if done_hidden else 0
-        self.done_head = self._head(1, extra) if done else None
+        self.done_head = make_head(latent_dim + action_dim, 1, extra) if done else None
         self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
         self.register_buffer("kl_steps", torch.zeros((), dtype=torch.long))
         self.config = dict(
@@ -249,13 +250,6 @@ class WorldModel(PyroModel):
             return None
         kwargs = {**PRIORS[prior], "hidden_dim": hidden_dim, **(options or {})}
         return FRMDN(self.latent_dim, input_dim=self.action_dim, name="prior", **kwargs)
-
-    def _head(self, outputs: int, extra: int = 0) -> nn.Module:
-        """A head on ``[z, a]`` (and ``extra`` more inputs: M's state for ``done_hidden``)."""
-        d = self.latent_dim + self.action_dim
-        return nn.Sequential(
-            nn.Linear(d + extra, 2 * d + 16), nn.ReLU(), nn.Linear(2 * d + 16, outputs)
-        )
 
     @classmethod
     def from_config(cls, config: dict) -> WorldModel:
@@ -345,13 +339,7 @@ class WorldModel(PyroModel):
     def hidden_states(self, z: Tensor, actions: Tensor | None) -> Tensor:
         """M's RNN features :math:`h_t` along whole sequences ``z`` ``(..., T, D)`` (teacher
         forced on ``z`` and ``shift_actions(actions)``): ``(..., T, H)``."""
-        lead, t = z.shape[:-2], z.shape[-2]
-        flat = z.reshape(-1, t, z.shape[-1])
-        x = None
-        if actions is not None:
-            x = shift_actions(actions.expand(*lead, t, -1).reshape(len(flat), t, -1))
-        h = self.prior.features(flat, x)
-        return h.reshape(*lead, t, h.shape[-1])
+        return hidden_states(self.prior, z, actions)
 
     def head_distributions(
         self, z: Tensor, actions: Tensor | None, mask: Tensor | None, hidden: Tensor | None = None
@@ -361,18 +349,7 @@ class WorldModel(PyroModel):
         teacher forced along ``z``, which must then be whole sequences from their first step).
         Returns ``{"reward": Normal, "done": Bernoulli}`` (those the model has), each of batch
         ``(...)`` and event ``(T,)``, masked by ``mask`` where given."""
-        inputs = z if actions is None else torch.cat([z, actions.expand(*z.shape[:-1], -1)], -1)
-        out = {}
-        if self.reward_head is not None:
-            loc, raw = self.reward_head(inputs).unbind(-1)
-            out["reward"] = dist.Normal(loc, F.softplus(raw) + self.min_scale)
-        if self.done_head is not None:
-            if self.done_hidden:
-                if hidden is None:
-                    hidden = self.hidden_states(z, actions)
-                inputs = torch.cat([inputs, hidden.expand(*z.shape[:-1], -1)], -1)
-            out["done"] = dist.Bernoulli(logits=self.done_head(inputs).squeeze(-1))
-        return {k: (d if mask is None else d.mask(mask)).to_event(1) for k, d in out.items()}
+        return head_distributions(self, z, actions, mask, hidden)
 
     # -- the Pyro program ---------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ def arguments() -> argparse.Namespace:
     a("--env", default="CartPole-v1", choices=["CartPole-v1", "CarRacing-v3"])
     a("--size", type=int, default=32, help="frame side")
     a("--stack", type=int, default=2, help="frames stacked per observation (1: one frame)")
+    a("--overview", type=int, default=0,
+      help="CartPole: top rows of each frame showing the whole track")  # fmt: skip
     a("--whole-width", action="store_true",
       help="CartPole frames of the whole track (before the window followed the cart)")  # fmt: skip
     a("--episodes", type=int, default=100, help="random episodes V and M are fitted on")
@@ -205,7 +207,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make = env_factory(args.env, args.size, args.stack, follow=not args.whole_width)
+    make = env_factory(args.env, args.size, args.stack, not args.whole_width, args.overview)
     probe = make()
     space = probe.action_space
     probe.close()

@@ -63,6 +63,8 @@ def arguments() -> argparse.Namespace:
     a("--out", required=True)
     a("--size", type=int, default=32)
     a("--stack", type=int, default=2)
+    a("--overview", type=int, default=0,
+      help="CartPole: top rows of each frame showing the whole track")  # fmt: skip
     a("--random", type=int, default=100, help="plain random episodes to fit M on")
     a("--sticky", type=int, default=0, help="episodes of random actions held --hold steps")
     a("--hold", type=float, default=4.0, help="mean steps a random action is held")
@@ -272,7 +274,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make = env_factory("CartPole-v1", args.size, args.stack)
+    make = env_factory("CartPole-v1", args.size, args.stack, overview=args.overview)
     probe_env = make()
     space = probe_env.action_space
     probe_env.close()

@@ -39,6 +39,9 @@ VARIANTS = {
     "vae_rmdn_half": dict(flow_layers=0, kl_end=0.5),  # sketch-rnn's final KL weight
     "vae_rmdn_skip": dict(flow_layers=0, z_to_output=True),
     "vae_rmdn_drop": dict(flow_layers=0, input_dropout=0.5),  # Bowman et al. 2016
+    # a code that must carry the drawing: a floor of 2 nats per dimension and half the
+    # decoder's inputs dropped (Bowman et al. 2016), so that the pen's own history cannot
+    "vae_frmdn_strong": dict(flow_layers=2, kl_tolerance=2.0, input_dropout=0.5),
 }
 
 

@@ -96,17 +96,20 @@ def random_policy(rng: np.random.Generator, steps: int, hold: int = 5) -> np.nda
     return np.repeat(actions, hold, axis=0)[:steps]
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 frames ``(T, H, W, 3)`` to ``(T, size, size, 3)`` (antialiased bilinear)."""
+def resize_frames(frames: np.ndarray, size: int, rows: int | None = None) -> np.ndarray:
+    """Resize uint8 frames ``(T, H, W, 3)`` to ``(T, size, size, 3)``, or to ``(T, rows, size,
+    3)`` with ``rows`` (antialiased bilinear)."""
     if not isinstance(frames, np.ndarray):
         raise TypeError(f"frames must be a numpy array, got {type(frames).__name__}")
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     _check_int("size", size, 1)
-    if frames.shape[1:3] == (size, size):
+    rows = size if rows is None else rows
+    _check_int("rows", rows, 1)
+    if frames.shape[1:3] == (rows, size):
         return frames
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(rows, size), mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 

@@ -68,12 +68,16 @@ class FrameEnv:
     With ``columns`` and ``locate``, the frame keeps a window of ``columns`` columns centred on
     the column ``locate(frame)`` returns (read from the pixels), held inside the frame: the
     window follows CartPole's cart, which then shows as off centre only near the track's ends,
-    where its position matters.
+    where its position matters. With ``overview`` = k rows as well, the frame's top k rows show
+    the whole (cropped) width squeezed into them and the window fills the rest: where the cart
+    is on the track, at every step, as pixels (a controller that drifts to the track's end can
+    then see it coming).
     """
 
     def __init__(self, env, size: int = 64, crop: tuple[int, int] | None = None,
                  skip_frames: int = 0, stack: int = 1, columns: int | None = None,
-                 locate: Callable[[np.ndarray], float] | None = None):  # fmt: skip
+                 locate: Callable[[np.ndarray], float] | None = None,
+                 overview: int = 0):  # fmt: skip
         for arg, value in (
             ("size", size),
             ("stack", stack),
@@ -81,8 +85,16 @@ class FrameEnv:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{arg} must be an integer >= 1, got {value!r}")
+        if isinstance(overview, bool) or not isinstance(overview, int) or overview < 0:
+            raise ValueError(f"overview must be an integer >= 0 (rows), got {overview!r}")
         if (columns is None) != (locate is None):
             raise ValueError("columns and locate go together: give both or neither")
+        if overview and (columns is None or overview >= size):
+            raise ValueError(
+                f"overview needs a window (columns and locate) and fewer rows than size={size}, "
+                f"got {overview}"
+            )
+        self.overview = overview
         self.env, self.size, self.crop, self.skip_frames = env, size, crop, skip_frames
         self.columns, self.locate = columns, locate
         self.stack, self.recent = stack, []
@@ -91,6 +103,7 @@ class FrameEnv:
 
     def _frame(self, obs) -> np.ndarray:
         frame = np.asarray(self.env.render() if self.pixels else obs)
+        whole = frame
         if self.columns is not None:
             width = frame.shape[1]
             if self.columns > width:
@@ -101,8 +114,13 @@ class FrameEnv:
             left = min(max(left, 0), width - self.columns)
             frame = frame[:, left : left + self.columns]
         if self.crop is not None:
-            frame = frame[self.crop[0] : self.crop[1]]
-        frame = resize_frames(np.ascontiguousarray(frame)[None], self.size)[0].transpose(2, 0, 1)
+            frame, whole = frame[self.crop[0] : self.crop[1]], whole[self.crop[0] : self.crop[1]]
+        if self.overview:
+            top = resize_frames(whole[None], self.size, rows=self.overview)[0]
+            rest = resize_frames(frame[None], self.size, rows=self.size - self.overview)[0]
+            frame = np.concatenate([top, rest]).transpose(2, 0, 1)
+        else:
+            frame = resize_frames(frame[None], self.size)[0].transpose(2, 0, 1)
         if self.stack == 1:
             return frame
         self.recent = (self.recent or [frame] * self.stack)[1:] + [frame]
@@ -126,11 +144,16 @@ class FrameEnv:
 
 
 def make_env(
-    name: str = "CartPole-v1", size: int = 64, stack: int = 1, follow: bool = True
+    name: str = "CartPole-v1",
+    size: int = 64,
+    stack: int = 1,
+    follow: bool = True,
+    overview: int = 0,
 ) -> FrameEnv:
     """A headless :class:`FrameEnv` of one of :data:`ENVS`, frames ``size × size``, the last
     ``stack`` of them as one observation; ``follow=False`` keeps the whole width where the
-    environment's frames follow an object (CartPole's frames in earlier versions)."""
+    environment's frames follow an object (CartPole's frames in earlier versions), and
+    ``overview`` > 0 gives that many top rows to the whole width beside the followed window."""
     if name not in ENVS:
         raise ValueError(f"name must be one of {tuple(ENVS)}, got {name!r}")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -147,14 +170,14 @@ def make_env(
     except gymnasium.error.DependencyNotInstalled as err:
         raise ImportError(f"{name} needs {err}: {INSTALL}") from err
     window = (spec["columns"], spec["locate"]) if follow else (None, None)
-    return FrameEnv(env, size, spec["crop"], spec["skip_frames"], stack, *window)
+    return FrameEnv(env, size, spec["crop"], spec["skip_frames"], stack, *window, overview)
 
 
 def env_factory(
-    name: str, size: int, stack: int = 1, follow: bool = True
+    name: str, size: int, stack: int = 1, follow: bool = True, overview: int = 0
 ) -> Callable[[], FrameEnv]:
     """A picklable ``make_env`` of no arguments (for worker processes)."""
-    return partial(make_env, name, size, stack, follow)
+    return partial(make_env, name, size, stack, follow, overview)
 
 
 def collect_episodes(

@@ -180,3 +180,29 @@ def test_stacked_frames_show_the_last_k_oldest_first():
     assert levels(env.reset()[0]) == [0, 0, 0]  # a reset forgets the last episode
     with pytest.raises(ValueError, match="stack must be an integer >= 1"):
         FrameEnv(Counting(), size=4, stack=0)
+
+
+@pytest.mark.parametrize("left", [10, 300, 555])
+def test_the_overview_rows_show_the_whole_width_above_the_window(left):
+    # 600 columns squeezed into 60: the block [left, left + 40) darkens wholly the overview's
+    # columns it covers wholly, wherever the window is; below it, the window as before
+    env = FrameEnv(Block(left), size=60, crop=(200, 360), columns=160, locate=cartpole_cart,
+                   overview=8)  # fmt: skip
+    frame, _ = env.reset()
+    top, rest = frame[:, :8].astype(int), frame[:, 8:]
+    covered = np.flatnonzero((top[0] < 64).any(0))  # the block's rows 280-320: the lower half
+    assert (covered[0], covered[-1] + 1) == (-(-left // 10), (left + 40) // 10)
+    assert (top[:, :3] == 255).all()  # rows 200-259 of the crop are white
+    window = FrameEnv(Block(left), size=60, crop=(200, 360), columns=160, locate=cartpole_cart)
+    shown = np.flatnonzero((window.reset()[0][0] < 64).any(0))
+    assert np.array_equal(np.flatnonzero((rest[0] < 64).any(0)), shown)
+    assert frame.shape == (3, 60, 60)
+
+
+def test_an_overview_needs_a_window_and_room():
+    with pytest.raises(ValueError, match="overview needs a window"):
+        FrameEnv(Rendered(), size=8, overview=2)
+    with pytest.raises(ValueError, match="fewer rows than size=8, got 8"):
+        FrameEnv(Rendered(), size=8, columns=100, locate=cartpole_cart, overview=8)
+    with pytest.raises(ValueError, match="overview must be an integer >= 0"):
+        FrameEnv(Rendered(), size=8, columns=100, locate=cartpole_cart, overview=-1)

@@ -271,6 +271,8 @@ def main() -> None:
         timings[name] = time.perf_counter() - t
         print(name, results[name], f"{timings[name]:.0f} s", flush=True)
         write(out, args, results, curves, timings)  # after every agent: a stopped run keeps them
+    if not results.keys() - {"random"}:  # V and M only: no agent to show
+        return
     env = make()
     shown = real_rollout(env, world, dreamer or c, None, 10_000, args.max_steps, record=True)
     env.close()

@@ -46,6 +46,7 @@ def arguments() -> argparse.Namespace:
     a("--crop", type=int, nargs=2, default=[160, 320])
     a("--columns", type=int, default=160, help="a window following the cart (0: the whole width)")
     a("--stack", type=int, default=1, help="frames stacked as channels (velocity visible)")
+    a("--overview", type=int, default=0, help="top rows showing the whole track (with a window)")
     a("--episodes", type=int, default=80)
     a("--held-out", type=int, default=20)
     a("--epochs", type=int, default=20)
@@ -63,7 +64,8 @@ def make(args):
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = gymnasium.make("CartPole-v1", render_mode="rgb_array")
     follow = dict(columns=args.columns, locate=cartpole_cart) if args.columns else {}
-    return FrameEnv(env, args.size, tuple(args.crop), stack=args.stack, **follow)
+    return FrameEnv(env, args.size, tuple(args.crop), stack=args.stack, overview=args.overview,
+                    **follow)  # fmt: skip
 
 
 def collect(env, episodes: int, seed: int, policy: str = "random") -> dict:

@@ -41,7 +41,7 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from agent import join  # the benchmark beside this one
+from agent import fit_world, join  # the benchmark beside this one
 
 import pyro_frmdn as pf
 from pyro_frmdn.data.envs import collect_episodes, env_factory
@@ -69,6 +69,8 @@ def arguments() -> argparse.Namespace:
     a("--sticky", type=int, default=0, help="episodes of random actions held --hold steps")
     a("--hold", type=float, default=4.0, help="mean steps a random action is held")
     a("--dynamics-epochs", type=int, default=300, help="0: M as loaded")
+    a("--refit-epochs", type=int, default=0,
+      help="epochs of V and M refitted jointly in rounds after the first (0: none)")  # fmt: skip
     a("--done-steps", type=int, default=500, help="0: the done head as loaded")
     a("--done-hidden", action="store_true", help="the done head reads [z, a, h]")
     a("--held-out", type=int, default=20, help="random episodes to score the read-outs on")
@@ -234,8 +236,10 @@ def probe(args, make, world, data, test, initial, space) -> dict:
     return report
 
 
-def fit(args, world, data, seed: int) -> dict:
+def fit(args, world, data, seed: int, joint: bool = False) -> dict:
     t = time.perf_counter()
+    if joint and args.refit_epochs:  # V too, on the episodes C collected (World Models' rounds)
+        fit_world(world, data, args.refit_epochs, seed, 0)
     world.eval()
     m = d = {}  # 0 epochs or steps: M or the done head as loaded
     if args.dynamics_epochs:
@@ -302,7 +306,7 @@ def main() -> None:
             data = join(data, more)
         row["episodes"], row["steps"] = len(data["mask"]), int(data["mask"].sum())
         print(f"round {k + 1}: {row['episodes']} episodes, {row['steps']} steps", flush=True)
-        row.update(fit(args, world, data, args.seed + k))
+        row.update(fit(args, world, data, args.seed + k, joint=k > 0))
         print("  fitted:", {k: row[k] for k in ("dynamics", "done head", "fit s")}, flush=True)
         initial = world.encode(data["frames"][:, :1])[:, 0]
         row["probe"] = probe(args, make, world, data, test, initial, space)

@@ -83,6 +83,8 @@ def arguments() -> argparse.Namespace:
       help="> 0: C on [z, h] starts from C on z at this generation (weights on h zero) and "
       "searches for the remaining --generations; C on z runs them all")  # fmt: skip
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
+    a("--reeval-rollouts", type=int, default=0,
+      help="real rollouts re-evaluating each generation's best (0: --rollouts)")  # fmt: skip
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")
     a("--dream-steps", type=int, default=300)
@@ -166,6 +168,8 @@ def real_agent(args, make, world, c, space, v_only):
     (:meth:`~pyro_frmdn.Controller.start_from`) for the remaining generations."""
     fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
     kw = dict(popsize=args.popsize, sigma=sigma(args, c), seed=args.seed, workers=args.workers)
+    if args.reeval_rollouts:  # the kept candidate judged on more tracks than one rollout
+        kw["reevaluate"] = EnvFitness(make, world, c, args.reeval_rollouts, args.train_steps)
     if not args.staged:
         evo = train_controller(c, fitness, args.generations, **kw)
         return evo.history, args.generations, v_only
@@ -174,6 +178,7 @@ def real_agent(args, make, world, c, space, v_only):
             path = Path(tmp) / "evolution.pt"
             evo = train_controller(c, fitness, args.staged, checkpoint=path, **kw)
             v_only = copy.deepcopy(c)
+            v_only.save(Path(args.out) / f"controller_z_generation{args.staged}.pt")
             evo = train_controller(c, fitness, args.generations, checkpoint=path, **kw)
         return evo.history, args.generations, v_only
     if v_only is None:
@@ -266,6 +271,8 @@ def main() -> None:
             seed = args.seed + (0 if spec == "dream" else spec)
             curves[name], dreamer = dream_agent(args, make, world, c, initial, seed), c
             generations = args.dream_generations
+        slug = {False: "z", True: "zh", "dream": "dream"}.get(spec, f"dream{spec}")
+        c.save(out / f"controller_{slug}.pt")
         results[name] = evaluate(make, world, c, args.eval_episodes, 10_000, args.max_steps)
         results[name].update(generations=generations, done_head=done_fit)
         timings[name] = time.perf_counter() - t

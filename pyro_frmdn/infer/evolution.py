@@ -45,6 +45,10 @@ class Evolution:
     best_params: Tensor  # (n,) the best re-evaluated candidate
     best_score: float  # its mean return on re-evaluation
     history: list[dict] = field(default_factory=list)  # per generation: best, mean, reevaluated
+    # (n,) CMA-ES's search mean at the end: with noisy returns (few rollouts a candidate) the
+    # best re-evaluated candidate is the luckiest of many noisy scores, and pycma recommends
+    # the mean (its ``xfavorite``) instead; judge both on fresh episodes
+    mean_params: Tensor | None = None
 
 
 @contextlib.contextmanager
@@ -236,4 +240,5 @@ def train_controller(
         bar.close()
         run.close()
     controller.set_flat(state["best"])
-    return Evolution(state["best"], state["best_score"], state["history"])
+    mean = torch.as_tensor(np.asarray(es.mean), dtype=dtype)
+    return Evolution(state["best"], state["best_score"], state["history"], mean)

@@ -35,6 +35,24 @@ def test_one_generation_improves_a_toy_fitness_and_sets_the_best():
     assert more.history[-1]["mean"] > more.history[0]["mean"]
 
 
+def test_the_search_mean_is_returned_and_beats_the_luckiest_candidate_under_noise():
+    # returns with noise of sd 0.5, one rollout, re-evaluated once: the kept candidate is the one
+    # whose single noisy re-evaluation was highest, while CMA-ES's mean averages the population
+    noisy = Quadratic(TARGET, rollouts=1, noise=0.5)
+    distance = {"best": [], "mean": []}  # squared distance to the optimum, the true loss
+    for seed in range(6):
+        out = train_controller(controller(), noisy, 40, popsize=16, sigma=0.2, seed=seed,
+                               progress=False)  # fmt: skip
+        assert out.mean_params.shape == TARGET.shape and out.mean_params.dtype == torch.float64
+        for k, v in (("best", out.best_params), ("mean", out.mean_params)):
+            distance[k].append(float(((v - TARGET) ** 2).sum()))
+        assert out.best_score > -distance["best"][-1]  # its re-evaluation flattered it
+    assert sum(distance["mean"]) < sum(distance["best"])  # the mean is nearer, on average
+    exact = train_controller(controller(), Quadratic(TARGET, noise=0.0), 30, popsize=16,
+                             sigma=0.2, seed=3, progress=False)  # fmt: skip
+    assert float(((exact.mean_params - TARGET) ** 2).sum()) < 0.01
+
+
 def test_a_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_path):
     fitness = Quadratic(TARGET)
     whole = train_controller(controller(), fitness, 4, popsize=6, seed=1, progress=False,
@@ -46,6 +64,7 @@ def test_a_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_path):
     assert resumed.history == whole.history
     assert torch.equal(resumed.best_params, whole.best_params)
     assert torch.equal(c.get_flat(), whole.best_params)
+    assert torch.equal(resumed.mean_params, whole.mean_params)
     with pytest.raises(ValueError, match="was written with"):
         train_controller(controller(), fitness, 5, popsize=8, seed=1, progress=False,
                          checkpoint=path)  # fmt: skip

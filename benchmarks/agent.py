@@ -85,6 +85,8 @@ def arguments() -> argparse.Namespace:
     a("--rollouts", type=int, default=2, help="real rollouts per candidate")
     a("--reeval-rollouts", type=int, default=0,
       help="real rollouts re-evaluating each generation's best (0: --rollouts)")  # fmt: skip
+    a("--judge-mean", action="store_true",
+      help="also judge the real agents' CMA-ES search mean (for noisy returns)")  # fmt: skip
     a("--dream-rollouts", type=int, default=16, help="dream rollouts per candidate")
     a("--train-steps", type=int, default=200, help="step cap of real training episodes")
     a("--dream-steps", type=int, default=300)
@@ -165,14 +167,15 @@ def sigma(args, c) -> float:
 def real_agent(args, make, world, c, space, v_only):
     """C trained in the real environment. With ``--staged G``, C on z is checkpointed at
     generation G (a copy kept as ``v_only``) and continued; C on [z, h] starts from that copy
-    (:meth:`~pyro_frmdn.Controller.start_from`) for the remaining generations."""
+    (:meth:`~pyro_frmdn.Controller.start_from`) for the remaining generations. Returns the
+    history, the generations, ``v_only`` and CMA-ES's search mean."""
     fitness = EnvFitness(make, world, c, args.rollouts, args.train_steps)
     kw = dict(popsize=args.popsize, sigma=sigma(args, c), seed=args.seed, workers=args.workers)
     if args.reeval_rollouts:  # the kept candidate judged on more tracks than one rollout
         kw["reevaluate"] = EnvFitness(make, world, c, args.reeval_rollouts, args.train_steps)
     if not args.staged:
         evo = train_controller(c, fitness, args.generations, **kw)
-        return evo.history, args.generations, v_only
+        return evo.history, args.generations, v_only, evo.mean_params
     if not c.use_hidden:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "evolution.pt"
@@ -180,13 +183,18 @@ def real_agent(args, make, world, c, space, v_only):
             v_only = copy.deepcopy(c)
             v_only.save(Path(args.out) / f"controller_z_generation{args.staged}.pt")
             evo = train_controller(c, fitness, args.generations, checkpoint=path, **kw)
-        return evo.history, args.generations, v_only
+        return evo.history, args.generations, v_only, evo.mean_params
     if v_only is None:
         raise SystemExit("--staged needs C on z trained first (--generations > 0)")
     c.start_from(v_only)
     evo = train_controller(c, fitness, args.generations - args.staged, **kw)
     history = [{**row, "generation": row["generation"] + args.staged} for row in evo.history]
-    return history, f"{args.staged} on z + {args.generations - args.staged}", v_only
+    return (
+        history,
+        f"{args.staged} on z + {args.generations - args.staged}",
+        v_only,
+        evo.mean_params,
+    )
 
 
 def dream_agent(args, make, world, c, initial, seed: int) -> list[dict]:
@@ -266,7 +274,8 @@ def main() -> None:
             initial = world.encode(data["frames"][:, :1])[:, 0]
         c = new_controller(args, world, space, data, spec is not False)
         if spec is True or spec is False:
-            curves[name], generations, v_only = real_agent(args, make, world, c, space, v_only)
+            curves[name], generations, v_only, mean = real_agent(args, make, world, c, space,
+                                                                 v_only)  # fmt: skip
         else:
             seed = args.seed + (0 if spec == "dream" else spec)
             curves[name], dreamer = dream_agent(args, make, world, c, initial, seed), c
@@ -275,6 +284,12 @@ def main() -> None:
         c.save(out / f"controller_{slug}.pt")
         results[name] = evaluate(make, world, c, args.eval_episodes, 10_000, args.max_steps)
         results[name].update(generations=generations, done_head=done_fit)
+        if args.judge_mean and spec in (True, False):  # CMA-ES's mean, beside the kept best
+            m = copy.deepcopy(c)
+            m.set_flat(mean)
+            m.save(out / f"controller_{slug}_mean.pt")
+            results[f"{name}, CMA-ES mean"] = evaluate(make, world, m, args.eval_episodes, 10_000,
+                                                       args.max_steps)  # fmt: skip
         timings[name] = time.perf_counter() - t
         print(name, results[name], f"{timings[name]:.0f} s", flush=True)
         write(out, args, results, curves, timings)  # after every agent: a stopped run keeps them

@@ -8,6 +8,7 @@ example; data parallelism (DDP), devices and nodes are Lightning's business. Nee
 
 from __future__ import annotations
 
+import atexit
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -296,8 +297,26 @@ def fit_lightning(
         user["enable_checkpointing"] = True  # Lightning refuses the callback otherwise
     kwargs.update(user)
     trainer = lightning.Trainer(**kwargs)
+    had_group = _group_is_up()
     with warnings.catch_warnings():
         if val_loader is None:
             warnings.filterwarnings("ignore", "You defined a `validation_step` but have no")
         trainer.fit(module, train_loader, val_loader)
+    if not had_group and _group_is_up():
+        atexit.register(_close_group)
     return module.history
+
+
+def _group_is_up() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _close_group() -> None:
+    """Close the process group Lightning opened, while the interpreter is still whole.
+
+    Lightning leaves it open after ``fit`` (the caller may still use it), but a gloo group left to
+    the interpreter's shutdown can abort the process (SIGABRT, "terminate called without an active
+    exception") after all its work is done: its worker threads outlive Python.
+    """
+    if _group_is_up():
+        torch.distributed.destroy_process_group()

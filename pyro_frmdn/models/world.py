@@ -37,26 +37,16 @@ from .world_guide import (
     build_guide,
     posterior_code,
 )
-from .world_heads import head_distributions, hidden_states, make_head
-from .world_inputs import check_frames, check_inputs, check_sample_actions
+from .world_heads import PRIORS, build_prior, head_distributions, hidden_states, make_head
+from .world_inputs import (
+    DECODERS,
+    check_frames,
+    check_inputs,
+    check_options,
+    check_sample_actions,
+)
 
 __all__ = ["DECODERS", "GUIDE_FLOWS", "PRIORS", "WorldModel"]
-
-DECODERS = ("conv", "sprites")
-"""Frame decoders: ``"conv"``, transposed convolutions from the whole latent
-(:class:`~pyro_frmdn.nn.ConvDecoder`), or ``"sprites"``, K objects each drawn from its own
-what-latent and placed at its own where-latent (:class:`~pyro_frmdn.nn.SpriteDecoder`)."""
-
-PRIORS = {
-    "frmdn": dict(num_components=5, rank=1, flow_layers=2),
-    "rmdn": dict(num_components=5, rank=0, flow_layers=0),
-    "gaussian": dict(num_components=1, rank=0, flow_layers=0),
-    "normal": None,
-}
-"""Named transition priors: the FRMDN (low-rank mixture after a flow), the RMDN (a diagonal
-mixture, World Models' MDN-RNN), a single Gaussian transition (DMM-like) and ``"normal"``: no
-dynamics, :math:`z_t \\sim \\mathcal N(0, I)` independently (a plain VAE, the first stage of the
-two-stage recipe)."""
 
 
 class WorldModel(PyroModel):
@@ -156,17 +146,8 @@ class WorldModel(PyroModel):
         name: str = "world",
     ):
         super().__init__()
-        if latent_dim < 1 or action_dim < 0 or features < 1 or rnn_dim < 1:
-            raise ValueError("need latent_dim >= 1, action_dim >= 0, features >= 1, rnn_dim >= 1")
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        if guide_flow not in GUIDE_FLOWS:
-            raise ValueError(f"guide_flow must be one of {GUIDE_FLOWS}, got {guide_flow!r}")
-        if kl_warmup < 0 or not 0 <= kl_start <= 1 or not kl_end > 0:
-            raise ValueError(
-                "need kl_warmup >= 0, 0 <= kl_start <= 1 and kl_end > 0; "
-                f"got {kl_warmup}, {kl_start}, {kl_end}"
-            )
+        check_options(latent_dim, action_dim, features, rnn_dim, decoder, guide_flow, kl_warmup,
+                      kl_start, kl_end)  # fmt: skip
         channels = [int(c) for c in channels]
         self.frame_shape = check_frame_shape(frame_shape, len(channels))
         self.pixels = PixelLikelihood(likelihood, self.frame_shape[0])
@@ -183,7 +164,7 @@ class WorldModel(PyroModel):
                 self.decoder.deconvs[-1].bias[: self.frame_shape[0]].fill_(0.5)
         self.latent_dim, self.action_dim, self.name = latent_dim, action_dim, name
         self.obs_dim = math.prod(self.frame_shape)  # what pf.evaluate reads for bits/dim
-        self.prior = self._build_prior(prior, hidden_dim, prior_options)
+        self.prior = build_prior(prior, latent_dim, action_dim, hidden_dim, prior_options)
         self.prior_kind = prior if isinstance(prior, str) else "custom"
 
         self.backward_rnn = nn.GRU(features, rnn_dim, batch_first=True) if backward_rnn else None
@@ -232,25 +213,6 @@ class WorldModel(PyroModel):
             prior_config=None if self.prior is None else dict(self.prior.config),
         )
 
-    def _build_prior(self, prior, hidden_dim, options) -> FRMDN | None:
-        if isinstance(prior, FRMDN):
-            if options:
-                raise ValueError("prior_options apply to a named prior, not to an FRMDN instance")
-            if (prior.obs_dim, prior.input_dim) != (self.latent_dim, self.action_dim):
-                raise ValueError(
-                    f"the prior models obs_dim={prior.obs_dim} with input_dim={prior.input_dim}; "
-                    f"the world model needs {self.latent_dim} and {self.action_dim}"
-                )
-            return prior
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be an FRMDN or one of {tuple(PRIORS)}, got {prior!r}")
-        if PRIORS[prior] is None:
-            if options:
-                raise ValueError(f"prior={prior!r} takes no prior_options")
-            return None
-        kwargs = {**PRIORS[prior], "hidden_dim": hidden_dim, **(options or {})}
-        return FRMDN(self.latent_dim, input_dim=self.action_dim, name="prior", **kwargs)
-
     @classmethod
     def from_config(cls, config: dict) -> WorldModel:
         """Rebuild a model (untrained) from its ``config``, e.g. one saved in a checkpoint."""
@@ -266,7 +228,7 @@ class WorldModel(PyroModel):
         fit an FRMDN on ``shift_actions``-conditioned codes of :meth:`encode`, then compose them.
         """
         new = copy.deepcopy(self)
-        new.prior = new._build_prior(prior, None, None)
+        new.prior = build_prior(prior, self.latent_dim, self.action_dim, None, None)
         new.prior_kind = "custom"
         new.config.update(prior="custom", prior_options=None, prior_config=dict(prior.config))
         return new

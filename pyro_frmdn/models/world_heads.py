@@ -1,5 +1,6 @@
-"""The world model's reward and done heads (World Models' M predicts both beside the next code):
-small networks on ``[z, a]``, and on M's state too for a done head that reads it."""
+"""The world model's M: its transition prior (an FRMDN, given or named) and its reward and done
+heads (World Models' M predicts both beside the next code): small networks on ``[z, a]``, and on
+M's state too for a done head that reads it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,38 @@ from torch import Tensor, nn
 
 from .frmdn import FRMDN
 from .sequence import shift_actions
+
+PRIORS = {
+    "frmdn": dict(num_components=5, rank=1, flow_layers=2),
+    "rmdn": dict(num_components=5, rank=0, flow_layers=0),
+    "gaussian": dict(num_components=1, rank=0, flow_layers=0),
+    "normal": None,
+}
+"""Named transition priors: the FRMDN (low-rank mixture after a flow), the RMDN (a diagonal
+mixture, World Models' MDN-RNN), a single Gaussian transition (DMM-like) and ``"normal"``: no
+dynamics, :math:`z_t \\sim \\mathcal N(0, I)` independently (a plain VAE, the first stage of the
+two-stage recipe)."""
+
+
+def build_prior(prior, latent_dim: int, action_dim: int, hidden_dim, options) -> FRMDN | None:
+    """M: an FRMDN given as is (checked against the codes and actions), or a named prior."""
+    if isinstance(prior, FRMDN):
+        if options:
+            raise ValueError("prior_options apply to a named prior, not to an FRMDN instance")
+        if (prior.obs_dim, prior.input_dim) != (latent_dim, action_dim):
+            raise ValueError(
+                f"the prior models obs_dim={prior.obs_dim} with input_dim={prior.input_dim}; "
+                f"the world model needs {latent_dim} and {action_dim}"
+            )
+        return prior
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be an FRMDN or one of {tuple(PRIORS)}, got {prior!r}")
+    if PRIORS[prior] is None:
+        if options:
+            raise ValueError(f"prior={prior!r} takes no prior_options")
+        return None
+    kwargs = {**PRIORS[prior], "hidden_dim": hidden_dim, **(options or {})}
+    return FRMDN(latent_dim, input_dim=action_dim, name="prior", **kwargs)
 
 
 def make_head(za: int, outputs: int, extra: int = 0) -> nn.Module:

@@ -1,4 +1,5 @@
-"""Validation of a world model's inputs: frames, mask, and per-step actions, rewards and dones."""
+"""Validation of a world model's options and inputs: frames, mask, and per-step actions, rewards
+and dones."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ import torch
 from torch import Tensor
 
 from .validation import as_real, as_tensor, check_mask
+from .world_guide import GUIDE_FLOWS
 
 if TYPE_CHECKING:
     from .world import WorldModel
 
-__all__ = ["check_frames", "check_inputs", "check_sample_actions"]
+__all__ = ["DECODERS", "check_frames", "check_inputs", "check_options", "check_sample_actions"]
+
+DECODERS = ("conv", "sprites")
+"""Frame decoders: ``"conv"``, transposed convolutions from the whole latent
+(:class:`~pyro_frmdn.nn.ConvDecoder`), or ``"sprites"``, K objects each drawn from its own
+what-latent and placed at its own where-latent (:class:`~pyro_frmdn.nn.SpriteDecoder`)."""
 
 
 def check_frames(model: WorldModel, frames, mask) -> tuple[Tensor, Tensor | None]:
@@ -85,3 +92,20 @@ def check_sample_actions(model: WorldModel, actions, num: int, steps: int) -> Te
             f"actions must have shape {(num, steps, model.action_dim)}, got {tuple(actions.shape)}"
         )
     return as_real("actions", actions, model.guide_dtype)
+
+
+def check_options(
+    latent_dim, action_dim, features, rnn_dim, decoder, guide_flow, kl_warmup, kl_start, kl_end
+) -> None:
+    """Refuse a world model's sizes and options that cannot build, naming each."""
+    if latent_dim < 1 or action_dim < 0 or features < 1 or rnn_dim < 1:
+        raise ValueError("need latent_dim >= 1, action_dim >= 0, features >= 1, rnn_dim >= 1")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if guide_flow not in GUIDE_FLOWS:
+        raise ValueError(f"guide_flow must be one of {GUIDE_FLOWS}, got {guide_flow!r}")
+    if kl_warmup < 0 or not 0 <= kl_start <= 1 or not kl_end > 0:
+        raise ValueError(
+            "need kl_warmup >= 0, 0 <= kl_start <= 1 and kl_end > 0; "
+            f"got {kl_warmup}, {kl_start}, {kl_end}"
+        )

@@ -25,9 +25,10 @@ import numpy as np
 import pyro
 import torch
 from scipy.spatial.distance import cdist
+from torch.utils.data import DataLoader
 
 import pyro_frmdn as pf
-from pyro_frmdn.data import from_stroke5, kanji_stroke5
+from pyro_frmdn.data import StrokeAugmentation, augment_stroke5, from_stroke5, kanji_stroke5
 from pyro_frmdn.plots import plot_drawings
 
 VARIANTS = {
@@ -66,6 +67,19 @@ def arguments() -> argparse.Namespace:
     a("--particles", type=int, default=64, help="k of the IWAE bound")
     a("--seeds", type=int, nargs="+", default=[0])
     a("--append", action="store_true", help="keep --out's earlier results (other seeds/variants)")
+    a(
+        "--augment",
+        type=float,
+        nargs=2,
+        metavar=("SCALE", "DROP"),
+        help="sketch-rnn's augmentation of the training drawings every epoch (0.15 0.1)",
+    )
+    a(
+        "--seen",
+        type=int,
+        default=0,
+        help="also reconstruct this many new drawings of training kanji (each augmented anew)",
+    )
     return p.parse_args()
 
 
@@ -106,10 +120,17 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
         kl_tolerance=0.2,
     )
     model = pf.SketchVAE(**{**config, **options, "name": name})
+    train = data["train"]
+    if args.augment:
+        train = DataLoader(
+            list(train["y"]), batch_size=args.batch_size, shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+            collate_fn=StrokeAugmentation(*args.augment, seed=seed),
+        )  # fmt: skip
     start = time.perf_counter()
     history = pf.fit(
         model,
-        data["train"],
+        train,
         val=data["val"],
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -148,20 +169,30 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
         with torch.no_grad():
             result["test_kl"] = float(model.kl(test).mean())
             result["kl_floor"] = model.kl_tolerance * model.latent_dim
-            codes = model.encode(test)
-            inputs = [points(d, scale) for d in test]
-            for label, kwargs in (
-                ("greedy", dict(greedy_decoding=True)),
-                ("tau_0.2", dict(temperature=0.2)),
-            ):
-                pyro.set_rng_seed(seed)
-                decoded = model.decode(codes, steps=test.shape[1], **kwargs)
-                rate, rank = reconstruction_rate(inputs, [points(d, scale) for d in decoded])
-                result[f"reconstruction_rate_{label}"] = rate
-                result[f"reconstruction_rank_{label}"] = rank
+            result.update(reconstruction(model, test, scale, seed))
+            if "seen" in data:
+                seen = reconstruction(model, data["seen"]["y"], scale, seed)
+                result.update({f"seen_{k}": v for k, v in seen.items()})
         if seed == args.seeds[0]:
             figures(model, test, scale, Path(args.out), name)
     return result
+
+
+def reconstruction(model, drawings: torch.Tensor, scale: float, seed: int) -> dict:
+    """The reconstruction rate and mean rank of ``drawings``, decoded greedily and at 0.2."""
+    codes = model.encode(drawings)
+    inputs = [points(d, scale) for d in drawings]
+    out = {}
+    for label, kwargs in (
+        ("greedy", dict(greedy_decoding=True)),
+        ("tau_0.2", dict(temperature=0.2)),
+    ):
+        pyro.set_rng_seed(seed)
+        decoded = model.decode(codes, steps=drawings.shape[1], **kwargs)
+        rate, rank = reconstruction_rate(inputs, [points(d, scale) for d in decoded])
+        out[f"reconstruction_rate_{label}"] = rate
+        out[f"reconstruction_rank_{label}"] = rank
+    return out
 
 
 def canvas(drawing: torch.Tensor, scale: float) -> torch.Tensor:
@@ -205,6 +236,12 @@ def main() -> None:
         "val": {"y": y[args.train :]},
         "test": {"y": pad(test["y"])},
     }
+    if args.seen:  # new drawings of training kanji, as QuickDraw's test drawings of its classes
+        redrawn = augment_stroke5(
+            y[: args.seen], *(args.augment or (0.15, 0.1)),
+            generator=torch.Generator().manual_seed(12345),
+        )  # fmt: skip
+        data["seen"] = {"y": redrawn}
     results = []
     if args.append and (out / "results.json").is_file():
         done = {(v, s) for v in args.variants for s in args.seeds}
@@ -268,6 +305,8 @@ def table(results: list[dict], path: Path) -> None:
         "reconstruction_rate_tau_0.2",
         "reconstruction_rank_greedy",
         "reconstruction_rank_tau_0.2",
+        "seen_reconstruction_rate_greedy",
+        "seen_reconstruction_rate_tau_0.2",
         "parameters",
         "train_seconds",
     ]
@@ -275,11 +314,11 @@ def table(results: list[dict], path: Path) -> None:
     for r in results:
         cells = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "–")) for k in keys]
         lines.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "| variant | seeds | " + " | ".join(keys[:7]) + " |", "|---" * 9 + "|"]
+    lines += ["", "| variant | seeds | " + " | ".join(keys[:9]) + " |", "|---" * 11 + "|"]
     for variant in dict.fromkeys(r["variant"] for r in results):
         runs = [r for r in results if r["variant"] == variant]
         cells = []
-        for k in keys[:7]:
+        for k in keys[:9]:
             values = np.array([r[k] for r in runs if k in r], dtype=float)
             spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
             cells.append(f"{values.mean():.3f}{spread}" if len(values) else "–")

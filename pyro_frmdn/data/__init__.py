@@ -1,5 +1,6 @@
 """Data sets: synthetic tasks built in (no download); real data sets behind the ``data`` extra."""
 
+from .augment import StrokeAugmentation, augment_stroke5
 from .carracing import collect_rollouts, load_rollouts
 from .digits import mnist_digits, sklearn_digits
 from .envs import ENVS, FrameEnv, collect_episodes, make_env
@@ -60,8 +61,10 @@ __all__ = [
     "HandwritingData",
     "LogitTransform",
     "Standardize",
+    "StrokeAugmentation",
     "UniformDequantize",
     "WriterStyle",
+    "augment_stroke5",
     "available_characters",
     "banana_sequences",
     "bits_per_dim",

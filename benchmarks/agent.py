@@ -113,7 +113,8 @@ def arguments() -> argparse.Namespace:
 def evaluate(make, world, controller, episodes: int, seed: int, max_steps: int) -> dict:
     runs = collect_episodes(make, episodes, world, controller, seed=seed, max_steps=max_steps)
     r = runs["returns"]
-    return {"mean": float(r.mean()), "sd": float(r.std()), "episodes": episodes}
+    return {"mean": float(r.mean()), "sd": float(r.std()), "episodes": episodes,
+            "returns": [round(float(x), 3) for x in r]}  # fmt: skip
 
 
 def join(a: dict, b: dict) -> dict:

@@ -79,6 +79,9 @@ def arguments() -> argparse.Namespace:
       help="scale --sigma by sqrt(latent / inputs) per controller, so that C on [z, h] starts with "
       "the spread of pre-activations C on z has (standardised inputs: the spread grows as the "
       "square root of their number)")  # fmt: skip
+    a("--one-sided", type=int, nargs="+", choices=(0, 1),
+      help="per action coordinate, 1: it rests at its low bound for u <= 0 (CarRacing: 0 0 1, "
+      "World Models' brake; default: every coordinate at mid-range for u = 0)")  # fmt: skip
     a("--staged", type=int, default=0,
       help="> 0: C on [z, h] starts from C on z at this generation (weights on h zero) and "
       "searches for the remaining --generations; C on z runs them all")  # fmt: skip
@@ -152,7 +155,9 @@ def fit_world(world, data, epochs: int, seed: int, done_steps: int, dynamics: in
 
 
 def new_controller(args, world, env_space, data, use_hidden: bool):
-    c = pf.Controller(args.latent, args.hidden, env_space, use_hidden=use_hidden)
+    one_sided = [bool(f) for f in args.one_sided] if args.one_sided else None
+    c = pf.Controller(args.latent, args.hidden, env_space, use_hidden=use_hidden,
+                      one_sided=one_sided)  # fmt: skip
     c.set_flat(torch.zeros(c.num_parameters))
     z, h = episode_inputs(world, data["frames"], data["actions"], data["mask"])
     c.fit_inputs(z, h if use_hidden else None)  # standardised [z, h]

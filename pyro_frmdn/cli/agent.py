@@ -61,6 +61,7 @@ DEFAULTS = {
     },
     "controller": {
         "use_hidden": True,
+        "one_sided": [],
         "train_in": "dream",
         "temperature": 1.15,
         "done": "expected",
@@ -163,12 +164,16 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
     stopped run resumes), ``evolution.png``, ``agent.gif`` and ``results.json`` (mean ± sd of
     the real returns of random actions and of C)."""
     env, fit_cfg, c_cfg = config["env"], config["fit"], config["controller"]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     make = make_env or env_factory(env["name"], env["size"], env["stack"])
     probe = make()
     space = probe.action_space
     probe.close()
+    try:  # before any work: the flags must fit the environment's actions
+        Controller(1, 0, space, one_sided=c_cfg["one_sided"] or None, use_hidden=False)
+    except ValueError as e:
+        raise ConfigError(f"[controller] one_sided: {e}") from None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     collect = config["collect"]
     episodes = collect_episodes(make, collect["episodes"], seed=collect["seed"],
                                 max_steps=env["max_steps"], progress=progress)  # fmt: skip
@@ -207,6 +212,7 @@ def run_agent(config: dict, out: str | Path, progress: bool = True, make_env=Non
                             hidden=fit_cfg["done_hidden"], progress=progress)  # fmt: skip
         world.save(out / "world.pt")
         controller = Controller(world.latent_dim, world.prior.rnn.hidden_size, space,
+                                one_sided=c_cfg["one_sided"] or None,
                                 use_hidden=c_cfg["use_hidden"])  # fmt: skip
         controller.set_flat(torch.zeros(controller.num_parameters))
         z, h = episode_inputs(world, episodes["frames"], episodes["actions"], episodes["mask"])

@@ -24,7 +24,10 @@ class Controller(PyroModel):
     alone with ``use_hidden=False``, the paper's "V only" agent). The outputs become actions:
 
     - a continuous (Box) space of bounds ``low``, ``high``: :math:`a = \text{low} + (u + 1)
-      (\text{high} - \text{low}) / 2`, inside the bounds;
+      (\text{high} - \text{low}) / 2`, inside the bounds; or, for the coordinates marked
+      ``one_sided``, :math:`a = \text{low} + \max(u, 0)\,(\text{high} - \text{low})`, which
+      rests at ``low`` for every :math:`u \le 0` (World Models' CarRacing controller maps its
+      brake as :math:`\max(u, 0)`, so a controller near zero weights does not brake);
     - a discrete space of ``num_actions`` = n actions: for n = 2 one output, and the action is
       1 when :math:`u > 0` (a threshold); for n > 2, n outputs and the action is their argmax.
       M reads a discrete action as its one-hot vector (:meth:`action_features`).
@@ -51,6 +54,10 @@ class Controller(PyroModel):
             ``high`` (a Box) or ``num_actions`` (discrete) instead.
         low, high: the bounds of each action coordinate (finite, ``low < high``).
         num_actions: the number of discrete actions (>= 2).
+        one_sided: for a Box, one flag per coordinate (default none): those flagged rest at
+            ``low`` for half the outputs (``low + max(u, 0) (high - low)``) instead of taking
+            the middle of the bounds at ``u = 0``. For CarRacing, ``(False, False, True)``
+            (the brake) is World Models' mapping.
         use_hidden: read ``[z, h]`` (V + M) or ``z`` only (V).
         name: the prefix of its parameters.
 
@@ -72,6 +79,7 @@ class Controller(PyroModel):
         low: Sequence[float] | None = None,
         high: Sequence[float] | None = None,
         num_actions: int | None = None,
+        one_sided: Sequence[bool] | None = None,
         use_hidden: bool = True,
         name: str = "controller",
     ):
@@ -105,6 +113,7 @@ class Controller(PyroModel):
             ):
                 raise ValueError(f"need finite bounds with low < high, got low={low}, high={high}")
             outputs = len(low)
+        one_sided = _check_one_sided(one_sided, num_actions, len(low or ()))
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim if use_hidden else 0
         self.use_hidden, self.num_actions, self.name = use_hidden, num_actions, name
         self.outputs = outputs
@@ -113,6 +122,7 @@ class Controller(PyroModel):
         self.weight, self.bias = layer.weight, layer.bias  # (O, I), (O,)
         bounds = torch.tensor([low, high]) if num_actions is None else torch.zeros(2, 0)
         self.register_buffer("bounds", bounds)
+        self.register_buffer("one_sided", torch.tensor(one_sided or [], dtype=torch.bool))
         self.register_buffer("input_loc", torch.zeros(inputs))
         self.register_buffer("input_scale", torch.ones(inputs))
         self.config = dict(
@@ -121,9 +131,15 @@ class Controller(PyroModel):
             low=low,
             high=high,
             num_actions=num_actions,
+            one_sided=one_sided,
             use_hidden=use_hidden,
             name=name,
         )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # controllers saved before ``one_sided`` existed have no such buffer: none is one-sided
+        state_dict.setdefault(prefix + "one_sided", self.one_sided.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_parameters(self) -> int:
@@ -185,7 +201,10 @@ class Controller(PyroModel):
                 f"other must read z of {self.latent_dim} and give {self.outputs} outputs, got "
                 f"{other.latent_dim} and {other.outputs}"
             )
-        if other.num_actions != self.num_actions or not torch.equal(other.bounds, self.bounds):
+        same = torch.equal(other.bounds, self.bounds) and torch.equal(
+            other.one_sided, self.one_sided
+        )
+        if other.num_actions != self.num_actions or not same:
             raise ValueError("other must act in the same action space")
         d = self.latent_dim
         self.weight.zero_()
@@ -243,6 +262,8 @@ class Controller(PyroModel):
         u = self(z, h, params)
         if not self.discrete:
             low, high = self.bounds
+            if self.one_sided.any():
+                u = torch.where(self.one_sided, 2 * u.clamp(min=0) - 1, u)
             return low + (u + 1) * (high - low) / 2
         if self.num_actions == 2:
             return (u[..., 0] > 0).long()
@@ -253,6 +274,21 @@ class Controller(PyroModel):
         if not self.discrete:
             return action.to(self.weight.dtype)
         return nn.functional.one_hot(action.long(), self.num_actions).to(self.weight.dtype)
+
+
+def _check_one_sided(one_sided, num_actions: int | None, coordinates: int) -> list[bool] | None:
+    """``one_sided`` as a list of ``coordinates`` flags, or None (no coordinate)."""
+    if one_sided is None:
+        return None
+    if num_actions is not None:
+        raise ValueError("one_sided applies to a Box action space, not to discrete actions")
+    flags = list(one_sided)
+    if len(flags) != coordinates or not all(isinstance(f, bool) for f in flags):
+        raise ValueError(
+            f"one_sided must be {coordinates} flags (True or False), one per action coordinate, "
+            f"got {one_sided!r}"
+        )
+    return flags
 
 
 def _from_space(space) -> tuple[list | None, list | None, int | None]:

@@ -75,6 +75,14 @@ def test_sticky_collection_bursts_and_a_done_head_on_h(tmp_path, monkeypatch):
     assert world.done_head[0].in_features == 3 + 2 + 6  # z, the action's one-hot, M's h
 
 
+def test_one_sided_flags_that_do_not_fit_the_actions_are_refused_before_any_work(tmp_path):
+    with pytest.raises(pf.cli.agent.ConfigError, match=r"\[controller\] one_sided: one_sided "
+                       "applies to a Box"):  # fmt: skip
+        run_agent(config(one_sided=[True]), tmp_path / "run", progress=False,
+                  make_env=partial(BalanceEnv, 30), log=lambda _: None)  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
     path = tmp_path / "a.toml"
     for text, message in (

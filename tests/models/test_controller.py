@@ -199,3 +199,58 @@ def test_start_from_refuses_what_would_not_act_alike():
         vm.start_from(Controller(D, 0, low=[0.0] * 3, high=[1.0] * 3, use_hidden=False).double())
     with pytest.raises(TypeError, match="must be a Controller"):
         vm.start_from("v")
+
+
+def test_one_sided_coordinates_rest_at_their_low_bound():
+    c = Controller(3, 0, low=[-1.0, 0.0, 0.0], high=[1.0, 1.0, 2.0], one_sided=[False, False, True],
+                   use_hidden=False)  # fmt: skip
+    z = torch.randn(50, 3)
+    u = torch.tanh(z @ c.weight.T + c.bias).detach()
+    a = c.act(z).detach()
+    torch.testing.assert_close(a[:, :2], torch.stack([u[:, 0], (u[:, 1] + 1) / 2], -1))
+    torch.testing.assert_close(a[:, 2], 2 * u[:, 2].clamp(min=0))  # World Models' brake
+    assert bool((a[u[:, 2] <= 0, 2] == 0).all()) and bool((u[:, 2] > 0).any())
+    c.set_flat(torch.zeros(c.num_parameters))
+    assert c.act(torch.randn(3)).tolist() == [0.0, 0.5, 0.0]  # zero weights: no brake
+    pop, zs = torch.randn(4, c.num_parameters), torch.randn(4, 6, 3)
+    batched = c.act(zs, params=pop)
+    for i in range(4):  # the population path maps as the single controller does
+        c.set_flat(pop[i])
+        torch.testing.assert_close(batched[i], c.act(zs[i]))
+    assert bool((batched[..., 2] == 0).any())
+
+
+def test_one_sided_is_saved_and_old_controllers_load(tmp_path):
+    c = Controller(2, 0, low=[0.0, 0.0], high=[1.0, 1.0], one_sided=[True, False],
+                   use_hidden=False)  # fmt: skip
+    c.save(tmp_path / "c.pt")
+    back = pf.load(tmp_path / "c.pt")
+    assert back.config["one_sided"] == [True, False]
+    z = torch.randn(7, 2)
+    torch.testing.assert_close(back.act(z), c.act(z))
+    old = Controller(2, 0, low=[0.0, 0.0], high=[1.0, 1.0], use_hidden=False)
+    state = {k: v for k, v in old.state_dict().items() if k != "one_sided"}  # saved before
+    fresh = Controller(2, 0, low=[0.0, 0.0], high=[1.0, 1.0], use_hidden=False)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.act(z), old.act(z))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(low=[0.0, 0.0], high=[1.0, 1.0], one_sided=[True]), "one_sided must be 2 flags"),
+        (dict(low=[0.0, 0.0], high=[1.0, 1.0], one_sided=[1, 0]), "one_sided must be 2 flags"),
+        (dict(num_actions=3, one_sided=[True]), "one_sided applies to a Box"),
+    ],
+)
+def test_bad_one_sided_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Controller(2, 0, use_hidden=False, **kwargs)
+
+
+def test_start_from_needs_the_same_one_sided_coordinates():
+    bounds = dict(low=[0.0, 0.0], high=[1.0, 1.0])
+    v = Controller(2, 0, **bounds, use_hidden=False)
+    c = Controller(2, 3, **bounds, one_sided=[False, True])
+    with pytest.raises(ValueError, match="same action space"):
+        c.start_from(v)

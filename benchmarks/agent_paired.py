@@ -12,6 +12,9 @@ the mean difference, its standard error and how many episodes the first won; wri
         benchmarks/results/agent_carracing/staged/run4_controller_zh.pt \
         benchmarks/results/agent_carracing/staged/run4_controller_z.pt \
         benchmarks/results/agent_carracing/staged/run4_controller_z_generation20.pt
+
+``--results`` adds the controllers of ``agent.py``'s ``results.json`` files (each episode's
+return is kept there) without running them again.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from pyro_frmdn.data.envs import collect_episodes, env_factory
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("controllers", nargs="+", help="controller .pt files (pf.load)")
-    p.add_argument("--world", required=True, help="the world.pt (V and M) they read")
+    p.add_argument("controllers", nargs="*", help="controller .pt files (pf.load)")
+    p.add_argument("--results", nargs="+", default=[],
+                   help="agent.py results.json files: their controllers' returns on the same "
+                   "episodes, taken as they are (no rerun)")  # fmt: skip
+    p.add_argument("--world", help="the world.pt (V and M) the controllers read")
     p.add_argument("--env", default="CarRacing-v3", choices=["CartPole-v1", "CarRacing-v3"])
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--stack", type=int, default=1)
@@ -41,9 +47,19 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(1)
-    make = env_factory(args.env, args.size, args.stack)
-    world = pf.load(args.world).eval()
+    if args.controllers and not args.world:
+        p.error("--world is needed to run controllers")
+    if not args.controllers and not args.results:
+        p.error("give controllers to run, or --results")
     returns = {}
+    for path in args.results:  # agent.py judges every controller on episodes seeded 10_000
+        for name, r in json.loads(Path(path).read_text())["results"].items():
+            if "returns" in r and len(r["returns"]) == args.episodes:
+                returns[name] = x = torch.tensor(r["returns"], dtype=torch.float64)
+                print(f"{name}: {float(x.mean()):.1f} ± {float(x.std()):.1f}", flush=True)
+    if args.controllers:
+        make = env_factory(args.env, args.size, args.stack)
+        world = pf.load(args.world).eval()
     for path in args.controllers:
         runs = collect_episodes(make, args.episodes, world, pf.load(path), seed=args.seed,
                                 max_steps=args.max_steps, progress=False)  # fmt: skip

@@ -122,7 +122,8 @@ class Controller(PyroModel):
         self.weight, self.bias = layer.weight, layer.bias  # (O, I), (O,)
         bounds = torch.tensor([low, high]) if num_actions is None else torch.zeros(2, 0)
         self.register_buffer("bounds", bounds)
-        self.register_buffer("one_sided", torch.tensor(one_sided or [], dtype=torch.bool))
+        flags = torch.tensor(one_sided or [], dtype=torch.bool)  # from the config: not saved
+        self.register_buffer("one_sided", flags, persistent=False)
         self.register_buffer("input_loc", torch.zeros(inputs))
         self.register_buffer("input_scale", torch.ones(inputs))
         self.config = dict(
@@ -135,11 +136,6 @@ class Controller(PyroModel):
             use_hidden=use_hidden,
             name=name,
         )
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # controllers saved before ``one_sided`` existed have no such buffer: none is one-sided
-        state_dict.setdefault(prefix + "one_sided", self.one_sided.clone())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_parameters(self) -> int:

@@ -1,5 +1,7 @@
 """The controller: shapes, bounds, discrete actions, the flat vector, populations, save/load."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -228,11 +230,10 @@ def test_one_sided_is_saved_and_old_controllers_load(tmp_path):
     assert back.config["one_sided"] == [True, False]
     z = torch.randn(7, 2)
     torch.testing.assert_close(back.act(z), c.act(z))
-    old = Controller(2, 0, low=[0.0, 0.0], high=[1.0, 1.0], use_hidden=False)
-    state = {k: v for k, v in old.state_dict().items() if k != "one_sided"}  # saved before
-    fresh = Controller(2, 0, low=[0.0, 0.0], high=[1.0, 1.0], use_hidden=False)
-    fresh.load_state_dict(state)
-    torch.testing.assert_close(fresh.act(z), old.act(z))
+    assert "one_sided" not in c.state_dict()  # the config rebuilds it: older files load
+    root = Path(__file__).resolve().parents[2]  # a controller saved before one_sided existed
+    old = pf.load(root / "benchmarks/results/agent_carracing/staged/run4_controller_z.pt")
+    assert old.config.get("one_sided") is None and not old.one_sided.any()
 
 
 @pytest.mark.parametrize(

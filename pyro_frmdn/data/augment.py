@@ -106,9 +106,9 @@ class StrokeAugmentation:
 
     def __call__(self, drawings) -> dict[str, Tensor]:
         items = [d["y"] if isinstance(d, dict) else d for d in drawings]
-        items = [d[0] if isinstance(d, (tuple, list)) else d for d in items]
-        lengths = {tuple(torch.as_tensor(d).shape) for d in items}
-        if len(lengths) != 1:
-            raise ValueError(f"drawings of one batch must share one shape (L, 5), got {lengths}")
-        batch = torch.stack([torch.as_tensor(d) for d in items])
+        items = [torch.as_tensor(d[0] if isinstance(d, (tuple, list)) else d) for d in items]
+        shapes = {tuple(d.shape) for d in items}
+        if len(shapes) != 1:
+            raise ValueError(f"drawings of one batch must share one shape (L, 5), got {shapes}")
+        batch = torch.stack(items)
         return {"y": augment_stroke5(batch, self.scale, self.drop, self.generator)}

@@ -25,6 +25,7 @@ import numpy as np
 import pyro
 import torch
 from scipy.spatial.distance import cdist
+from sketch_code import code_gain, decoded_lengths, pairwise_rate  # the file beside this one
 from torch.utils.data import DataLoader
 
 import pyro_frmdn as pf
@@ -43,6 +44,10 @@ VARIANTS = {
     # a code that must carry the drawing: a floor of 2 nats per dimension and half the
     # decoder's inputs dropped (Bowman et al. 2016), so that the pen's own history cannot
     "vae_frmdn_strong": dict(flow_layers=2, kl_tolerance=2.0, input_dropout=0.5),
+    # the decoder told where the pen is (the offsets summed), so that the code's layout need not
+    # be found by integrating its own offsets
+    "vae_frmdn_pos": dict(flow_layers=2, kl_tolerance=1.0, position_input=True),
+    "decoder_frmdn_pos": dict(latent_dim=0, flow_layers=2, position_input=True),
 }
 
 
@@ -80,6 +85,13 @@ def arguments() -> argparse.Namespace:
         default=0,
         help="also reconstruct this many new drawings of training kanji (each augmented anew)",
     )
+    a(
+        "--trained",
+        type=int,
+        default=0,
+        help="also reconstruct the first this many training drawings as they were trained on",
+    )
+    a("--last", action="store_true", help="keep the last epoch, not the best validated one")
     return p.parse_args()
 
 
@@ -96,16 +108,15 @@ def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * (d.min(1).mean() + d.min(0).mean())
 
 
-def reconstruction_rate(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[float, float]:
-    """The fraction of drawings whose reconstruction is nearest to their own input (chance
-    1/N), and the mean rank of their own input among all N by distance (1 best, chance
-    (N + 1) / 2)."""
-    hits, ranks = 0, []
+def reconstruction_ranks(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> list[int]:
+    """The rank of each reconstruction's own input among all N inputs by distance (1 = its
+    nearest: the reconstruction rate is the fraction of ranks 1, chance 1/N; the mean rank's
+    chance is (N + 1) / 2)."""
+    ranks = []
     for i, out in enumerate(outputs):
         distances = np.array([chamfer(out, x) for x in inputs])
-        hits += int(np.argmin(distances) == i)
         ranks.append(1 + int((distances < distances[i]).sum()))
-    return hits / len(outputs), float(np.mean(ranks))
+    return ranks
 
 
 def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> dict:
@@ -136,6 +147,7 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
         batch_size=args.batch_size,
         lr=args.lr,
         seed=seed,
+        restore_best=not args.last,
     )
     seconds = time.perf_counter() - start
     model.eval()
@@ -170,16 +182,19 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
             result["test_kl"] = float(model.kl(test).mean())
             result["kl_floor"] = model.kl_tolerance * model.latent_dim
             result.update(reconstruction(model, test, scale, seed))
-            if "seen" in data:
-                seen = reconstruction(model, data["seen"]["y"], scale, seed)
-                result.update({f"seen_{k}": v for k, v in seen.items()})
+            result.update(code_gain(model, test, model.encode(test)))
+            for part in ("seen", "trained"):
+                if part in data:
+                    more = reconstruction(model, data[part]["y"], scale, seed)
+                    result.update({f"{part}_{k}": v for k, v in more.items()})
         if seed == args.seeds[0]:
             figures(model, test, scale, Path(args.out), name)
     return result
 
 
 def reconstruction(model, drawings: torch.Tensor, scale: float, seed: int) -> dict:
-    """The reconstruction rate and mean rank of ``drawings``, decoded greedily and at 0.2."""
+    """The reconstruction rate, mean rank and pairwise rate of ``drawings`` decoded greedily
+    and at 0.2, and the decodings' lengths against their inputs'."""
     codes = model.encode(drawings)
     inputs = [points(d, scale) for d in drawings]
     out = {}
@@ -189,9 +204,11 @@ def reconstruction(model, drawings: torch.Tensor, scale: float, seed: int) -> di
     ):
         pyro.set_rng_seed(seed)
         decoded = model.decode(codes, steps=drawings.shape[1], **kwargs)
-        rate, rank = reconstruction_rate(inputs, [points(d, scale) for d in decoded])
-        out[f"reconstruction_rate_{label}"] = rate
-        out[f"reconstruction_rank_{label}"] = rank
+        ranks = reconstruction_ranks(inputs, [points(d, scale) for d in decoded])
+        out[f"reconstruction_rate_{label}"] = float(np.mean(np.array(ranks) == 1))
+        out[f"reconstruction_rank_{label}"] = float(np.mean(ranks))
+        out[f"reconstruction_pairwise_{label}"] = pairwise_rate(ranks, len(ranks))
+        out.update({f"{k}_{label}": v for k, v in decoded_lengths(drawings, decoded).items()})
     return out
 
 
@@ -242,6 +259,8 @@ def main() -> None:
             generator=torch.Generator().manual_seed(12345),
         )  # fmt: skip
         data["seen"] = {"y": redrawn}
+    if args.trained:  # can the model give back what it trained on?
+        data["trained"] = {"y": y[: args.trained]}
     results = []
     if args.append and (out / "results.json").is_file():
         done = {(v, s) for v in args.variants for s in args.seeds}
@@ -307,6 +326,11 @@ def table(results: list[dict], path: Path) -> None:
         "reconstruction_rank_tau_0.2",
         "seen_reconstruction_rate_greedy",
         "seen_reconstruction_rate_tau_0.2",
+        "trained_reconstruction_rate_greedy",
+        "trained_reconstruction_rate_tau_0.2",
+        "reconstruction_pairwise_greedy",
+        "code_gain_total",
+        "code_gain_end_row",
         "parameters",
         "train_seconds",
     ]
@@ -314,11 +338,11 @@ def table(results: list[dict], path: Path) -> None:
     for r in results:
         cells = [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "–")) for k in keys]
         lines.append(f"| {r['variant']} | {r['seed']} | " + " | ".join(cells) + " |")
-    lines += ["", "| variant | seeds | " + " | ".join(keys[:9]) + " |", "|---" * 11 + "|"]
+    lines += ["", "| variant | seeds | " + " | ".join(keys[:-2]) + " |", "|---" * len(keys) + "|"]
     for variant in dict.fromkeys(r["variant"] for r in results):
         runs = [r for r in results if r["variant"] == variant]
         cells = []
-        for k in keys[:9]:
+        for k in keys[:-2]:
             values = np.array([r[k] for r in runs if k in r], dtype=float)
             spread = f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
             cells.append(f"{values.mean():.3f}{spread}" if len(values) else "–")

@@ -77,6 +77,10 @@ class SketchVAE(PyroModel):
             decoder reads is replaced by zeros (a row no drawing has) with this probability, so
             that the decoder must take what it cannot see from the code (Bowman et al. 2016's
             word dropout, against posterior collapse); scoring and drawing read every row.
+        position_input: the decoder also reads where the pen is, :math:`P_{t-1} = \sum_{s<t}
+            (\Delta x_s, \Delta y_s)` (the sum of the offsets so far, in the data's units, from
+            the drawing's origin), so that it need not integrate its own offsets to know where
+            on the canvas the code's strokes go.
         name: the prefix of the parameters in Pyro's param store.
 
     Example:
@@ -109,6 +113,7 @@ class SketchVAE(PyroModel):
         min_scale: float = 1e-3,
         z_to_output: bool = False,
         input_dropout: float = 0.0,
+        position_input: bool = False,
         name: str = "sketch",
     ):
         super().__init__()
@@ -138,7 +143,8 @@ class SketchVAE(PyroModel):
             flow_hidden_dims=flow_hidden_dims, mixing=mixing, min_diag=min_diag,
             guide_flow=guide_flow, guide_flow_layers=guide_flow_layers, kl_warmup=kl_warmup,
             kl_start=kl_start, kl_end=kl_end, kl_tolerance=kl_tolerance, min_scale=min_scale,
-            z_to_output=bool(z_to_output), input_dropout=float(input_dropout), name=name,
+            z_to_output=bool(z_to_output), input_dropout=float(input_dropout),
+            position_input=bool(position_input), name=name,
         )  # fmt: skip
         self.latent_dim, self.name, self.obs_dim = latent_dim, name, 5
         self.kl_warmup, self.kl_start, self.kl_end = kl_warmup, kl_start, kl_end
@@ -152,7 +158,9 @@ class SketchVAE(PyroModel):
                 guide_flow, latent_dim, 2 * encoder_dim, guide_flow_layers, 1, min_scale
             )
             self.init = nn.Linear(latent_dim, 2 * hidden_dim)  # z -> (h_0, c_0)
-        self.decoder = nn.LSTM(5 + latent_dim, hidden_dim, batch_first=True)
+        self.position_input = bool(position_input)
+        inputs = 5 + latent_dim + 2 * self.position_input  # [S_{t-1}, z] (, P_{t-1})
+        self.decoder = nn.LSTM(inputs, hidden_dim, batch_first=True)
         self.z_to_output = bool(z_to_output) and latent_dim > 0
         features = hidden_dim + latent_dim * self.z_to_output  # [h_t, z] with z_to_output
         self.head = MixtureHead(
@@ -215,14 +223,17 @@ class SketchVAE(PyroModel):
         """Decoder features (teacher forcing): drawings ``(N, L, 5)``, codes ``(N, Z)`` ->
         ``(N, L, H)``, or :math:`[h_t, z]` ``(N, L, H + Z)`` with ``z_to_output``; step t reads
         :math:`[S_{t-1}, z]` (:math:`S_{t-1}` zeroed at random in training with
-        ``input_dropout``)."""
+        ``input_dropout``), and the pen's position :math:`P_{t-1}` with ``position_input``."""
         n, steps = y.shape[:2]
         prev = torch.cat([self.start.expand(n, 1, 5), y[:, :-1]], dim=1)
+        inputs = [prev, z.unsqueeze(1).expand(n, steps, -1)]
+        if self.position_input:
+            inputs.append(prev[..., :2].cumsum(1))
         if self.input_dropout and self.training and torch.is_grad_enabled():
             keep = torch.rand(n, steps, 1, device=y.device) >= self.input_dropout
-            prev = prev * keep
-        codes = z.unsqueeze(1).expand(n, steps, -1)
-        h = self.decoder(torch.cat([prev, codes], dim=-1), self.initial_state(z))[0]
+            inputs[0] = prev * keep
+        codes = inputs[1]
+        h = self.decoder(torch.cat(inputs, dim=-1), self.initial_state(z))[0]
         return torch.cat([h, codes], -1) if self.z_to_output else h
 
     def likelihood(self, y: Tensor, z: Tensor, mask: Tensor | None = None):
@@ -362,9 +373,11 @@ class SketchVAE(PyroModel):
                 )
             p = prime.shape[1]
         ended = torch.zeros(n, dtype=torch.bool, device=self.device)
+        position = prev.new_zeros(n, 2)  # P_{t-1}: the offsets fed so far, summed
         for t in range(p + steps):
-            inputs = torch.cat([prev, z], -1).unsqueeze(1)
-            h, state = self.decoder(inputs, state)
+            position = position + prev[:, :2]
+            inputs = [prev, z, position] if self.position_input else [prev, z]
+            h, state = self.decoder(torch.cat(inputs, -1).unsqueeze(1), state)
             if t < p:
                 prev = prime[:, t]
                 rows.append(prev)

@@ -36,7 +36,7 @@ def blind(m: SketchVAE) -> SketchVAE:
     hidden = m.decoder.hidden_size
     with torch.no_grad():
         m.init.weight.zero_()
-        m.decoder.weight_ih_l0[:, 5:].zero_()
+        m.decoder.weight_ih_l0[:, 5 : 5 + m.latent_dim].zero_()
         m.head.linear.weight[:, hidden:].zero_()
         m.pen.weight[:, hidden:].zero_()
     return m
@@ -45,17 +45,22 @@ def blind(m: SketchVAE) -> SketchVAE:
 @torch.no_grad()
 def reference_log_likelihood(m: SketchVAE, y: torch.Tensor) -> torch.Tensor:
     """log p(y) of a blind decoder, by hand in float64: the LSTM's equations, dense Gaussian
-    components, the pen's log-softmax; offsets of end rows not scored."""
+    components, the pen's log-softmax; offsets of end rows not scored; with ``position_input``
+    the LSTM also reads the offsets summed so far."""
     hidden = m.decoder.hidden_size
     bias = torch.zeros(2 * hidden, dtype=y.dtype) if m.init is None else m.init.bias
     h, c = torch.tanh(bias).split(hidden)  # no code: the state starts at zero
     h, c = h.expand(len(y), -1), c.expand(len(y), -1)
     w_ih, w_hh = m.decoder.weight_ih_l0[:, :5], m.decoder.weight_hh_l0
+    w_position = m.decoder.weight_ih_l0[:, 5 + m.latent_dim :]  # (4H, 2) or (4H, 0)
+    position = torch.zeros(len(y), w_position.shape[1], dtype=y.dtype)
     bias = m.decoder.bias_ih_l0 + m.decoder.bias_hh_l0
     prev = torch.tensor([0.0, 0, 1, 0, 0], dtype=y.dtype).expand(len(y), 5)
     k, total = m.head.num_components, torch.zeros(len(y), dtype=y.dtype)
     for t in range(y.shape[1]):
-        i, f, g, o = (prev @ w_ih.T + h @ w_hh.T + bias).chunk(4, -1)
+        if m.position_input:
+            position = position + prev[:, :2]
+        i, f, g, o = (prev @ w_ih.T + position @ w_position.T + h @ w_hh.T + bias).chunk(4, -1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         w_head, w_pen = m.head.linear.weight[:, :hidden], m.pen.weight[:, :hidden]
@@ -97,9 +102,11 @@ def test_the_z_sites_of_model_and_guide_match_in_shape_and_plates(options):
     assert plates(model.nodes["y"]) == plates(zm)
 
 
-@pytest.mark.parametrize("z_to_output", [False, True])
-def test_the_decoder_matches_a_dense_float64_reference(z_to_output):
-    m = blind(vae(z_to_output=z_to_output))
+@pytest.mark.parametrize(
+    "z_to_output, position_input", [(False, False), (True, False), (False, True)]
+)
+def test_the_decoder_matches_a_dense_float64_reference(z_to_output, position_input):
+    m = blind(vae(z_to_output=z_to_output, position_input=position_input))
     y = drawings()
     z = torch.randn(2, B, Z, dtype=torch.float64)  # blind: every code gives the same law
     lp = m.likelihood(y, z).log_prob(y)
@@ -252,11 +259,11 @@ def test_greedy_decoding_is_deterministic_and_follows_the_code():
     assert not torch.allclose(a[0], a[1])  # another code, another drawing
 
 
-@pytest.mark.parametrize("z_to_output", [False, True])
-def test_decoding_after_a_prime_follows_the_teacher_forced_law(z_to_output):
+@pytest.mark.parametrize("options", [{}, {"z_to_output": True}, {"position_input": True}])
+def test_decoding_after_a_prime_follows_the_teacher_forced_law(options):
     from pyro_frmdn.models.decoding import greedy
 
-    m = vae(z_to_output=z_to_output)
+    m = vae(**options)
     y, z = drawings(), torch.randn(B, Z, dtype=torch.float64)
     p = 3  # the first p rows fed, then one greedy row
     row = m.decode(z, steps=1, greedy_decoding=True, prime=y[:, :p])[:, p]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of issue 22, in under 8 minutes on one card: the CUDA tests, then the likelihood,
-# training and sampling benchmarks with --device cuda; writes benchmarks/results/gpu/README.md
+# training, sampling and bfloat16-coupling benchmarks with --device cuda; writes benchmarks/results/gpu/README.md
 # (the card, the command, a table of the steps and each benchmark's output).
 #
 #   bash benchmarks/gpu.sh              # on a machine with a GPU
@@ -25,7 +25,8 @@ if ((dry)); then
   likelihood=(--batch 8 --steps 4 --sweep 8 --repeats 1)
   training=(--quick --large-d)
   sampling=(--quick)
-  limits=(900 900 900 900)  # a check that the steps run, on a shared CPU: not the GPU budget
+  precision=(--quick)
+  limits=(900 900 900 900 900)  # a check that the steps run, on a shared CPU: not the GPU budget
 else
   device=cuda
   out=benchmarks/results/gpu
@@ -36,7 +37,8 @@ else
   likelihood=(--sweep 16 64 256 1024)
   training=(--threads 1 --large-d --large-dims 1024 4096)
   sampling=(--threads 1)
-  limits=(90 150 150 60)  # seconds: 450 in all, under 8 minutes with start-up
+  precision=(--threads 1)
+  limits=(90 150 120 60 30)  # seconds: 450 in all, under 8 minutes with start-up
 fi
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -44,12 +46,13 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # The CUDA tests: those of tests/test_cuda.py and those named for cuda in the files that have some
 # (-k matches the module's name too, so all of tests/test_cuda.py is selected).
 cuda_files=$(grep -rl --include='test_*.py' -i cuda tests | grep -v '^tests/test_cuda.py$' | sort)
-steps=(tests likelihood training sampling)
+steps=(tests likelihood training sampling precision)
 commands=(
   "python -m pytest -q -p no:cacheprovider -k cuda tests/test_cuda.py $(echo $cuda_files)"
   "python benchmarks/likelihood.py --device $device ${likelihood[*]}"
   "python benchmarks/training.py --device $device ${training[*]}"
   "python benchmarks/sampling.py --device $device ${sampling[*]}"
+  "python benchmarks/training_precision.py --device $device ${precision[*]}"
 )
 
 status=0

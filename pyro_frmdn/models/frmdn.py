@@ -85,6 +85,9 @@ class FRMDN(PyroModel):
             (:class:`~pyro_frmdn.nn.MixtureHead`).
         flow_layers, flow, flow_hidden_dims, conditional_flow, mixing: the flow
             (:func:`~pyro_frmdn.flows.coupling_flow`); ``flow="affine"`` or ``"spline"``.
+        flow_precision: ``None`` or ``"bfloat16"``: the affine couplings' networks in
+            bfloat16, both directions alike (mixed precision; see
+            :class:`~pyro_frmdn.flows.AffineCoupling` and ``docs/performance.md``).
         binary_dims: how many trailing coordinates of ``y`` are 0/1 bits with a Bernoulli head.
         name: the prefix of the parameters in Pyro's param store.
 
@@ -133,6 +136,7 @@ class FRMDN(PyroModel):
         min_diag: float = 1e-4,
         binary_dims: int = 0,
         name: str = "frmdn",
+        flow_precision: str | None = None,
         **deprecated,
     ):
         super().__init__()
@@ -169,6 +173,7 @@ class FRMDN(PyroModel):
             min_diag=min_diag,
             binary_dims=binary_dims,
             name=name,
+            flow_precision=flow_precision,
         )
         self.obs_dim, self.input_dim, self.name = obs_dim, input_dim, name
         self.binary_dims = binary_dims
@@ -192,6 +197,7 @@ class FRMDN(PyroModel):
             hidden_dims=flow_hidden_dims,
             mixing=mixing,
             context_dim=hidden_dim if self.conditional_flow else 0,
+            precision=flow_precision,
         )
         # a fixed affine map of the continuous coordinates (set_standardization): identity here
         self.register_buffer("y_loc", torch.zeros(continuous_dim))

@@ -107,7 +107,19 @@ def arguments() -> argparse.Namespace:
     a("--epsilon", type=float, default=0.0,
       help="iterations collect with C plus random bursts started at this rate")  # fmt: skip
     a("--explore-hold", type=float, default=4.0, help="mean steps of a random burst")
+    a("--collect-with", default=None,
+      help="with --world: a controller .pt that drives --collect-episodes more episodes (random "
+      "bursts at --epsilon) before M is refitted on all (--dynamics-epochs): M sees the "
+      "controller's driving, as in World Models' iterative procedure")  # fmt: skip
+    a("--collect-episodes", type=int, default=20)
+    a("--v-only", default=None,
+      help="with --staged: C on z at generation --staged, from this .pt; only C on [z, h] is "
+      "searched (from it, for --generations - --staged generations)")  # fmt: skip
     args = p.parse_args()
+    if args.collect_with and not args.world:
+        p.error("--collect-with needs --world (the V and M the controller reads)")
+    if args.v_only and not args.staged:
+        p.error("--v-only needs --staged (the generation it was taken at)")
     if args.staged and not 0 < args.staged < args.generations:
         p.error(f"--staged must lie in 1..{args.generations - 1} (--generations - 1)")
     return args
@@ -247,6 +259,13 @@ def main() -> None:
     )  # fmt: skip
     if args.world:  # V and M (and the done head) as fitted before; M refitted if asked
         world = pf.load(args.world)
+        if args.collect_with:  # episodes of a controller, so that M learns what it will meet
+            explore = Exploration(args.epsilon, args.explore_hold) if args.epsilon else None
+            more = collect_episodes(make, args.collect_episodes, world,
+                                    pf.load(args.collect_with), seed=args.seed + 2,
+                                    max_steps=args.max_steps, explore=explore)  # fmt: skip
+            print(f"collected with {args.collect_with}: return {float(more['returns'].mean()):.1f}")
+            data = join(data, more)
         refit = args.sticky or args.done_hidden  # the done head again, on the new episodes
         done_fit = fit_world(world, data, 0, args.seed, args.done_steps if refit else 0,
                              args.dynamics_epochs, args.done_hidden)  # fmt: skip
@@ -263,10 +282,13 @@ def main() -> None:
     agents = {"C on [z, h] (dream only)": "dream"} if args.dream_generations else {}
     if args.generations:
         agents.update({"C on z (real)": False, "C on [z, h] (real)": True})
+    v_only = None  # with --staged: C on z at generation --staged
+    if args.v_only:  # C on z given: only C on [z, h] is searched
+        agents.pop("C on z (real)", None)
+        v_only = pf.load(args.v_only)
     for k in range(1, args.iterations):
         agents[f"C on [z, h] (dream only, iteration {k + 1})"] = k
     dreamer = None  # the last dream-trained C: the iterations collect with it
-    v_only = None  # with --staged: C on z at generation --staged
     for name, spec in agents.items():
         t = time.perf_counter()
         if isinstance(spec, int) and not isinstance(spec, bool):  # collect with C, refit, dream

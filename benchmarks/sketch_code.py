@@ -30,7 +30,8 @@ def code_gain(model, y: torch.Tensor, codes: torch.Tensor, shuffles: int = 4, bi
     For every drawing, each row's log-probability under its own code minus its mean under
     ``shuffles`` other drawings' codes (cyclic shifts of the batch, so no drawing gets its own),
     summed over the rows in each tenth of the drawing's length (its rows before the end row),
-    and separately at the end row (where the decoder must say "the drawing ends here").
+    and separately at the first row (where the pen starts, measured from the origin) and the end
+    row (where the decoder must say "the drawing ends here").
     Returns per-bin means over drawings (nats per drawing), the end row's gain, the whole
     drawing's gain, and the own code's probability of the end state at the end row.
     """
@@ -53,6 +54,7 @@ def code_gain(model, y: torch.Tensor, codes: torch.Tensor, shuffles: int = 4, bi
     return {
         "code_gain_by_tenth": per_bin,
         "code_gain_end_row": float(at_end.mean()),
+        "code_gain_first_row": float(gain[:, 0].mean()),  # where the pen starts
         "code_gain_total": float((gain * live).sum(1).mean() + at_end.mean()),
         "p_end_at_end_row": float(p_end.mean()),
     }

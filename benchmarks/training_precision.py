@@ -8,11 +8,14 @@ the rounding costs in held-out likelihood.
    (D 64, K 5, rank 2, LSTM 128, batch 64, T 50). Target of issue 22: FRMDN at most 1.3x RMDN.
    bfloat16 is fast where the hardware has it (AMX or AVX512-BF16 on CPUs, tensor cores on
    GPUs); the first line prints what this CPU has.
-2. Quality (``--quality``): the same FRMDN trained in float32 and in bfloat16 on the 2-D
+2. One coupling alone (``--coupling``): its inverse and log-determinant on 3,200 rows,
+   forward and backward, float32 against bfloat16 (same weights), at several (D, width): where
+   the products are a larger share, bfloat16 gains more.
+3. Quality (``--quality``): the same FRMDN trained in float32 and in bfloat16 on the 2-D
    ``banana`` task lifted to D dims by a fixed random two-layer map, the same seeds, epochs and
    learning rate; held-out NLL in nats per dim, scored by each model as trained.
 
-    python benchmarks/training_precision.py --threads 1 2 --quality
+    python benchmarks/training_precision.py --threads 1 2 --quality --coupling
     python benchmarks/training_precision.py --quick          # a dry run
 """
 
@@ -29,6 +32,7 @@ from training import interleaved, pyro_step  # the benchmark beside this one
 from pyro_frmdn import FRMDN, RMDN, fit
 from pyro_frmdn.data import make_task
 from pyro_frmdn.experiments import cpu_name
+from pyro_frmdn.flows import coupling_flow
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
 
 
@@ -77,6 +81,30 @@ def speed(a, device, clock: int) -> None:
         )
 
 
+def coupling(a, device) -> None:
+    print("\none coupling alone, 3,200 rows, inverse + log-det, forward and backward "
+          "(ms, medians, interleaved)")  # fmt: skip
+    print(f"  {'D':>5} {'width':>6} {'float32':>8} {'bfloat16':>9} {'ratio':>6}")
+    for d, width in a.coupling_sizes:
+        pair = {}
+        for precision in (None, "bfloat16"):
+            torch.manual_seed(a.seed)
+            pair[precision] = coupling_flow(d, 1, hidden_dims=[width], precision=precision)[0]
+        pair["bfloat16"].load_state_dict(pair[None].state_dict())
+        y = torch.randn(a.rows, d, device=device)
+
+        def run(t, y=y) -> None:
+            v = y.clone().requires_grad_()  # a new tensor: the transform's cache not hit
+            x = t.to(device).inv(v)
+            (x.sum() + t.log_abs_det_jacobian(x, v).sum()).backward()
+
+        steps = {str(k): (lambda t=t: run(t)) for k, t in pair.items()}
+        clock = 0 if device.type == "cuda" else 1  # process CPU time on the CPU
+        sec = {k: v[clock] for k, v in interleaved(steps, 3, 3, 9, device).items()}
+        f32, b16 = 1e3 * sec["None"], 1e3 * sec["bfloat16"]
+        print(f"  {d:>5} {width:>6} {f32:8.2f} {b16:9.2f} {b16 / f32:6.2f}", flush=True)
+
+
 def quality(a, device) -> None:
     d, g = a.D, torch.Generator().manual_seed(1)
     z = make_task("banana", n=a.quality_n, steps=24, seed=a.seed)
@@ -114,6 +142,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=3)
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--coupling", action="store_true", help="one coupling alone, several sizes")
+    p.add_argument("--coupling-sizes", type=int, nargs=2, action="append", metavar=("D", "WIDTH"))
+    p.add_argument("--rows", type=int, default=3200, help="rows of the --coupling timing")
     p.add_argument("--quality", action="store_true", help="held-out NLL, float32 and bfloat16")
     p.add_argument("--quality-n", type=int, default=640)
     p.add_argument("--quality-epochs", type=int, default=15)
@@ -126,6 +157,8 @@ def main() -> None:
         a.batch, a.T, a.D, a.hidden, a.threads = 4, 5, 8, 16, a.threads[:1]
         a.warmup, a.n, a.rounds = 1, 1, 1
         a.quality_n, a.quality_epochs, a.quality_seeds = 20, 1, 1
+        a.rows, a.coupling_sizes = 64, [(8, 16)]
+    a.coupling_sizes = a.coupling_sizes or [(64, 128), (64, 512), (256, 128), (256, 512)]
     device = resolve_device(a.device)
     if device.type == "cpu":
         keep_freed_memory()  # as fit does
@@ -138,6 +171,9 @@ def main() -> None:
         f"times: {'wall-clock' if clock == 0 else 'process CPU'}"
     )
     speed(a, device, clock)
+    torch.set_num_threads(a.threads[0])
+    if a.coupling:
+        coupling(a, device)
     if a.quality:
         torch.set_num_threads(a.threads[0])
         quality(a, device)

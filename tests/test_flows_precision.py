@@ -114,5 +114,5 @@ def test_bad_precisions_are_refused_naming_the_argument(options, message):
 
 
 def test_an_frmdn_refuses_an_unknown_precision():
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="flow_precision must be one of"):
         pf.FRMDN(4, flow_precision="half")

@@ -17,7 +17,7 @@ from ..distributions import (
     clear_transform_cache,
     flow_mixture,
 )
-from ..flows import coupling_flow, default_hidden_dims, uncapped_hidden_dims
+from ..flows import PRECISIONS, coupling_flow, default_hidden_dims, uncapped_hidden_dims
 from ..nn import MixtureHead
 from .base import PyroModel
 from .decoding import chosen, component_noise, greedy
@@ -153,6 +153,8 @@ class FRMDN(PyroModel):
                 f"binary_dims={binary_dims} with obs_dim={obs_dim}"
             )
         continuous_dim = obs_dim - binary_dims
+        if flow_precision not in PRECISIONS:
+            raise ValueError(f"flow_precision must be one of {PRECISIONS}, got {flow_precision!r}")
         if flow_hidden_dims is None and flow_layers > 0:  # stored: the default may change
             flow_hidden_dims = default_hidden_dims(continuous_dim)
         self.config = dict(

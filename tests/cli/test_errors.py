@@ -25,6 +25,7 @@ TRAIN = [
     (["--set", "model.flow_hidden_dims=[0]"], "list of integers >= 1 (e.g. [32, 32]), got [0]"),
     (["--set", "model.flow_hidden_dims=[]"], "model.flow_hidden_dims must be null or a non-empty"),
     (["--set", "model.flow_hidden_dims=[8.5]"], "model.flow_hidden_dims must be null or a non-"),
+    (["--set", 'model.flow_precision="half"'], "flow_precision must be one of (None, 'bfloat16')"),
     (["--set", "model.min_diag=NaN"], "model.min_diag must be a finite number >= 0, got nan"),
     (["--set", "model.min_diag=Infinity"], "model.min_diag must be a finite number >= 0, got inf"),
     (["--set", "model.name="], "model.name must be a non-empty string, got ''"),

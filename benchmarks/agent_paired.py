@@ -55,6 +55,7 @@ def main() -> None:
     for path in args.results:  # agent.py judges every controller on episodes seeded 10_000
         for name, r in json.loads(Path(path).read_text())["results"].items():
             if "returns" in r and len(r["returns"]) == args.episodes:
+                name = name if name not in returns else f"{name} [{path}]"  # two files alike
                 returns[name] = x = torch.tensor(r["returns"], dtype=torch.float64)
                 print(f"{name}: {float(x.mean()):.1f} ± {float(x.std()):.1f}", flush=True)
     if args.controllers:

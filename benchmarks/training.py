@@ -314,18 +314,26 @@ def large_d(a, device, clock: int) -> None:
                 del m, step
 
 
+def lifted_banana(d: int, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 2-D ``banana`` task lifted to ``d`` dims by a fixed random two-layer map,
+    ``y = tanh(z A) B + 0.05 eps``, standardised; 4/5 of the ``n`` sequences to train on, the
+    rest to score."""
+    g = torch.Generator().manual_seed(1)
+    z = make_task("banana", n=n, steps=24, seed=seed)
+    lift_a, lift_b = torch.randn(2, 32, generator=g), torch.randn(32, d, generator=g) / 32**0.5
+    y = torch.tanh(z @ lift_a) @ lift_b
+    y = ((y + 0.05 * torch.randn(y.shape, generator=g)) / y.std()).to(device)
+    return y[: len(y) * 4 // 5], y[len(y) * 4 // 5 :]
+
+
 def width_quality(a, device) -> None:
     """Held-out NLL (nats per dim) at D = 128 of coupling widths 128 (default) and 256 (2 D).
 
     The data: the 2-D ``banana`` task lifted to 128 dims by a fixed random two-layer map,
     ``y = tanh(z A) B + 0.05 eps``; same seeds, epochs and learning rate for both widths.
     """
-    d, g = 128, torch.Generator().manual_seed(1)
-    z = make_task("banana", n=a.quality_n, steps=24, seed=a.seed)
-    lift_a, lift_b = torch.randn(2, 32, generator=g), torch.randn(32, d, generator=g) / 32**0.5
-    y = torch.tanh(z @ lift_a) @ lift_b
-    y = ((y + 0.05 * torch.randn(y.shape, generator=g)) / y.std()).to(device)
-    train, val = y[: len(y) * 4 // 5], y[len(y) * 4 // 5 :]
+    d = 128
+    train, val = lifted_banana(d, a.quality_n, a.seed, device)
     print(f"\nwidth and quality at D = {d} (banana lifted; {len(train)} train, {len(val)} val)")
     print(f"  {'width':>6} {'seed':>4} {'flow params':>12} {'val NLL nats/dim':>17}")
     for width in ([128], [256]):

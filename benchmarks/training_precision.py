@@ -27,10 +27,9 @@ from pathlib import Path
 
 import pyro
 import torch
-from training import interleaved, pyro_step  # the benchmark beside this one
+from training import interleaved, lifted_banana, pyro_step  # the benchmark beside
 
 from pyro_frmdn import FRMDN, RMDN, fit
-from pyro_frmdn.data import make_task
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import coupling_flow
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
@@ -106,12 +105,8 @@ def coupling(a, device) -> None:
 
 
 def quality(a, device) -> None:
-    d, g = a.D, torch.Generator().manual_seed(1)
-    z = make_task("banana", n=a.quality_n, steps=24, seed=a.seed)
-    lift_a, lift_b = torch.randn(2, 32, generator=g), torch.randn(32, d, generator=g) / 32**0.5
-    y = torch.tanh(z @ lift_a) @ lift_b
-    y = ((y + 0.05 * torch.randn(y.shape, generator=g)) / y.std()).to(device)
-    train, val = y[: len(y) * 4 // 5], y[len(y) * 4 // 5 :]
+    d = a.D
+    train, val = lifted_banana(d, a.quality_n, a.seed, device)
     print(f"\nquality at D = {d} (banana lifted; {len(train)} train, {len(val)} val sequences)")
     print(f"  {'seed':>4} {'f32 val NLL':>12} {'bf16 val NLL':>13} {'bf16 - f32':>11}  nats/dim")
     for seed in range(a.quality_seeds):

@@ -158,25 +158,14 @@ class FRMDN(PyroModel):
         if flow_hidden_dims is None and flow_layers > 0:  # stored: the default may change
             flow_hidden_dims = default_hidden_dims(continuous_dim)
         self.config = dict(
-            obs_dim=obs_dim,
-            input_dim=input_dim,
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            cell=cell,
-            num_components=num_components,
-            rank=rank,
-            parameterization=parameterization,
-            factor_mode=factor_mode,
-            flow_layers=flow_layers,
-            flow=flow,
-            conditional_flow=conditional_flow,
+            obs_dim=obs_dim, input_dim=input_dim, hidden_dim=hidden_dim, num_layers=num_layers,
+            cell=cell, num_components=num_components, rank=rank,
+            parameterization=parameterization, factor_mode=factor_mode, flow_layers=flow_layers,
+            flow=flow, conditional_flow=conditional_flow,
             flow_hidden_dims=None if flow_hidden_dims is None else list(flow_hidden_dims),
-            mixing=mixing,
-            min_diag=min_diag,
-            binary_dims=binary_dims,
-            name=name,
+            mixing=mixing, min_diag=min_diag, binary_dims=binary_dims, name=name,
             flow_precision=flow_precision,
-        )
+        )  # fmt: skip
         self.obs_dim, self.input_dim, self.name = obs_dim, input_dim, name
         self.binary_dims = binary_dims
         self.conditional_flow = conditional_flow and flow_layers > 0

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pyro
 import torch
-from training import interleaved, lifted_banana, pyro_step  # the benchmark beside
+from training import interleaved, lifted_banana, pyro_step, trained_nll  # beside
 
-from pyro_frmdn import FRMDN, RMDN, fit
+from pyro_frmdn import FRMDN, RMDN
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import coupling_flow
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
@@ -110,15 +110,11 @@ def quality(a, device) -> None:
     print(f"\nquality at D = {d} (banana lifted; {len(train)} train, {len(val)} val sequences)")
     print(f"  {'seed':>4} {'f32 val NLL':>12} {'bf16 val NLL':>13} {'bf16 - f32':>11}  nats/dim")
     for seed in range(a.quality_seeds):
-        nll = {}
-        for precision in (None, "bfloat16"):
-            pyro.clear_param_store()
-            torch.manual_seed(seed)
-            m = FRMDN(d, hidden_dim=64, num_components=3, rank=2, flow_precision=precision)
-            fit(m.to(device), train, epochs=a.quality_epochs, batch_size=32, lr=3e-3, seed=seed,
-                progress=False)  # fmt: skip
-            with torch.no_grad():
-                nll[precision] = -float(m.log_prob(val).mean()) / (d * val.shape[1])
+        nll = {
+            precision: trained_nll(train, val, a.quality_epochs, seed, device,
+                                   flow_precision=precision)[1]
+            for precision in (None, "bfloat16")
+        }  # fmt: skip
         f32, b16 = nll[None], nll["bfloat16"]
         print(f"  {seed:>4} {f32:12.4f} {b16:13.4f} {b16 - f32:+11.4f}", flush=True)
 

@@ -48,6 +48,11 @@ VARIANTS = {
     # be found by integrating its own offsets
     "vae_frmdn_pos": dict(flow_layers=2, kl_tolerance=1.0, position_input=True),
     "decoder_frmdn_pos": dict(latent_dim=0, flow_layers=2, position_input=True),
+    # and 30% of the previous rows hidden (the position kept), so that what comes next must be
+    # read from the code more often than from the last offset
+    "vae_frmdn_pos_drop": dict(
+        flow_layers=2, kl_tolerance=1.0, position_input=True, input_dropout=0.3
+    ),
 }
 
 

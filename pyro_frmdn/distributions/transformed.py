@@ -8,7 +8,10 @@ import pyro.distributions as dist
 from pyro.distributions.conditional import ConditionalTransform
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import Tensor
+from torch.distributions import constraints
 from torch.distributions import transforms as T
+
+from .mixture import _check_value
 
 __all__ = [
     "FlowTransformedDistribution",
@@ -86,6 +89,18 @@ class FlowTransformedDistribution(dist.TransformedDistribution):
     def log_prob(self, value: Tensor) -> Tensor:
         clear_transform_cache(self.transforms)
         return super().log_prob(value)
+
+    def _validate_sample(self, value: Tensor) -> None:
+        # On real vectors torch's support check is ``value == value`` everywhere and a reduction:
+        # 0.7 ms of an FRMDN training step at B = 64, T = 50, D = 64 (issue 22). The same shape
+        # checks, and the support check only when a NaN sum says it can fail.
+        support = self.support
+        if isinstance(support, constraints.independent):
+            support = support.base_constraint
+        if support is constraints.real:
+            _check_value(self, value)
+        else:
+            super()._validate_sample(value)
 
 
 def flow_mixture(

@@ -519,3 +519,40 @@ def test_a_transform_of_unknown_size_is_left_to_itself():
     spline = pyro.distributions.transforms.Spline(4)
     assert event_size(T.IndependentTransform(spline, 1, cache_size=1)) == 4
     assert d.log_prob(torch.ones(3)).shape == ()
+
+
+def test_a_real_value_is_checked_by_a_sum_and_a_nan_still_raises(monkeypatch):
+    # Pyro's support check of the flow's value costs an elementwise pass and a reduction at every
+    # score; on real vectors the check now runs only when a NaN sum says it can fail. The
+    # refusals are torch's: a NaN, a wrong event size, a batch that does not broadcast.
+    pyro.enable_validation(True)
+    base = low_rank_mixture(*_params((4,), 2, 3, 1, "covariance"))
+    d = flow_mixture(base, coupling_flow(3, 2, seed=0).to(F64))
+    calls = []
+    real_check = torch.distributions.constraints._Real.check
+    monkeypatch.setattr(
+        torch.distributions.constraints._Real,
+        "check",
+        lambda self, value: calls.append(value.shape) or real_check(self, value),
+    )
+    value = torch.randn(4, 3, dtype=F64)
+    expected = dist.TransformedDistribution(base, d.transforms, validate_args=False).log_prob(value)
+    assert torch.equal(d.log_prob(value), expected)
+    assert calls == []
+    value[2, 0] = math.nan
+    with pytest.raises(ValueError, match="support"):
+        d.log_prob(value)
+    assert calls
+    with pytest.raises(ValueError, match="event_shape"):
+        d.log_prob(torch.zeros(4, 2, dtype=F64))
+    with pytest.raises(ValueError, match="broadcastable"):
+        d.log_prob(torch.zeros(5, 3, dtype=F64))
+
+
+def test_a_bounded_support_is_still_checked_whole():
+    pyro.enable_validation(True)
+    base = dist.Normal(torch.zeros(3), 1.0).to_event(1)
+    d = flow_mixture(base, [T.IndependentTransform(T.SigmoidTransform(), 1)])
+    assert torch.isfinite(d.log_prob(torch.full((3,), 0.5)))
+    with pytest.raises(ValueError, match="support"):
+        d.log_prob(torch.full((3,), 1.5))

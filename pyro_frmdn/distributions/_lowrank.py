@@ -12,6 +12,7 @@ from torch.autograd.function import once_differentiable
 
 from . import _lowrank_cpu
 from ._lowrank_unrolled import MAX_RANK
+from .float32 import float32_math, promote, without_autocast
 
 __all__ = [
     "KERNELS",
@@ -134,6 +135,7 @@ class _TorchLogProb(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @without_autocast
     def backward(ctx, grad):
         diff, factor, diag = ctx.saved_tensors
         precision, shape = ctx.precision, ctx.shape
@@ -309,6 +311,7 @@ class _CompiledLogProb(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @without_autocast
     def backward(ctx, grad):
         value, loc, factor, diag, saved = ctx.saved_tensors
         need = ctx.needs_input_grad
@@ -388,6 +391,9 @@ def lowrank_gaussian_log_prob(
     Elsewhere (CUDA) batched tensor operations in large chunks do the same algebra
     (:func:`use_kernel` chooses). Once differentiable.
 
+    bfloat16 or float16 arguments are promoted to float32 and the algebra runs with autocast
+    off (:mod:`pyro_frmdn.distributions.float32`).
+
     Arguments:
         value: ``(..., D)``; the value minus the mean when ``loc`` is ``None``.
         factor: ``(..., D, r)`` with ``r >= 1``.
@@ -401,13 +407,15 @@ def lowrank_gaussian_log_prob(
     Returns:
         The log-density, of the broadcast batch shape of the arguments.
     """
+    value, loc, factor, diag = (promote(t) for t in (value, loc, factor, diag))
     if loc is None:
         loc = value.new_zeros(()).expand(value.shape[-1:])
-    if _compiled(value, loc, factor, diag):
-        return _CompiledLogProb.apply(value, loc, factor, diag, precision, validate, names)
-    if validate:
-        check_arguments(loc, factor, diag, names)
-    return _TorchLogProb.apply(value - loc, factor, diag, precision)
+    with float32_math():  # under autocast too (see pyro_frmdn.distributions.float32)
+        if _compiled(value, loc, factor, diag):
+            return _CompiledLogProb.apply(value, loc, factor, diag, precision, validate, names)
+        if validate:
+            check_arguments(loc, factor, diag, names)
+        return _TorchLogProb.apply(value - loc, factor, diag, precision)
 
 
 def check_arguments(

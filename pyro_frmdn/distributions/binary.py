@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
+from .float32 import promote
+
 __all__ = ["WithBernoulli"]
 
 
@@ -46,6 +48,7 @@ class WithBernoulli(dist.TorchDistribution):
             )
         if logits.dim() < 1 or logits.shape[-1] < 1:
             raise ValueError(f"logits must have shape (..., B) with B >= 1, got {logits.shape}")
+        logits = promote(logits)  # float32 under autocast
         self.continuous, self.logits = continuous, logits
         self.num_continuous, self.num_bits = continuous.event_shape[0], logits.shape[-1]
         batch_shape = torch.broadcast_shapes(continuous.batch_shape, logits.shape[:-1])

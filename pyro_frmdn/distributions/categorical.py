@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import constraints
 
+from .float32 import promote
 from .temperature import temper
 
 __all__ = ["WithCategorical"]
@@ -61,6 +62,7 @@ class WithCategorical(dist.TorchDistribution):
         if not isinstance(logits, Tensor) or logits.dim() < 1 or logits.shape[-1] < 2:
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ValueError(f"logits must be a tensor of shape (..., K) with K >= 2, got {shape}")
+        logits = promote(logits)  # float32 under autocast
         k = logits.shape[-1]
         if terminal_state is not None and not (
             isinstance(terminal_state, int) and 0 <= terminal_state < k

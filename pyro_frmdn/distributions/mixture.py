@@ -6,6 +6,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
+from .float32 import promote
 from .lowrank import (
     LowRankCovarianceMultivariateNormal,
     LowRankPrecisionMultivariateNormal,
@@ -130,6 +131,9 @@ def low_rank_mixture(
         diag: positive diagonals, ``(..., K, D)`` (see :func:`positive` for a floored map).
         parameterization: ``"covariance"`` or ``"precision"``.
 
+    bfloat16 or float16 arguments (a head's output under ``torch.autocast``) are promoted to
+    float32: the density is computed in float32 (:mod:`pyro_frmdn.distributions.float32`).
+
     Returns:
         A :class:`LowRankMixture` (a :class:`~pyro.distributions.MixtureSameFamily`) with batch
         ``(...)`` (the broadcast of the arguments' batch shapes) and event ``(D,)``.
@@ -142,6 +146,7 @@ def low_rank_mixture(
         (torch.Size([5]), torch.Size([4]))
     """
     _check_parameterization(parameterization)
+    logits, loc, factor, diag = (promote(t) for t in (logits, loc, factor, diag))
     if logits.dim() < 1:
         raise ValueError("logits must have shape (..., K), got a scalar")
     k = logits.shape[-1]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pyro.distributions as dist
+import torch
 from pyro.distributions.conditional import ConditionalTransform
 from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
 from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions import transforms as T
 
+from .float32 import float32_math, promote
 from .mixture import _check_value
 
 __all__ = [
@@ -84,11 +86,24 @@ class FlowTransformedDistribution(dist.TransformedDistribution):
     to the data space). Each :meth:`log_prob` call starts with empty caches, so the value is always
     recomputed from the current parameters with a fresh autograd graph; within one call the cache
     still saves the second pass of the coupling networks for the log-Jacobian.
+
+    The flow runs in float32 under ``torch.autocast`` too (a bfloat16 value is promoted): its
+    inverse and log-determinant are part of the density (:mod:`pyro_frmdn.distributions.float32`;
+    the affine couplings' own ``precision`` option is what runs their networks in bfloat16).
     """
 
     def log_prob(self, value: Tensor) -> Tensor:
         clear_transform_cache(self.transforms)
-        return super().log_prob(value)
+        with float32_math():
+            return super().log_prob(promote(value))
+
+    def sample(self, sample_shape=torch.Size()) -> Tensor:
+        with float32_math():
+            return super().sample(sample_shape)
+
+    def rsample(self, sample_shape=torch.Size()) -> Tensor:
+        with float32_math():
+            return super().rsample(sample_shape)
 
     def _validate_sample(self, value: Tensor) -> None:
         # On real vectors torch's support check is ``value == value`` everywhere and a reduction:
@@ -132,6 +147,7 @@ def flow_mixture(
                     f"{size}, but the base distribution's event shape is "
                     f"{tuple(base.event_shape)}: build the flow for D = {d}"
                 )
+    context = promote(context)  # the flow computes in float32 (see FlowTransformedDistribution)
     conditional = [isinstance(t, ConditionalTransform) for t in transforms]
     if any(conditional) and context is None:
         raise ValueError("the flow has conditional transforms: pass a context tensor (..., C)")

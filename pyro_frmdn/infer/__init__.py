@@ -18,9 +18,10 @@ from .rho import (
     rho_gradient,
 )
 from .rollouts import DreamFitness, EnvFitness, dream_rollout, real_rollout
-from .training import History, evaluate, fit, resolve_device
+from .training import TRAINING_PRECISIONS, History, evaluate, fit, mixed_precision, resolve_device
 
 __all__ = [
+    "TRAINING_PRECISIONS",
     "DreamFitness",
     "EnvFitness",
     "Evolution",
@@ -39,6 +40,7 @@ __all__ = [
     "load_boosted",
     "load_checkpoint",
     "load_model_checkpoint",
+    "mixed_precision",
     "mixture_nll",
     "pit",
     "plot_pit",

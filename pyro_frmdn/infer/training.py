@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
@@ -34,7 +35,15 @@ from .engine import (
 )
 from .memory import keep_freed_memory
 
-__all__ = ["History", "evaluate", "fit", "resolve_device", "svi_step"]
+__all__ = [
+    "TRAINING_PRECISIONS",
+    "History",
+    "evaluate",
+    "fit",
+    "mixed_precision",
+    "resolve_device",
+    "svi_step",
+]
 
 
 class _Unset:
@@ -45,6 +54,31 @@ class _Unset:
 
 
 _UNSET = _Unset()
+
+TRAINING_PRECISIONS = ("32-true", "bf16-mixed")
+"""What ``fit(precision=...)`` takes (Lightning's names): float32 throughout, or the networks'
+products in bfloat16 under ``torch.autocast`` with the densities in float32."""
+
+
+def mixed_precision(precision: str, device) -> contextlib.AbstractContextManager:
+    """The context a training step runs in for ``precision``: nothing for ``"32-true"``;
+    ``torch.autocast(device type, torch.bfloat16)`` for ``"bf16-mixed"``, under which matrix
+    products (the RNN, the heads' and encoders' layers) run in bfloat16 while the package's
+    densities, flows included, take their parameters in float32 and compute with autocast off
+    (:mod:`pyro_frmdn.distributions.float32`). Gradients and parameters stay float32, so no
+    loss scaling is needed (unlike float16).
+
+    Example:
+        >>> with mixed_precision("bf16-mixed", "cpu"):
+        ...     torch.ones(2, 3) @ torch.ones(3, 2)
+        tensor([[3., 3.],
+                [3., 3.]], dtype=torch.bfloat16)
+    """
+    if precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"precision must be one of {TRAINING_PRECISIONS}, got {precision!r}")
+    if precision == "32-true":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()
@@ -118,6 +152,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     keep_memory: bool = True,
+    precision: str = "32-true",
 ) -> History:
     r"""Fit a model's ``model``/``guide`` pair by SVI with ``Trace_ELBO``.
 
@@ -155,6 +190,11 @@ def fit(
         keep_memory: on CPU, keep freed memory in the process (:func:`keep_freed_memory`), so
             that the large gradients written at every step reuse mapped pages instead of
             faulting fresh ones from the OS (process-wide; the resident size stays at its peak).
+        precision: ``"32-true"`` (float32 throughout) or ``"bf16-mixed"``: each training step
+            under :func:`mixed_precision`, the networks' products in bfloat16 and the densities
+            in float32; validation NLLs are computed in float32. It pays on hardware with
+            bfloat16 units (GPUs with tensor cores; CPUs with AMX or AVX512-BF16), and is
+            slower where bfloat16 is emulated (``docs/performance.md``).
 
     Returns:
         The :class:`History` (also saved in checkpoints).
@@ -170,6 +210,8 @@ def fit(
             stacklevel=2,
         )
     clip_norm = None if clip_norm is _UNSET else clip_norm
+    if precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"fit: precision must be one of {TRAINING_PRECISIONS}, got {precision!r}")
     check_options(
         "fit", epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
         clip_value=clip_value, clip_norm=clip_norm, patience=patience,
@@ -179,6 +221,7 @@ def fit(
         model, ("model", "guide", "log_prob", "name", "config")[: 5 if checkpoint else 4]
     )
     device = resolve_device(device)
+    autocast = mixed_precision(precision, device)
     if keep_memory and torch.device(device).type == "cpu":
         keep_freed_memory()
     model.to(device)
@@ -200,7 +243,7 @@ def fit(
     loop = EpochLoop(model, epochs, patience)
     ckpt_dir = None if checkpoint is None else Path(checkpoint)
     optimizer_name = getattr(optimizer, "pt_optim_constructor", type(optimizer)).__name__
-    options = {"lr": lr, "lr_decay": lr_decay, "optimizer": optimizer_name}
+    options = {"lr": lr, "lr_decay": lr_decay, "optimizer": optimizer_name, "precision": precision}
     if resume:
         state = _resume_state(ckpt_dir, model, epochs, options)
         model.load_state_dict(state["model"])
@@ -236,7 +279,8 @@ def fit(
             batch = to_device(batch, device)
             n = count_steps(batch)
             try:
-                loss = svi_step(elbo, model, optimizer, batch, clip_norm, clip_value)
+                with autocast:
+                    loss = svi_step(elbo, model, optimizer, batch, clip_norm, clip_value)
             except ValueError as err:  # Pyro's validation of a distribution built from NaN or
                 # overflowing weights, after steps that went well: the run has diverged
                 after_good_steps = loop.epoch > 0 or step > 1

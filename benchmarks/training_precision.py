@@ -14,8 +14,13 @@ the rounding costs in held-out likelihood.
 3. Quality (``--quality``): the same FRMDN trained in float32 and in bfloat16 on the 2-D
    ``banana`` task lifted to D dims by a fixed random two-layer map, the same seeds, epochs and
    learning rate; held-out NLL in nats per dim, scored by each model as trained.
+4. Mixed precision (``--mixed``): the steps of ``fit(precision="bf16-mixed")`` (under
+   ``pf.infer.mixed_precision``: the LSTM and the heads' products in bfloat16, the densities
+   and the flow in float32) against ``"32-true"`` steps, for the RMDN, the FRMDN, and the FRMDN
+   with bfloat16 couplings too, timed interleaved; with ``--quality``, the held-out NLL of the
+   FRMDN trained each way (scored in float32).
 
-    python benchmarks/training_precision.py --threads 1 2 --quality --coupling
+    python benchmarks/training_precision.py --threads 1 2 --quality --coupling --mixed
     python benchmarks/training_precision.py --quick          # a dry run
 """
 
@@ -32,7 +37,7 @@ from training import interleaved, lifted_banana, pyro_step, trained_nll  # besid
 from pyro_frmdn import FRMDN, RMDN
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import coupling_flow
-from pyro_frmdn.infer import keep_freed_memory, resolve_device
+from pyro_frmdn.infer import keep_freed_memory, mixed_precision, resolve_device
 
 
 def cpu_bf16() -> str:
@@ -104,6 +109,47 @@ def coupling(a, device) -> None:
         print(f"  {d:>5} {width:>6} {f32:8.2f} {b16:9.2f} {b16 / f32:6.2f}", flush=True)
 
 
+def in_precision(step, precision: str, device):
+    """``step`` run as ``fit(precision=...)`` runs it."""
+
+    def run():
+        with mixed_precision(precision, device):
+            return step()
+
+    return run
+
+
+def mixed(a, device, clock: int) -> None:
+    y = torch.randn(a.batch, a.T, a.D, device=device)
+    head = dict(hidden_dim=a.hidden, num_components=a.K, rank=a.rank)
+    print("\nmixed precision: ms per step (medians, interleaved), each against its 32-true step")
+    print(f"{'threads':>7} {'model':28s} {'32-true':>8} {'bf16-mixed':>11} {'ratio':>6}")
+    for threads in a.threads:
+        torch.set_num_threads(threads)
+        pyro.clear_param_store()
+        torch.manual_seed(a.seed)
+        models = {
+            "rmdn": RMDN(a.D, **head),
+            "frmdn": FRMDN(a.D, flow_layers=a.flow_layers, **head),
+            "frmdn, bfloat16 couplings": FRMDN(
+                a.D, flow_layers=a.flow_layers, flow_precision="bfloat16", **head
+            ),
+        }
+        steps = {}
+        for i, (label, m) in enumerate(models.items()):
+            m.name = f"m{i}"  # param-store names apart
+            for precision in ("32-true", "bf16-mixed"):
+                step = pyro_step(m.to(device), y, a.lr)
+                steps[label, precision] = in_precision(step, precision, device)
+        sec = {k: v[clock] for k, v in interleaved(steps, a.warmup, a.n, a.rounds, device).items()}
+        for label in models:
+            full, half = sec[label, "32-true"], sec[label, "bf16-mixed"]
+            print(f"{threads:>7} {label:28s} {1e3 * full:8.1f} {1e3 * half:11.1f} "
+                  f"{half / full:6.2f}", flush=True)  # fmt: skip
+        ratio = sec["frmdn", "bf16-mixed"] / sec["rmdn", "bf16-mixed"]
+        print(f"{threads:>7} frmdn / rmdn, both bf16-mixed: {ratio:.2f}", flush=True)
+
+
 def quality(a, device) -> None:
     d = a.D
     train, val = lifted_banana(d, a.quality_n, a.seed, device)
@@ -117,6 +163,15 @@ def quality(a, device) -> None:
         }  # fmt: skip
         f32, b16 = nll[None], nll["bfloat16"]
         print(f"  {seed:>4} {f32:12.4f} {b16:13.4f} {b16 - f32:+11.4f}", flush=True)
+    if not a.mixed:
+        return
+    print(f"  {'seed':>4} {'32-true val NLL':>16} {'bf16-mixed val NLL':>19} {'difference':>11}")
+    for seed in range(a.quality_seeds):
+        full, half = (
+            trained_nll(train, val, a.quality_epochs, seed, device, precision=precision)[1]
+            for precision in ("32-true", "bf16-mixed")
+        )
+        print(f"  {seed:>4} {full:16.4f} {half:19.4f} {half - full:+11.4f}", flush=True)
 
 
 def main() -> None:
@@ -137,6 +192,7 @@ def main() -> None:
     p.add_argument("--coupling-sizes", type=int, nargs=2, action="append", metavar=("D", "WIDTH"))
     p.add_argument("--rows", type=int, default=3200, help="rows of the --coupling timing")
     p.add_argument("--quality", action="store_true", help="held-out NLL, float32 and bfloat16")
+    p.add_argument("--mixed", action="store_true", help="fit(precision='bf16-mixed') steps")
     p.add_argument("--quality-n", type=int, default=640)
     p.add_argument("--quality-epochs", type=int, default=15)
     p.add_argument("--quality-seeds", type=int, default=2)
@@ -165,6 +221,9 @@ def main() -> None:
     torch.set_num_threads(a.threads[0])
     if a.coupling:
         coupling(a, device)
+    if a.mixed:
+        mixed(a, device, clock)
+        torch.set_num_threads(a.threads[0])
     if a.quality:
         torch.set_num_threads(a.threads[0])
         quality(a, device)

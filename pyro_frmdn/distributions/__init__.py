@@ -10,6 +10,7 @@ from .boosted import (
     rho_from_log_weights,
 )
 from .categorical import WithCategorical
+from .float32 import float32_math, promote
 from .logistic import DiscretizedLogistic
 from .lowrank import LowRankCovarianceMultivariateNormal, LowRankPrecisionMultivariateNormal
 from .mixture import PARAMETERIZATIONS, LowRankMixture, components, low_rank_mixture, positive
@@ -32,11 +33,13 @@ __all__ = [
     "check_rho",
     "clear_transform_cache",
     "components",
+    "float32_math",
     "flow_mixture",
     "graves_bias",
     "log_weights_from_rho",
     "low_rank_mixture",
     "positive",
+    "promote",
     "rho_from_log_weights",
     "temper",
 ]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pyro.distributions.conditional import ConditionalTransformModule
 from torch import Tensor, nn
 
+from ..distributions import promote
 from ..flows import Permutation
 from ..nn import BoostedGuideFlow
 
@@ -86,7 +87,8 @@ def amortized_posterior(
     ``(D,)``; ``head`` and ``flow`` as :func:`build_guide` makes them."""
     if head is None:
         return flow(context)
-    loc, raw = head(context).chunk(2, dim=-1)
+    loc, raw = promote(head(context)).chunk(2, dim=-1)  # float32 under autocast
+    context = promote(context)
     q = dist.Normal(loc, F.softplus(raw) + min_scale).to_event(1)
     if len(flow) == 0:
         return q

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distributions import promote
 from .frmdn import FRMDN
 from .sequence import shift_actions
 
@@ -70,12 +71,12 @@ def head_distributions(world, z, actions, mask, hidden) -> dict:
     inputs = z if actions is None else torch.cat([z, actions.expand(*z.shape[:-1], -1)], -1)
     out = {}
     if world.reward_head is not None:
-        loc, raw = world.reward_head(inputs).unbind(-1)
+        loc, raw = promote(world.reward_head(inputs)).unbind(-1)  # float32 under autocast
         out["reward"] = dist.Normal(loc, F.softplus(raw) + world.min_scale)
     if world.done_head is not None:
         if world.done_hidden:
             if hidden is None:
                 hidden = hidden_states(world.prior, z, actions)
             inputs = torch.cat([inputs, hidden.expand(*z.shape[:-1], -1)], -1)
-        out["done"] = dist.Bernoulli(logits=world.done_head(inputs).squeeze(-1))
+        out["done"] = dist.Bernoulli(logits=promote(world.done_head(inputs)).squeeze(-1))
     return {k: (d if mask is None else d.mask(mask)).to_event(1) for k, d in out.items()}

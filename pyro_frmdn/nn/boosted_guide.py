@@ -13,6 +13,7 @@ from ..distributions import (
     check_rho,
     flow_mixture,
     log_weights_from_rho,
+    promote,
 )
 from ..flows import coupling_flow
 
@@ -36,7 +37,7 @@ class _ConditionalFlowComponent(nn.Module):
         )
 
     def forward(self, context: Tensor) -> FlowTransformedDistribution:
-        loc, raw = self.base_net(context).chunk(2, dim=-1)
+        loc, raw = promote(self.base_net(context)).chunk(2, dim=-1)  # float32 under autocast
         scale = nn.functional.softplus(raw) + self.min_scale
         return flow_mixture(dist.Normal(loc, scale).to_event(1), self.flow, context)
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..deprecation import refuse_unknown, renamed
-from ..distributions import DiscretizedLogistic
+from ..distributions import DiscretizedLogistic, promote
 
 __all__ = ["PIXEL_LIKELIHOODS", "PixelLikelihood"]
 
@@ -71,7 +71,7 @@ class PixelLikelihood(nn.Module):
         return maps.chunk(2, dim=-3)
 
     def forward(self, maps: Tensor) -> dist.TorchDistribution:
-        first, second = self._split(maps)
+        first, second = self._split(promote(maps))  # the law in float32, under autocast too
         if self.likelihood == "bernoulli":
             d = dist.Bernoulli(logits=first)
         elif self.likelihood == "gaussian":

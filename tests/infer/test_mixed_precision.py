@@ -9,10 +9,14 @@ of a float32 run of the same step.
 from __future__ import annotations
 
 import copy
+import math
 
 import pyro
 import pytest
 import torch
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from support.worlds import episode, world
 
 import pyro_frmdn as pf
 from pyro_frmdn.distributions import flow_mixture, low_rank_mixture
@@ -20,6 +24,8 @@ from pyro_frmdn.distributions._lowrank import use_kernel
 from pyro_frmdn.distributions.float32 import float32_math, promote
 from pyro_frmdn.flows import coupling_flow
 from pyro_frmdn.infer import TRAINING_PRECISIONS, mixed_precision
+from pyro_frmdn.models.sketch_inputs import random_stroke5
+from pyro_frmdn.nn import encode_texts
 
 F64, BF16 = torch.float64, torch.bfloat16
 
@@ -172,3 +178,59 @@ def test_an_unknown_precision_is_refused_by_name(bad):
     with pytest.raises(ValueError, match="precision must be one of"):
         mixed_precision(bad, "cpu")
     assert "bf16-mixed" in TRAINING_PRECISIONS
+
+
+def _models():
+    """(name, model, batch) for every kind of model the package fits, small."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    strokes = random_stroke5(6, 10)
+    codes, text_mask = encode_texts(["abc", "d a", "bb"], "abcd ")
+    pen = torch.randn(3, 6, 3, generator=g)
+    pen[..., 2] = (torch.rand(3, 6, generator=g) < 0.3).float()
+    frames, actions, mask, rewards, dones = episode(dtype=torch.float32)
+    worlds = {"frames": frames, "actions": actions, "mask": mask, "rewards": rewards}
+    worlds["dones"] = dones
+    return [
+        ("MDN", pf.MDN(3, 2, num_components=2, hidden_dims=[8], rank=1),
+         {"x": torch.randn(8, 3), "y": torch.randn(8, 2)}),
+        ("FRMDN", frmdn_and_data()[0], {"y": frmdn_and_data()[1]}),
+        ("SketchVAE", pf.SketchVAE(latent_dim=4, encoder_dim=8, hidden_dim=16, num_components=2,
+                                   flow_layers=2, position_input=True), {"y": strokes}),
+        ("HandwritingSynthesis", pf.HandwritingSynthesis("abcd ", hidden_dim=8, num_components=2),
+         {"y": pen, "text": codes, "text_mask": text_mask}),
+        ("WorldModel", world(torch.float32, reward=True, done=True), worlds),
+        ("WorldModel, boosted guide", world(torch.float32, guide_flow="boosted"),
+         {k: worlds[k] for k in ("frames", "actions", "mask")}),
+        ("WorldModel, gaussian pixels", world(torch.float32, likelihood="gaussian",
+                                              guide_flow="iaf"),
+         {k: worlds[k] for k in ("frames", "actions", "mask")}),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(7), ids=[name for name, _, _ in _models()])
+def test_every_site_of_every_model_is_scored_in_float32_under_autocast(index):
+    _, m, batch = _models()[index]
+    pyro.set_rng_seed(0)
+    with autocast():
+        guide = poutine.trace(m.guide).get_trace(**batch)
+        model = poutine.trace(poutine.replay(m.model, trace=guide)).get_trace(**batch)
+        scored = {
+            f"{where}:{name}": site["fn"].log_prob(site["value"])
+            for where, trace in (("guide", guide), ("model", model))
+            for name, site in trace.nodes.items()
+            if site["type"] == "sample" and type(site["fn"]).__name__ != "_Subsample"
+        }
+    assert scored and all(lp.dtype == torch.float32 for lp in scored.values()), {
+        k: lp.dtype for k, lp in scored.items()
+    }
+    loss = Trace_ELBO().differentiable_loss(m.model, m.guide, **batch)
+    assert loss.dtype == torch.float32
+
+
+@pytest.mark.parametrize("index", range(7), ids=[name for name, _, _ in _models()])
+def test_every_model_fits_in_bf16_mixed(index):
+    _, m, batch = _models()[index]
+    history = pf.fit(m, batch, epochs=2, batch_size=3, clip_value=None, precision="bf16-mixed",
+                     progress=False)  # fmt: skip
+    assert all(math.isfinite(v) for v in history["train_nll"])

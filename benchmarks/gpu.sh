@@ -25,7 +25,7 @@ if ((dry)); then
   likelihood=(--batch 8 --steps 4 --sweep 8 --repeats 1)
   training=(--quick --large-d)
   sampling=(--quick)
-  precision=(--quick)
+  precision=(--quick --mixed)
   limits=(900 900 900 900 900)  # a check that the steps run, on a shared CPU: not the GPU budget
 else
   device=cuda
@@ -37,8 +37,8 @@ else
   likelihood=(--sweep 16 64 256 1024)
   training=(--threads 1 --large-d --large-dims 1024 4096)
   sampling=(--threads 1)
-  precision=(--threads 1)
-  limits=(90 150 120 60 30)  # seconds: 450 in all, under 8 minutes with start-up
+  precision=(--threads 1 --mixed)
+  limits=(90 150 120 50 40)  # seconds: 450 in all, under 8 minutes with start-up
 fi
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

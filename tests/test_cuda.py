@@ -1,5 +1,7 @@
 """The CUDA path against the CPU one; skipped where there is no GPU."""
 
+import math
+
 import pytest
 import torch
 
@@ -74,3 +76,18 @@ def test_bfloat16_couplings_on_the_gpu_invert_exactly_and_train():
                  flow_precision="bfloat16").cuda()  # fmt: skip
     pf.fit(m, torch.randn(16, 5, 4, device="cuda"), epochs=1, batch_size=8, progress=False)
     assert bool(torch.isfinite(m.log_prob(torch.randn(3, 5, 4, device="cuda"))).all())
+
+
+def test_bf16_mixed_on_the_gpu_scores_in_float32_and_trains():
+    torch.manual_seed(0)
+    m = pf.FRMDN(6, hidden_dim=16, num_components=2, rank=2, flow_layers=2).cuda()
+    y = torch.randn(16, 8, 6, device="cuda")
+    full = m.log_prob(y)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        mixed = m.log_prob(y)
+    # the LSTM and the head in bfloat16, the flow and the mixture in float32
+    assert mixed.dtype == torch.float32 and not torch.equal(mixed, full)
+    torch.testing.assert_close(mixed, full, rtol=2e-3, atol=0.0)
+    history = pf.fit(m, y, epochs=2, batch_size=8, precision="bf16-mixed", progress=False)
+    assert all(math.isfinite(v) for v in history["train_nll"])
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in m.parameters())

@@ -48,9 +48,14 @@ Householder reflection, or nothing."""
 
 def _fused_linear_op():
     """oneDNN's linear layer with its bias and ReLU applied in the product's epilogue (the CPU
-    op torch's own compiler emits), or None where this build of torch has none."""
+    op torch's own compiler emits), or None where this build of torch has none or this CPU has
+    no bfloat16 support in oneDNN (then ``addmm``, as on other devices)."""
     try:
-        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+        if not (
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        ):
+            return None
+        return torch.ops.mkldnn._linear_pointwise
     except (AttributeError, RuntimeError):
         return None
 

@@ -38,6 +38,7 @@ TRAIN = [
     (["--set", "train.patience=five"], "train.patience must be None or an integer >= 1"),
     (["--set", "train.patience=0"], "train.patience must be None or an integer >= 1"),
     (["--set", "train.lr=-1"], "train.lr must be a finite number > 0, got -1"),
+    (["--set", 'train.precision="bf16"'], "train.precision must be one of 32-true, bf16-mixed"),
     (["--set", "train.lr=NaN"], "train.lr must be a finite number > 0, got nan"),
     (["--set", "train.lr=Infinity"], "train.lr must be a finite number > 0, got inf"),
     (["--set", "train.batch_size=0"], "train.batch_size must be an integer >= 1, got 0"),

@@ -230,6 +230,12 @@ def fit(
     pyro.set_rng_seed(seed)
     generator.manual_seed(seed)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if precision == "bf16-mixed" and dtype != torch.float32:
+        raise ValueError(
+            f"fit: precision='bf16-mixed' runs a float32 model's products in bfloat16; this "
+            f"model's parameters are {dtype} (autocast would leave them as they are): convert it "
+            f"with model.float(), or train with precision='32-true'"
+        )
     batches = Batches(train, names, batch_size, True, generator, dtype)
     if batches.converted:  # one note, not a dtype error from inside a network
         warnings.warn(

@@ -234,3 +234,10 @@ def test_every_model_fits_in_bf16_mixed(index):
     history = pf.fit(m, batch, epochs=2, batch_size=3, clip_value=None, precision="bf16-mixed",
                      progress=False)  # fmt: skip
     assert all(math.isfinite(v) for v in history["train_nll"])
+
+
+def test_bf16_mixed_refuses_a_float64_model_which_autocast_would_leave_alone():
+    m, y = frmdn_and_data()
+    m = m.double()
+    with pytest.raises(ValueError, match=r"torch\.float64.*model\.float\(\)"):
+        pf.fit(m, y.double(), epochs=1, precision="bf16-mixed", progress=False)

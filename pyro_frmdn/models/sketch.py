@@ -394,6 +394,27 @@ class SketchVAE(PyroModel):
             rows.append(prev)
         return torch.stack(rows, 1)
 
+    @torch.no_grad()
+    def reconstruct(
+        self, y, mask=None, candidates: int = 16, temperature: float = 0.2, steps=None
+    ) -> Tensor:
+        r"""Redrawings ``(B, steps, 5)`` of drawings ``y`` from their codes, chosen by the code:
+        each drawing's code :math:`z` (the guide's mean) decoded ``candidates`` times at
+        ``temperature``, and of these the one under which the guide finds :math:`z` likeliest,
+        :math:`\arg\max_c \log q(z \mid S_c)`: the decoding that encodes back to its code.
+        The choice reads only :math:`z` and the model, never ``y`` itself (the reranking of
+        samples by a reverse model, as in noisy-channel decoding). ``steps`` defaults to
+        ``y``'s length."""
+        y, mask = self._checked(y, mask)
+        candidates = check_count("candidates", candidates)
+        steps = y.shape[1] if steps is None else check_count("steps", steps)
+        z = self.encode(y, mask)
+        b = z.shape[0]
+        codes = z.repeat(candidates, 1)  # candidate c of drawing i in row c * b + i
+        drawn = self.decode(codes, steps, temperature)
+        score = self.posterior(drawn).log_prob(codes).view(candidates, b)
+        return drawn.view(candidates, b, steps, 5)[score.argmax(0), torch.arange(b)]
+
     def sample(
         self, num: int, steps: int = 250, temperature: float = 1.0, greedy_decoding: bool = False
     ) -> Tensor:

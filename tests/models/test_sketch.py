@@ -289,6 +289,40 @@ def test_interpolation_is_spherical_with_the_codes_at_its_ends():
     assert torch.equal(same, m.decode(codes, steps=6, greedy_decoding=True))
 
 
+def test_reconstruct_keeps_the_candidate_whose_code_comes_back_likeliest(monkeypatch):
+    # the decodings replaced by known candidates: the choice must be, drawing by drawing, the
+    # candidate under which the guide gives the drawing's code the highest density, each scored
+    # alone here (the method scores all C * B candidates at once, candidate c of drawing i in
+    # row c * B + i)
+    m, y, c = vae(guide_flow="iaf"), drawings(), 5
+    pool = random_stroke5(c * B, L, 9).double()
+    seen = {}
+
+    def fake_decode(codes, steps, temperature):
+        seen.update(codes=codes, steps=steps, temperature=temperature)
+        return pool
+
+    monkeypatch.setattr(m, "decode", fake_decode)
+    out = m.reconstruct(y, candidates=c, temperature=0.3)
+    z = m.encode(y)
+    assert seen["steps"] == L and seen["temperature"] == 0.3
+    assert torch.equal(seen["codes"], z.repeat(c, 1))
+    for i in range(B):
+        options = pool[i::B]  # drawing i's candidates, in order
+        scores = [float(m.posterior(o[None]).log_prob(z[i][None])) for o in options]
+        assert torch.equal(out[i], options[max(range(c), key=scores.__getitem__)])
+
+
+def test_reconstruct_with_one_candidate_is_a_decoding_of_the_code():
+    m, y = vae(), drawings()
+    pyro.set_rng_seed(4)
+    out = m.reconstruct(y, candidates=1, temperature=0.5, steps=6)
+    pyro.set_rng_seed(4)
+    assert torch.equal(out, m.decode(m.encode(y), steps=6, temperature=0.5))
+    with pytest.raises(ValueError, match="candidates"):
+        m.reconstruct(y, candidates=0)
+
+
 def test_completion_keeps_the_partial_drawing_as_it_is():
     m = vae()
     partial = drawings()[0, :3]

@@ -193,6 +193,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=3200, help="rows of the --coupling timing")
     p.add_argument("--quality", action="store_true", help="held-out NLL, float32 and bfloat16")
     p.add_argument("--mixed", action="store_true", help="fit(precision='bf16-mixed') steps")
+    p.add_argument("--wall", action="store_true", help="wall-clock time on the CPU (an idle one)")
     p.add_argument("--quality-n", type=int, default=640)
     p.add_argument("--quality-epochs", type=int, default=15)
     p.add_argument("--quality-seeds", type=int, default=2)
@@ -209,7 +210,7 @@ def main() -> None:
     device = resolve_device(a.device)
     if device.type == "cpu":
         keep_freed_memory()  # as fit does
-    clock = 0 if device.type == "cuda" else 1
+    clock = 0 if device.type == "cuda" or a.wall else 1
     pyro.enable_validation(True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..distributions.float32 import float32_math, promote, without_autocast
+
 __all__ = ["WindowTrace", "window_lstm"]
 
 
@@ -100,6 +102,7 @@ class _WindowLSTM(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
+    @without_autocast
     def backward(ctx, g_h, g_w, g_phi, g_c, g_kappa, _g_alpha, _g_beta):
         recurrent, window_weight, h0, c0, w0, text, mask, *trace, ws = ctx.saved_tensors
         ss, gs, cs, hs, _, kappas, pres = trace
@@ -204,7 +207,10 @@ def window_lstm(
         [[5.0, 5.0], [5.0, 5.0]]
     """
     args = (x_gates, recurrent, window_weight, window_bias, h, c, w, kappa, text, text_mask)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in args[:8]):
-        return WindowTrace(*_WindowLSTM.apply(*args))
-    with torch.no_grad():
-        return WindowTrace(*_outputs(_forward(*args), text))
+    # float32 under autocast: the hand-written backward reads the forward's dtypes
+    args = (*(promote(t) for t in args[:9]), text_mask)
+    with float32_math():
+        if torch.is_grad_enabled() and any(t.requires_grad for t in args[:8]):
+            return WindowTrace(*_WindowLSTM.apply(*args))
+        with torch.no_grad():
+            return WindowTrace(*_outputs(_forward(*args), text))

@@ -98,6 +98,7 @@ def arguments() -> argparse.Namespace:
         help="also reconstruct the first this many training drawings as they were trained on",
     )
     a("--last", action="store_true", help="keep the last epoch, not the best validated one")
+    a("--save-models", action="store_true", help="save each trained model into --out")
     return p.parse_args()
 
 
@@ -157,6 +158,8 @@ def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> 
     )
     seconds = time.perf_counter() - start
     model.eval()
+    if args.save_models:  # pf.load(...) rebuilds it, for decodings tried after the run
+        model.save(Path(args.out) / f"model_{name}_seed{seed}.pt")
     test = data["test"]["y"]
     with torch.no_grad():
         pyro.set_rng_seed(seed)

@@ -121,13 +121,13 @@ def test_an_frmdn_refuses_an_unknown_precision():
 def test_without_onednn_the_products_give_the_same_numbers(monkeypatch):
     # where oneDNN has no bfloat16 (or on GPUs), each layer is addmm and a ReLU: the same values
     # and gradients as the fused oneDNN layer, so a model moves between machines unchanged
-    import pyro_frmdn.flows as flows
+    import pyro_frmdn.coupling_kernel as kernel
 
     t = coupling()
     y = torch.randn(40, 6)
     runs = []
-    for fused in (flows._FUSED_LINEAR, None):
-        monkeypatch.setattr(flows, "_FUSED_LINEAR", fused)
+    for fused in (kernel._FUSED_LINEAR, None):
+        monkeypatch.setattr(kernel, "_FUSED_LINEAR", fused)
         v = y.clone().requires_grad_()
         x = t.inv(v)
         logdet = t.log_abs_det_jacobian(x, v)

@@ -1,4 +1,5 @@
-"""What generation reads from a per-step distribution: its greedy value, one component's draw."""
+"""What generation reads from a per-step distribution (its greedy value, one component's draw),
+and the spherical path between two codes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..distributions import (
     WithBernoulli,
 )
 
-__all__ = ["chosen", "component_noise", "greedy"]
+__all__ = ["chosen", "component_noise", "greedy", "slerp"]
 
 
 def greedy(d) -> Tensor:
@@ -69,3 +70,23 @@ def component_noise(comps, k: Tensor) -> Tensor:
     capacitance = torch.linalg.cholesky(eye + factor.mT @ scaled)  # (N, r, r)
     inner = torch.cholesky_solve(scaled.mT @ v.unsqueeze(-1), capacitance)  # (N, r, 1)
     return v / diag - (scaled @ inner).squeeze(-1)
+
+
+def slerp(a: Tensor, b: Tensor, steps: int) -> Tensor:
+    r"""``steps`` points ``(steps, Z)`` on the great circle from ``a`` to ``b`` ``(Z,)``, the
+    ends exactly ``a`` and ``b`` (the straight line where they are (anti)parallel):
+
+    .. math:: \mathrm{slerp}(a, b; t) = \frac{\sin((1-t)\omega)}{\sin\omega} a
+        + \frac{\sin(t\omega)}{\sin\omega} b, \quad \cos\omega = \frac{a \cdot b}{|a||b|}
+
+    (Shoemake 1985; sketch-rnn's interpolation between codes, Ha & Eck 2017.)
+    """
+    t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)[:, None]
+    cos = (a @ b) / (a.norm() * b.norm()).clamp_min(torch.finfo(a.dtype).tiny)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if float(omega.sin().abs()) < 1e-6:
+        out = (1 - t) * a + t * b
+    else:
+        out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / omega.sin()
+    out[0], out[-1] = a, b
+    return out

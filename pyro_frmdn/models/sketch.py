@@ -14,7 +14,7 @@ from ..flows import coupling_flow
 from ..nn import MixtureHead
 from .annealing import kl_weight, weighted_sites
 from .base import PyroModel
-from .decoding import greedy
+from .decoding import greedy, slerp
 from .sketch_inputs import END, check_codes, check_drawing, check_stroke5, stroke5_lengths
 from .validation import as_tensor, check_count, check_positive
 from .world_guide import amortized_posterior, build_guide, posterior_code
@@ -398,13 +398,10 @@ class SketchVAE(PyroModel):
     def reconstruct(
         self, y, mask=None, candidates: int = 16, temperature: float = 0.2, steps=None
     ) -> Tensor:
-        r"""Redrawings ``(B, steps, 5)`` of drawings ``y`` from their codes, chosen by the code:
-        each drawing's code :math:`z` (the guide's mean) decoded ``candidates`` times at
-        ``temperature``, and of these the one under which the guide finds :math:`z` likeliest,
-        :math:`\arg\max_c \log q(z \mid S_c)`: the decoding that encodes back to its code.
-        The choice reads only :math:`z` and the model, never ``y`` itself (the reranking of
-        samples by a reverse model, as in noisy-channel decoding). ``steps`` defaults to
-        ``y``'s length."""
+        r"""Redrawings ``(B, steps, 5)`` of drawings ``y``: each code :math:`z` (the guide's mean)
+        decoded ``candidates`` times at ``temperature``, and kept the decoding :math:`S_c` that
+        maximises :math:`\log q(z \mid S_c)` (a reverse model reranking samples, as in
+        noisy-channel decoding: the choice reads :math:`z`, never ``y``); ``steps``: ``y``'s."""
         y, mask = self._checked(y, mask)
         candidates = check_count("candidates", candidates)
         steps = y.shape[1] if steps is None else check_count("steps", steps)
@@ -425,26 +422,14 @@ class SketchVAE(PyroModel):
         return self.decode(z, steps, temperature, greedy_decoding)
 
     def interpolate(self, a: Tensor, b: Tensor, steps: int = 10) -> Tensor:
-        r"""``steps`` codes ``(steps, Z)`` on the great circle from ``a`` to ``b`` (spherical
-        interpolation, as sketch-rnn), the ends exactly ``a`` and ``b``; ``a`` and ``b`` are
-        codes ``(Z,)`` or drawings ``(L, 5)`` (encoded by the guide's mean).
-
-        .. math:: \mathrm{slerp}(a, b; t) = \frac{\sin((1-t)\omega)}{\sin\omega} a
-            + \frac{\sin(t\omega)}{\sin\omega} b, \quad \cos\omega = \frac{a \cdot b}{|a||b|}
-        """
+        """``steps`` codes ``(steps, Z)`` on the great circle from ``a`` to ``b`` (:func:`slerp`,
+        as sketch-rnn), the ends exactly ``a`` and ``b``; ``a`` and ``b`` are codes ``(Z,)`` or
+        drawings ``(L, 5)`` (encoded by the guide's mean)."""
         steps = check_count("steps", steps)
         if not self.latent_dim:
             raise ValueError("the model has no code (latent_dim=0): nothing to interpolate")
         a, b = (self._code(v, name) for v, name in ((a, "a"), (b, "b")))
-        t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)[:, None]
-        cos = (a @ b) / (a.norm() * b.norm()).clamp_min(torch.finfo(a.dtype).tiny)
-        omega = torch.arccos(cos.clamp(-1, 1))
-        if float(omega.sin().abs()) < 1e-6:  # (anti)parallel: the straight line
-            out = (1 - t) * a + t * b
-        else:
-            out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / omega.sin()
-        out[0], out[-1] = a, b
-        return out
+        return slerp(a, b, steps)
 
     def _code(self, v, name: str) -> Tensor:
         v = as_tensor(name, v, self.device)

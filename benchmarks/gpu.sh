@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check of issue 22, in under 8 minutes on one card: the CUDA tests, then the likelihood,
-# training, sampling and bfloat16-coupling benchmarks with --device cuda; writes benchmarks/results/gpu/README.md
-# (the card, the command, a table of the steps and each benchmark's output).
+# The GPU check of issue 22, in under 8 minutes on one card: the CUDA tests, then the likelihood
+# (eager, and the compiled kernels), training, sampling and mixed-precision benchmarks with
+# --device cuda; writes benchmarks/results/gpu/gpu_sh.md (the card, the command, a table of the
+# steps and each benchmark's output). The first run's report, and how it was made on a machine
+# whose Python had torch but no Pyro (a wheel carried in, on PYTHONPATH), are in
+# benchmarks/results/gpu/README.md.
 #
 #   bash benchmarks/gpu.sh              # on a machine with a GPU
 #   bash benchmarks/gpu.sh --dry-run    # the same steps on the CPU with tiny sizes, written to a
@@ -26,7 +29,8 @@ if ((dry)); then
   training=(--quick --large-d)
   sampling=(--quick)
   precision=(--quick --mixed)
-  limits=(900 900 900 900 900)  # a check that the steps run, on a shared CPU: not the GPU budget
+  compiled=(--dims 8 --batch 4 --steps 5 --reps 2 --variants stock ours ours-inductor)
+  limits=(900 900 900 900 900 900)  # a check that the steps run, on a shared CPU: not the GPU budget
 else
   device=cuda
   out=benchmarks/results/gpu
@@ -38,7 +42,10 @@ else
   training=(--threads 1 --large-d --large-dims 1024 4096)
   sampling=(--threads 1)
   precision=(--threads 1 --mixed)
-  limits=(90 150 120 50 40)  # seconds: 450 in all, under 8 minutes with start-up
+  compiled=(--dims 16 64 256 1024 --budget 100)
+  # seconds: 460 in all, under 8 minutes with start-up (the first H200 run took 24, 150+,
+  # 12, 25 and 15 s for the first five; the likelihood's last peak-memory processes were cut)
+  limits=(60 190 45 55 40 120)
 fi
 mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -46,13 +53,14 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # The CUDA tests: those of tests/test_cuda.py and those named for cuda in the files that have some
 # (-k matches the module's name too, so all of tests/test_cuda.py is selected).
 cuda_files=$(grep -rl --include='test_*.py' -i cuda tests | grep -v '^tests/test_cuda.py$' | sort)
-steps=(tests likelihood training sampling precision)
+steps=(tests likelihood training sampling precision compiled)
 commands=(
   "python -m pytest -q -p no:cacheprovider -k cuda tests/test_cuda.py $(echo $cuda_files)"
   "python benchmarks/likelihood.py --device $device ${likelihood[*]}"
   "python benchmarks/training.py --device $device ${training[*]}"
   "python benchmarks/sampling.py --device $device ${sampling[*]}"
   "python benchmarks/training_precision.py --device $device ${precision[*]}"
+  "python benchmarks/likelihood_compile.py --device $device ${compiled[*]}"
 )
 
 status=0
@@ -92,6 +100,6 @@ versions=$(python -c "import platform, pyro, torch; print(f'torch {torch.__versi
     cat "$out/$name.txt"
     echo '```'
   done
-} >"$out/README.md"
-echo "== wrote $out/README.md (exit status $status)"
+} >"$out/gpu_sh.md"
+echo "== wrote $out/gpu_sh.md (exit status $status)"
 exit $status

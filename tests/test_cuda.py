@@ -25,13 +25,15 @@ def test_likelihood_and_gradients_match_the_cpu(parameterization):
     flow = coupling_flow(5, 2, hidden_dims=[8]).double()
     out = {}
     for device in ("cpu", "cuda"):
-        leaves = [a.to(device).requires_grad_() for a in args]
+        leaves = [a.detach().to(device).requires_grad_() for a in args]
         flow.to(device)
         flow.zero_grad()
         mix = low_rank_mixture(*leaves, parameterization=parameterization)
         lp = flow_mixture(mix, flow).log_prob(y.to(device))
         lp.sum().backward()
-        grads = [a.grad.cpu() for a in leaves] + [p.grad.cpu() for p in flow.parameters()]
+        # copies: moving the flow to the next device moves its gradients in place
+        grads = [a.grad.to("cpu", copy=True) for a in leaves]
+        grads += [p.grad.to("cpu", copy=True) for p in flow.parameters()]
         out[device] = (lp.detach().cpu(), grads)
     torch.testing.assert_close(out["cuda"][0], out["cpu"][0])
     for a, b in zip(out["cuda"][1], out["cpu"][1], strict=True):
@@ -91,3 +93,23 @@ def test_bf16_mixed_on_the_gpu_scores_in_float32_and_trains():
     history = pf.fit(m, y, epochs=2, batch_size=8, precision="bf16-mixed", progress=False)
     assert all(math.isfinite(v) for v in history["train_nll"])
     assert all(p.dtype == torch.float32 and p.is_cuda for p in m.parameters())
+
+
+def test_auto_takes_the_written_out_kernel_on_the_gpu_and_it_matches_float64():
+    from pyro_frmdn.distributions import _lowrank
+    from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob
+
+    g = torch.Generator().manual_seed(5)
+    diff = torch.randn(64, 3, 16, generator=g)
+    factor = 0.5 * torch.randn(64, 3, 16, 4, generator=g)
+    diag = torch.rand(64, 3, 16, generator=g) + 0.3
+    cuda = [t.cuda().requires_grad_() for t in (diff, factor, diag)]
+    assert _lowrank._fused_applies(cuda[1])  # Triton ships with CUDA builds of torch
+    for precision in (False, True):
+        got = lowrank_gaussian_log_prob(*cuda, precision)
+        m = factor.double() @ factor.double().mT + torch.diag_embed(diag.double())
+        key = "precision_matrix" if precision else "covariance_matrix"
+        zero = torch.zeros(16, dtype=torch.float64)
+        want = torch.distributions.MultivariateNormal(zero, **{key: m}).log_prob(diff.double())
+        torch.testing.assert_close(got.double().cpu(), want, rtol=1e-5, atol=1e-4)
+        assert torch.isfinite(torch.autograd.grad(got.sum(), cuda)[1]).all()

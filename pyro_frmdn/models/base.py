@@ -82,9 +82,14 @@ class PyroModel(nn.Module):
 
     @classmethod
     def from_payload(cls, payload: dict) -> PyroModel:
-        """Rebuild a model from :meth:`payload`'s dict (or a checkpoint holding one)."""
+        """Rebuild a model from :meth:`payload`'s dict (or a checkpoint holding one), in the
+        floating dtype it was saved in (a float64 model comes back float64)."""
         model = cls.from_config(payload["config"])
-        model.load_state_dict(payload["model"])
+        state = payload["model"]
+        floats = {v.dtype for v in state.values() if torch.is_tensor(v) and v.is_floating_point()}
+        if len(floats) == 1:  # else (mixed dtypes) each tensor keeps the model's own
+            model.to(floats.pop())
+        model.load_state_dict(state)
         return model
 
     # -- persistence --------------------------------------------------------------------------

@@ -137,6 +137,17 @@ def test_load_reads_checkpoints_that_fit_wrote(tmp_path):
         assert torch.allclose(pf.load(tmp_path / file).log_prob(Y), m.log_prob(Y))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_model_comes_back_in_the_dtype_it_was_saved_in(tmp_path, dtype):
+    # seen on the first GPU run: a float64 model came back float32, its log_prob rounded
+    m = pf.FRMDN(2, hidden_dim=8, num_components=2, rank=1, flow_layers=2).to(dtype)
+    y = Y.to(dtype)
+    back = pf.load(m.save(tmp_path / "m.pt"))
+    assert {p.dtype for p in back.parameters()} == {dtype}
+    assert torch.equal(back.log_prob(y), m.log_prob(y))
+    assert torch.equal(pickle.loads(pickle.dumps(m)).log_prob(y), m.log_prob(y))
+
+
 def test_load_keeps_the_transform_and_refuses_what_is_not_a_model(tmp_path):
     m = pf.RMDN(2, hidden_dim=8, num_components=2)
     transform = {"kind": "standardise", "mean": torch.tensor([1.0, 2.0])}

@@ -426,10 +426,13 @@ def lowrank_gaussian_log_prob(
     with float32_math():  # under autocast too (see pyro_frmdn.distributions.float32)
         if _compiled(value, loc, factor, diag):
             return _CompiledLogProb.apply(value, loc, factor, diag, precision, validate, names)
+        if _fused_applies(factor):  # the checks in the same compiled passes: one sync
+            lp, found = _fused.compiled_log_prob(value, loc, factor, diag, precision, validate)
+            if validate:
+                _raise(int(found), names)
+            return lp
         if validate:
             check_arguments(loc, factor, diag, names)
-        if _fused_applies(factor):
-            return _fused.compiled_log_prob(value - loc, factor, diag, precision)
         return _TorchLogProb.apply(value - loc, factor, diag, precision)
 
 

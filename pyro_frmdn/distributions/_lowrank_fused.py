@@ -25,7 +25,14 @@ import warnings
 import torch
 from torch import Tensor
 
-__all__ = ["MAX_RANK", "compiled_log_prob", "fused_log_prob", "has_triton", "usable"]
+__all__ = [
+    "MAX_RANK",
+    "checked_log_prob",
+    "compiled_log_prob",
+    "fused_log_prob",
+    "has_triton",
+    "usable",
+]
 
 MAX_RANK = 8
 """The largest rank written out; above it the batched tensor path runs."""
@@ -81,7 +88,22 @@ def fused_log_prob(diff: Tensor, factor: Tensor, diag: Tensor, precision: bool) 
     return -0.5 * (d * math.log(2 * math.pi) + logdet + maha)
 
 
-_compiled = None
+def checked_log_prob(
+    value: Tensor, loc: Tensor, factor: Tensor, diag: Tensor, precision: bool
+) -> tuple[Tensor, Tensor]:
+    """:func:`fused_log_prob` at ``value - loc`` and, from the same passes, which arguments are
+    invalid: an integer tensor with bit 1 set if ``diag`` is not positive and finite, 2 if
+    ``factor`` and 4 if ``loc`` holds a value that is not finite (the flags of
+    ``_lowrank_cpu``), so that the caller reads one number (one device sync) to validate."""
+    lp = fused_log_prob(value - loc, factor, diag, precision)
+    bad_diag = (~((diag > 0) & (diag < math.inf))).any()
+    found = (
+        bad_diag.int() + 2 * (~factor.isfinite()).any().int() + 4 * (~loc.isfinite()).any().int()
+    )
+    return lp, found
+
+
+_compiled: dict = {}
 _failure: str | None = None  # why torch.compile could not build the kernel, once it failed
 
 
@@ -97,18 +119,21 @@ def usable() -> bool:
     return _failure is None
 
 
-def compiled_log_prob(diff: Tensor, factor: Tensor, diag: Tensor, precision: bool) -> Tensor:
-    """:func:`fused_log_prob` through ``torch.compile`` (built at the first call of each
-    dtype, device, rank and form; shapes that change are recompiled once, then treated as
-    dynamic). Should the compiler fail (no C++ compiler for the CPU, a Triton that does not
-    match the card), it warns once and the density is computed eagerly, here and by the
-    batched tensor path from then on."""
-    global _compiled, _failure
-    if _compiled is None:
-        _compiled = torch.compile(fused_log_prob)
+def compiled_log_prob(
+    value: Tensor, loc: Tensor, factor: Tensor, diag: Tensor, precision: bool, validate: bool
+) -> tuple[Tensor, Tensor | None]:
+    """The log-density at ``value`` through ``torch.compile``: :func:`checked_log_prob` with
+    ``validate`` (the log-density and the flags), else :func:`fused_log_prob` (and ``None``).
+    Built at the first call of each dtype, device, rank and form; shapes that change are
+    recompiled once, then treated as dynamic. Should the compiler fail (no C++ compiler for
+    the CPU, a Triton that does not match the card), it warns once and the density is
+    computed eagerly, here and by the batched tensor path from then on."""
+    global _failure
     if _failure is None:
+        if validate not in _compiled:
+            _compiled[validate] = torch.compile(checked_log_prob if validate else _unchecked)
         try:
-            return _compiled(diff, factor, diag, precision)
+            return _compiled[validate](value, loc, factor, diag, precision)
         except torch._dynamo.exc.BackendCompilerFailed as err:  # not OOM, not bad values
             _failure = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             warnings.warn(
@@ -117,4 +142,8 @@ def compiled_log_prob(diff: Tensor, factor: Tensor, diag: Tensor, precision: boo
                 RuntimeWarning,
                 stacklevel=3,
             )
-    return fused_log_prob(diff, factor, diag, precision)
+    return (checked_log_prob if validate else _unchecked)(value, loc, factor, diag, precision)
+
+
+def _unchecked(value, loc, factor, diag, precision: bool) -> tuple[Tensor, None]:
+    return fused_log_prob(value - loc, factor, diag, precision), None

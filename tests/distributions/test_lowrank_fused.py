@@ -7,7 +7,12 @@ import torch
 
 from pyro_frmdn.distributions import _lowrank, _lowrank_fused
 from pyro_frmdn.distributions._lowrank import lowrank_gaussian_log_prob, use_kernel
-from pyro_frmdn.distributions._lowrank_fused import MAX_RANK, compiled_log_prob, fused_log_prob
+from pyro_frmdn.distributions._lowrank_fused import (
+    MAX_RANK,
+    checked_log_prob,
+    compiled_log_prob,
+    fused_log_prob,
+)
 
 
 def arguments(*batch, d=5, r=3, dtype=torch.float64, seed=0, factor_batch=None):
@@ -73,6 +78,32 @@ def test_extreme_rows_match_the_batched_kernel(precision):
     torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize(
+    "where, what",
+    [("diag", -1.0), ("diag", 0.0), ("diag", math.inf), ("diag", math.nan), ("factor", math.nan),
+     ("factor", -math.inf), ("loc", math.inf), ("loc", math.nan), (None, None)],
+)  # fmt: skip
+def test_the_checks_from_the_same_passes_flag_what_the_batched_kernel_refuses(where, what):
+    diff, factor, diag = arguments(4, 2, d=6, r=3)
+    loc = torch.randn(6, dtype=diff.dtype, generator=torch.Generator().manual_seed(8))
+    args = {"factor": factor, "diag": diag, "loc": loc}
+    if where is not None:
+        args[where].view(-1)[3] = what
+    _, found = checked_log_prob(diff + loc, args["loc"], factor, diag, True)
+    flags = {None: 0, "diag": 1, "factor": 2, "loc": 4}
+    assert int(found) == flags[where]
+    # the error is the batched kernel's, word for word
+    refused = {}
+    for kernel in ("torch", "inductor"):
+        with use_kernel(kernel):
+            try:
+                lowrank_gaussian_log_prob(diff + loc, factor, diag, True, loc=loc, validate=True)
+            except ValueError as err:
+                refused[kernel] = str(err)
+    assert refused.get("torch") == refused.get("inductor")
+    assert (where is None) == ("torch" not in refused)
+
+
 def test_a_rank_outside_the_written_out_range_is_refused():
     diff, factor, diag = arguments(3, d=12, r=MAX_RANK + 1)
     with pytest.raises(ValueError, match=r"rank must be in \[1, 8\], got 9"):
@@ -116,12 +147,14 @@ def test_a_compiler_failure_warns_once_and_falls_back(monkeypatch):
     def broken(*args):
         raise Failed()
 
-    monkeypatch.setattr(_lowrank_fused, "_compiled", broken)
+    monkeypatch.setattr(_lowrank_fused, "_compiled", {False: broken, True: broken})
     monkeypatch.setattr(_lowrank_fused, "_failure", None)
     diff, factor, diag = arguments(3, r=2)
+    loc = torch.zeros(5, dtype=diff.dtype)
     with pytest.warns(RuntimeWarning, match="could not build the low-rank kernel"):
-        got = compiled_log_prob(diff, factor, diag, False)
+        got, found = compiled_log_prob(diff, loc, factor, diag, False, True)
     torch.testing.assert_close(got, dense(diff, factor, diag, False), rtol=1e-10, atol=1e-10)
+    assert int(found) == 0
     assert not _lowrank_fused.usable()
     with use_kernel("inductor"):
         assert not _lowrank._fused_applies(factor)  # the batched tensor path from now on

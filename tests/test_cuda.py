@@ -113,3 +113,40 @@ def test_auto_takes_the_written_out_kernel_on_the_gpu_and_it_matches_float64():
         want = torch.distributions.MultivariateNormal(zero, **{key: m}).log_prob(diff.double())
         torch.testing.assert_close(got.double().cpu(), want, rtol=1e-5, atol=1e-4)
         assert torch.isfinite(torch.autograd.grad(got.sum(), cuda)[1]).all()
+
+
+def test_the_sketch_vae_scores_decodes_and_fits_on_the_gpu():
+    from pyro_frmdn.models.sketch_inputs import random_stroke5
+
+    torch.manual_seed(0)
+    m = pf.SketchVAE(latent_dim=3, encoder_dim=6, hidden_dim=8, num_components=2, rank=1)
+    m = m.double()
+    y = random_stroke5(4, 7, 0).double()
+    z = torch.randn(4, 3, dtype=torch.float64)
+    on_cpu = (m.likelihood(y, z).log_prob(y), m.decode(z[:2], 6, greedy_decoding=True))
+    m.cuda()
+    lp = m.likelihood(y.cuda(), z.cuda()).log_prob(y.cuda())
+    drawn = m.decode(z[:2].cuda(), 6, greedy_decoding=True)
+    assert lp.device.type == "cuda" and drawn.device.type == "cuda"
+    torch.testing.assert_close(lp.cpu(), on_cpu[0])
+    torch.testing.assert_close(drawn.cpu(), on_cpu[1])
+    pf.fit(m, y, epochs=1, batch_size=4, device="cuda", progress=False)
+    assert m.sample(2, 5).device.type == "cuda" and m.encode(y.cuda()).device.type == "cuda"
+
+
+def test_handwriting_synthesis_scores_and_writes_on_the_gpu():
+    from pyro_frmdn.nn import encode_texts
+
+    torch.manual_seed(0)
+    m = pf.HandwritingSynthesis("abcd ", hidden_dim=8, num_components=2, window_components=2)
+    m = m.double()
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(3, 6, 3, generator=g, dtype=torch.float64)
+    y[..., 2] = (torch.rand(3, 6, generator=g) < 0.3).double()
+    codes, text_mask = encode_texts(["abc", "d a", "bb"], "abcd ")
+    on_cpu = m.log_prob(y, codes, None, text_mask)
+    m.cuda()
+    on_gpu = m.log_prob(y.cuda(), codes.cuda(), None, text_mask.cuda())
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu)
+    strokes = m.sample(2, "ab", max_steps=5)
+    assert all(s.device.type == "cuda" for s in strokes)

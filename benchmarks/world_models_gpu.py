@@ -15,7 +15,9 @@ Two parts, both with ``pf.fit`` as users call it:
    not hold them at the measured speed) in the faster precision, then scored on the held-out
    windows by ``evaluate_bounds`` (ELBO and IWAE bound per frame, bits/dim of the pixels).
 
-Writes ``results.json`` and ``results.md`` into ``--out``.
+Writes ``results.json``, ``results.md`` and ``dream.png``/``dream.gif`` (held-out windows:
+``--context`` real frames, then M's dream under the real actions, beside the real future)
+into ``--out``.
 
     python -c "from pyro_frmdn.data.carracing import collect_rollouts; \\
         collect_rollouts('gpu_data/carracing64', 32, steps=300, seed=0)"
@@ -37,6 +39,7 @@ import torch
 import pyro_frmdn as pf
 from pyro_frmdn.data.carracing import load_rollouts
 from pyro_frmdn.infer.bounds import evaluate_bounds
+from pyro_frmdn.plots import save_dream
 
 KEYS = ("frames", "actions", "mask", "rewards", "dones")
 # World Models' CarRacing budget (the paper): 10,000 random rollouts of up to 1,000 frames
@@ -56,6 +59,7 @@ def arguments() -> argparse.Namespace:
     a("--epochs", type=int, default=60)
     a("--budget", type=float, default=90.0, help="seconds for the training part")
     a("--k", type=int, default=16, help="importance samples of the held-out bound")
+    a("--context", type=int, default=8, help="real frames before the dream of the figure")
     a("--device", default="cuda")
     a("--quick", action="store_true", help="a CPU check that the script runs: tiny sizes")
     a("--out", default="benchmarks/results/gpu/world")
@@ -104,10 +108,24 @@ def speed(a, train) -> dict:
     return out
 
 
+@torch.no_grad()
+def dream(model, held: dict, context: int, path: Path) -> None:
+    """Four held-out windows: ``context`` real frames encoded, the rest dreamed by M under the
+    real actions (τ = 1), saved beside the real future (``dream.png`` and ``dream.gif``)."""
+    full = held["mask"].all(1).nonzero().squeeze(1)[:4]
+    frames, actions = held["frames"][full], held["actions"][full]
+    device = next(model.parameters()).device
+    torch.manual_seed(3)
+    d = pf.dream(model, frames[:, :context].to(device), actions.to(device),
+                 frames.shape[1] - context)  # fmt: skip
+    real = frames[:, context:].float() / 255
+    save_dream(path, d.frames.cpu(), real)
+
+
 def main() -> None:
     a = arguments()
     if a.quick:
-        a.episodes, a.test, a.window, a.rounds, a.epochs, a.k = 6, 2, 8, 1, 2, 2
+        a.episodes, a.test, a.window, a.rounds, a.epochs, a.k, a.context = 6, 2, 8, 1, 2, 2, 4
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     train, held = data(a)
@@ -142,6 +160,7 @@ def main() -> None:
         "paper_frames_hours_per_epoch": PAPER_FRAMES / fast[best]["frames_per_s"] / 3600,
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1, default=float))
+    dream(model, held, a.context, out / "dream")
     lines = [
         f"# World Models' V and M at the paper's sizes on {card}",
         "",

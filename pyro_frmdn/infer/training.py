@@ -34,6 +34,7 @@ from .engine import (
     to_device,
 )
 from .memory import keep_freed_memory
+from .optim import JointClippedAdam
 
 __all__ = [
     "TRAINING_PRECISIONS",
@@ -166,7 +167,9 @@ def fit(
             ``DataLoader`` yielding any of these.
         epochs, batch_size: passes over ``train`` and its minibatch size (tensor data).
         lr, lr_decay: Pyro's ``ClippedAdam``: learning rate and its decay factor per epoch (1:
-            constant).
+            constant). Stepped for all parameters at once
+            (:class:`~pyro_frmdn.infer.optim.JointClippedAdam`: Pyro's numbers and state format,
+            without its Python loop over parameters).
         clip_value, clip_norm: gradient clipping before each step (:func:`clip_gradients`):
             every gradient element clamped to ``[-clip_value, clip_value]`` (the default 10;
             ``None`` for losses summed over many values, such as the pixels of a world model,
@@ -244,7 +247,7 @@ def fit(
         )
     if optimizer is None:
         decay = lr_decay ** (1.0 / max(len(batches), 1))
-        optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": math.inf, "lrd": decay})
+        optimizer = JointClippedAdam({"lr": lr, "clip_norm": math.inf, "lrd": decay})
     forget_params(model.name)
     loop = EpochLoop(model, epochs, patience)
     ckpt_dir = None if checkpoint is None else Path(checkpoint)

@@ -19,6 +19,8 @@ above their largest entry (no overflow before the last product), Cholesky pivots
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import warnings
 
@@ -107,10 +109,14 @@ _compiled: dict = {}
 _failure: str | None = None  # why torch.compile could not build the kernel, once it failed
 
 
+@functools.cache
 def has_triton() -> bool:
-    """Whether ``torch.compile`` can generate GPU kernels here (Triton installed)."""
-    from torch.utils._triton import has_triton as found
-
+    """Whether ``torch.compile`` can generate GPU kernels here (Triton installed and, by
+    torch's own check, a card it supports)."""
+    try:
+        from torch.utils._triton import has_triton as found
+    except ImportError:  # a private helper of torch: if it moves, look for the package
+        return importlib.util.find_spec("triton") is not None
     return found()
 
 

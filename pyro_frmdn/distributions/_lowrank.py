@@ -221,12 +221,7 @@ def _compiled(*tensors: Tensor) -> bool:
 
 
 def _fused_applies(factor: Tensor) -> bool:
-    """Whether the kernel ``"inductor"`` scores: asked for, or ``"auto"`` on CUDA with Triton
-    (measured on an H200: 1.8-3.3x Pyro's stock forward, 3.1-4.0x forward + backward, where
-    the batched tensor path ran at 0.5-1.1x); ranks 1 to 8 only."""
-    if not 1 <= factor.shape[-1] <= _fused.MAX_RANK or not _fused.usable():
-        return False
-    return _kernel == "inductor" or (_kernel == "auto" and factor.is_cuda and _fused.has_triton())
+    return _fused.applies(factor, _kernel)
 
 
 def _rows(t: Tensor, shape: torch.Size, tail: int) -> Tensor:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 __all__ = [
     "MAX_RANK",
+    "applies",
     "checked_log_prob",
     "compiled_log_prob",
     "fused_log_prob",
@@ -118,6 +119,16 @@ def has_triton() -> bool:
     except ImportError:  # a private helper of torch: if it moves, look for the package
         return importlib.util.find_spec("triton") is not None
     return found()
+
+
+def applies(factor: Tensor, kernel: str) -> bool:
+    """Whether this kernel scores, under ``use_kernel(kernel)``: asked for (``"inductor"``), or
+    ``"auto"`` on CUDA with Triton (measured on an H200: 1.8-3.1x Pyro's stock forward, 3.1-4.0x
+    forward + backward, where the batched tensor path ran at 0.5-1.1x); ranks 1 to 8 only, and
+    not after ``torch.compile`` failed here."""
+    if not 1 <= factor.shape[-1] <= MAX_RANK or not usable():
+        return False
+    return kernel == "inductor" or (kernel == "auto" and factor.is_cuda and has_triton())
 
 
 def usable() -> bool:

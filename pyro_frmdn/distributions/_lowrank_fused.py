@@ -27,6 +27,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from ._lowrank_unrolled import MAX_RANK  # the same bound as the CPU loops' written-out ranks
+
 __all__ = [
     "MAX_RANK",
     "applies",
@@ -36,9 +38,6 @@ __all__ = [
     "has_triton",
     "usable",
 ]
-
-MAX_RANK = 8
-"""The largest rank written out; above it the batched tensor path runs."""
 
 
 def _scaled(diff: Tensor) -> tuple[Tensor, Tensor, Tensor]:

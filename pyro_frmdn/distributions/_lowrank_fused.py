@@ -27,6 +27,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from ._lowrank_cpu import BAD_DIAG, BAD_FACTOR, BAD_LOC
 from ._lowrank_unrolled import MAX_RANK  # the same bound as the CPU loops' written-out ranks
 
 __all__ = [
@@ -42,7 +43,11 @@ __all__ = [
 
 def _scaled(diff: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``diff / s`` with ``s`` a power of two at or above ``max |diff|`` of the row (1 for a
-    row of zeros), that scale, and which rows hold an infinite value (branch-free)."""
+    row of zeros), that scale, and which rows hold an infinite value (branch-free).
+
+    The batched path's ``_lowrank._scaled`` does the same with ``frexp``/``ldexp``; this form
+    (``log2``, ``ceil``, ``exp2``) is the one measured compiled on the H200, kept until the
+    other is checked there."""
     top = diff.abs().amax(-1)
     infinite = torch.isinf(top)
     safe = torch.where(infinite | (top == 0), torch.ones_like(top), top)
@@ -94,15 +99,14 @@ def checked_log_prob(
     value: Tensor, loc: Tensor, factor: Tensor, diag: Tensor, precision: bool
 ) -> tuple[Tensor, Tensor]:
     """:func:`fused_log_prob` at ``value - loc`` and, from the same passes, which arguments are
-    invalid: an integer tensor with bit 1 set if ``diag`` is not positive and finite, 2 if
-    ``factor`` and 4 if ``loc`` holds a value that is not finite (the flags of
-    ``_lowrank_cpu``), so that the caller reads one number (one device sync) to validate."""
+    invalid: an integer tensor of ``_lowrank_cpu``'s flags (``BAD_DIAG`` if ``diag`` is not
+    positive and finite, ``BAD_FACTOR``, ``BAD_LOC`` if ``factor``, ``loc`` holds a value that
+    is not finite), so that the caller reads one number (one device sync) to validate."""
     lp = fused_log_prob(value - loc, factor, diag, precision)
-    bad_diag = (~((diag > 0) & (diag < math.inf))).any()
-    found = (
-        bad_diag.int() + 2 * (~factor.isfinite()).any().int() + 4 * (~loc.isfinite()).any().int()
-    )
-    return lp, found
+    bad_diag = (~((diag > 0) & (diag < math.inf))).any().int()
+    bad_factor = (~factor.isfinite()).any().int()
+    bad_loc = (~loc.isfinite()).any().int()
+    return lp, BAD_DIAG * bad_diag + BAD_FACTOR * bad_factor + BAD_LOC * bad_loc
 
 
 _compiled: dict = {}
@@ -145,9 +149,10 @@ def compiled_log_prob(
     the CPU, a Triton that does not match the card), it warns once and the density is
     computed eagerly, here and by the batched tensor path from then on."""
     global _failure
+    eager = checked_log_prob if validate else _unchecked
     if _failure is None:
         if validate not in _compiled:
-            _compiled[validate] = torch.compile(checked_log_prob if validate else _unchecked)
+            _compiled[validate] = torch.compile(eager)
         try:
             return _compiled[validate](value, loc, factor, diag, precision)
         except torch._dynamo.exc.BackendCompilerFailed as err:  # not OOM, not bad values
@@ -158,7 +163,7 @@ def compiled_log_prob(
                 RuntimeWarning,
                 stacklevel=3,
             )
-    return (checked_log_prob if validate else _unchecked)(value, loc, factor, diag, precision)
+    return eager(value, loc, factor, diag, precision)
 
 
 def _unchecked(value, loc, factor, diag, precision: bool) -> tuple[Tensor, None]:

@@ -123,9 +123,28 @@ class PyroModel(nn.Module):
     def __deepcopy__(self, memo):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
+        # a flow's transforms cache their last (x, y) and log-determinant (torch's and Pyro's
+        # ``_cached_x_y``, ``_cached_logdet``, ``_cache_log_detJ``): tensors of the last
+        # scoring's graph, which torch refuses to deep-copy; the copy starts with empty caches
+        for m in self.modules():
+            for key, value in vars(m).items():
+                if key.startswith("_cache") and _holds_tensors(value):
+                    memo[id(value)] = (None,) * len(value) if isinstance(value, tuple) else None
         for key, value in self.__dict__.items():
             object.__setattr__(new, key, copy.deepcopy(value, memo))
+        for m in new.modules():  # copied RNN weights are separate tensors: cuDNN wants one
+            if isinstance(m, nn.RNNBase):  # block (else it copies them at every call; a
+                m.flatten_parameters()  # no-op off CUDA)
         return new
+
+
+def _holds_tensors(value) -> bool:
+    """A tensor, or a tuple of tensors and Nones with at least one tensor."""
+    if isinstance(value, tuple):
+        return any(torch.is_tensor(v) for v in value) and all(
+            v is None or torch.is_tensor(v) for v in value
+        )
+    return torch.is_tensor(value)
 
 
 def _unpickle(cls: type[PyroModel], payload: dict) -> PyroModel:

@@ -262,8 +262,6 @@ class FRMDN(PyroModel):
 
     def features(self, y: Tensor, x: Tensor | None = None) -> Tensor:
         """RNN features h_t of y_<t and x_<=t (teacher forcing): (B, T, D) -> (B, T, H)."""
-        if y.is_cuda:  # cuDNN wants one weight block; seen split on an H200 (a copy per call)
-            self.rnn.flatten_parameters()
         return self.rnn(self._teacher_inputs(y, x))[0]
 
     def step_distribution(self, h: Tensor):

@@ -126,13 +126,6 @@ class MixtureOfFlows(PyroModel):
         """π (C,), detached."""
         return self.log_weights().detach().exp()
 
-    @classmethod
-    def from_payload(cls, payload: dict) -> MixtureOfFlows:
-        """Rebuild a saved mixture in the dtype it was saved in."""
-        model = cls.from_config(payload["config"]).to(payload["model"]["logits"].dtype)
-        model.load_state_dict(payload["model"])
-        return model
-
     def check_data(self, y, **inputs) -> tuple[Tensor, dict]:
         given = sorted(k for k, v in inputs.items() if v is not None)
         if given:

@@ -121,6 +121,33 @@ def test_save_and_load_in_a_new_process_give_the_same_log_prob_and_samples(round
     assert torch.equal(s, s2)
 
 
+def test_a_deep_copy_scores_the_same_and_owns_its_weights():
+    import copy
+
+    m = pf.FRMDN(2, hidden_dim=8, num_components=2, rank=1, flow_layers=1)
+    pf.fit(m, Y, epochs=1, progress=False)  # param store links, as after training
+    m.log_prob(Y)  # with gradients on: the flow's caches hold tensors of this graph
+    twin = copy.deepcopy(m)
+    assert torch.equal(twin.log_prob(Y), m.log_prob(Y))
+    with torch.no_grad():
+        twin.rnn.weight_hh_l0.add_(1.0)  # its LSTM weights are its own, not views of m's
+    assert not torch.equal(twin.log_prob(Y), m.log_prob(Y))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_deep_copies_after_scoring_with_gradients(name):
+    import copy
+
+    build, data, _ = MODELS[name]
+    torch.manual_seed(0)
+    m = build()
+    pyro.set_rng_seed(3)
+    before = m.log_prob(*data)  # gradients on: any cache now holds this graph's tensors
+    twin = copy.deepcopy(m)
+    pyro.set_rng_seed(3)
+    assert torch.equal(twin.log_prob(*data).detach(), before.detach())
+
+
 def test_a_fitted_model_pickles_despite_the_param_store_links():
     m = pf.FRMDN(2, hidden_dim=8, num_components=2, flow_layers=1)
     pf.fit(m, Y, epochs=1, progress=False)  # leaves weakrefs on the parameters

@@ -40,7 +40,7 @@ __all__ = [
 
 RHO_SEARCHES = ("line", "gradient", "fixed")
 RHO_DATA = ("train", "val")
-SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform")
+SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform", "mixture")
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -154,9 +154,16 @@ def fit_boosted(
        have the same expected gradient; the weighted form uses every point of the batch, has no
        resampling noise and never duplicates points, so its variance is lower. ``"uniform"`` drops
        the weights (every component by maximum likelihood from its own initialisation: an ensemble,
-       the ablation that shows what the reweighting adds). :math:`\log G_{c-1}(x_i)` is computed
-       once per component for the whole training set (the frozen components do not change), so a
-       step costs one flow, whatever :math:`c`.
+       the ablation that shows what the reweighting adds). ``"mixture"`` fits :math:`g_c` on the
+       objective the mixture is judged by, :math:`-\sum_i \log((1 - \rho) G_{c-1}(x_i) + \rho
+       g_c(x_i))` with :math:`\rho = 1/(c+1)` while it trains (greedy mixture estimation, Li &
+       Barron 1999, "Mixture Density Estimation", NIPS 12): its gradient is the score of
+       :math:`g_c` weighted by its responsibility :math:`\rho g_c / G_c` at each point, which
+       grows where the new component explains the data better than the mixture so far, where
+       the weights :math:`1/G_{c-1}` are that objective's first-order term at :math:`\rho = 0`
+       (they follow the data's own density wherever :math:`G_{c-1} \approx p`).
+       :math:`\log G_{c-1}(x_i)` is computed once per component for the whole training set (the
+       frozen components do not change), so a step costs one flow, whatever :math:`c`.
     2. **Fit** :math:`\rho_c` on the training NLL of
        :math:`G_c = (1 - \rho_c) G_{c-1} + \rho_c g_c`, a convex function of :math:`\rho_c`:
        ``rho_search="line"`` (grid + golden section, :func:`~pyro_frmdn.infer.line_search_rho`),
@@ -206,7 +213,8 @@ def fit_boosted(
         weight_cap: no sample weight above ``weight_cap`` times the minibatch's median weight
             (e.g. 10; None: no cap); for data with parts the mixture misses altogether, with
             ``weight_clip=None``. See :func:`~pyro_frmdn.infer.boosting_sample_weights`.
-        sample_weighting: ``"weighted"``, ``"resample"`` or ``"uniform"`` (no boosting weights).
+        sample_weighting: ``"weighted"``, ``"resample"``, ``"uniform"`` (no boosting weights) or
+            ``"mixture"`` (the mixture's own likelihood).
         rho_search, fixed_rho: how ρ is chosen.
         rho_data: ``"train"`` (default) or ``"val"``: the data ρ is fitted on.
         second_pass: refit each component once more with the others fixed.
@@ -364,7 +372,13 @@ def fit_boosted(
             def refit_choose(a, b, c=c, lo=lo, hi=hi, w_c=w_c):
                 return choose(a, b, c, lo, hi, init=w_c)
 
-            info = train_component(c, rest["train"], rest["val"], refit_choose)
+            info = train_component(
+                c,
+                rest["train"],
+                rest["val"],
+                refit_choose,
+                rho=w_c if 0.0 < w_c < 1.0 else 1.0 / num_components,
+            )
             for k, data in splits.items():
                 if data is not None:
                     lp[k][:, c] = log_probs(model.components[c], data, chunk)

@@ -156,13 +156,17 @@ class ComponentTrainer:
         log_rest_train: Tensor | None,
         log_rest_val: Tensor | None,
         choose: Callable[[Tensor, Tensor], float],
+        rho: float | None = None,
     ) -> dict:
-        """Train component ``c``; ``log_rest_*`` is log G of the other components (None: MLE).
+        """Train component ``c``; ``log_rest_*`` is log G of the other components (None: MLE);
+        ``rho`` the component's weight in the objective of ``sample_weighting="mixture"``
+        (default 1 / (c + 1)).
 
         Returns ``epochs``, ``best_epoch``, ``loss`` (the weighted NLL per step, per epoch) and
         ``skipped_steps`` (steps whose gradient was not finite, not taken).
         """
         model, train, val = self.model, self.train, self.val
+        self.rho = 1.0 / (c + 1) if rho is None else rho
         component = model.components[c]
         model.set_trainable(c)
         params = [p for p in component.parameters() if p.requires_grad]
@@ -226,10 +230,17 @@ class ComponentTrainer:
         )
 
     def loss(self, component, batch: dict[str, Tensor], log_rest: Tensor | None) -> Tensor:
-        """The (sample-weighted) mean NLL per example of a minibatch."""
+        """The (sample-weighted) mean NLL per example of a minibatch; with ``"mixture"`` the
+        mean NLL of the mixture :math:`(1 - \rho) G + \rho g` the component would make."""
         if log_rest is None or self.sample_weighting == "uniform":
             return -component_log_prob(component, batch).mean()
         y = batch["y"]
+        if self.sample_weighting == "mixture":
+            log_g = component_log_prob(component, batch)
+            if not 0.0 < self.rho < 1.0:
+                raise ValueError(f"the mixture objective needs 0 < rho < 1, got {self.rho}")
+            keep, add = math.log1p(-self.rho), math.log(self.rho)
+            return -torch.logaddexp(keep + log_rest.to(log_g), add + log_g).mean()
         w = boosting_sample_weights(-log_rest, self.weight_clip, self.weight_cap).to(y.dtype)
         if self.sample_weighting == "resample":
             pick = torch.multinomial(w.cpu(), len(y), replacement=True, generator=self.generator)

@@ -52,7 +52,7 @@ def mixture():
 
 
 @pytest.mark.parametrize("rho_search", ["line", "gradient", "fixed"])
-@pytest.mark.parametrize("weighting", ["weighted", "resample"])
+@pytest.mark.parametrize("weighting", ["weighted", "resample", "mixture"])
 def test_fit_boosted_keeps_weights_valid(rho_search, weighting):
     m = flow()
     h = fit_boosted(
@@ -110,18 +110,20 @@ def test_early_stopping_on_validation_nll():
     assert h["val_nll"][0] == pytest.approx(pf.evaluate(m, val), rel=1e-9)
 
 
+def two_modes(n, seed):
+    """Two far modes N(∓2, 0.3² I) along the first axis, in equal numbers."""
+    g = torch.Generator().manual_seed(seed)
+    y = 0.3 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y[:, 0] += torch.where(torch.arange(n) % 2 == 0, -2.0, 2.0).double()
+    return y
+
+
 def test_a_second_component_takes_the_mode_the_first_misses():
     """A known answer: on two far modes A, B (N(∓2, 0.3² I), equal weights) a first component
     fitted to A alone, then boosted on both, the second component goes to B, ρ ≈ 1/2 and the
     mixture reaches the entropy H_A + log 2: on A's points it pays log 2 for B's share."""
 
-    def modes(n, seed):
-        g = torch.Generator().manual_seed(seed)
-        y = 0.3 * torch.randn(n, 2, generator=g, dtype=torch.float64)
-        y[:, 0] += torch.where(torch.arange(n) % 2 == 0, -2.0, 2.0).double()
-        return y
-
-    y, test = modes(800, 0), modes(2000, 1)
+    y, test = two_modes(800, 0), two_modes(2000, 1)
     entropy_a = 1 + math.log(2 * math.pi * 0.09)  # of one mode, a Gaussian
     torch.manual_seed(0)
     m = BoostedFlow(2, hidden_dims=[16, 16]).double()  # the default component, narrower
@@ -130,6 +132,51 @@ def test_a_second_component_takes_the_mode_the_first_misses():
     assert -float(m.log_prob(a).mean()) < entropy_a + 0.1  # the first covers A alone
     capped = dict(weight_cap=10.0, weight_clip=None)  # the reference clip would flatten them
     fit_boosted(m, y, num_components=2, **{**FIT, "epochs_per_component": 40, **capped})
+    assert 0.4 < float(m.rho[1]) < 0.6
+    assert -float(m.components[1].log_prob(b).mean()) < entropy_a + 0.15
+    assert float((m.components[1].sample(2000)[:, 0] < 0).double().mean()) < 0.05
+    assert -float(m.log_prob(test).mean()) < entropy_a + math.log(2) + 0.1
+
+
+def test_the_mixture_objective_is_the_nll_of_the_mixture_the_component_makes():
+    """``sample_weighting="mixture"``: a minibatch's loss is -mean log((1 - ρ) G + ρ g) (ρ the
+    trainer's; 1 / (c + 1) in fit_boosted), computed here from the densities themselves
+    (float64), and its gradient the responsibility-weighted score of g."""
+    from pyro_frmdn.infer.components import ComponentTrainer
+
+    y = blobs(64)
+    m = flow(components=1)
+    m.add_component()
+    g = m.components[1]
+    log_rest = m.components[0].log_prob(y).detach() - 0.7  # any fixed log G
+    trainer = ComponentTrainer(m, {"y": y}, None, bar=None, sample_weighting="mixture")
+    trainer.rho = 0.3
+    loss = trainer.loss(g, {"y": y}, log_rest)
+    dense = (0.7 * log_rest.exp() + 0.3 * g.log_prob(y).exp()).log()
+    assert float(loss.detach()) == pytest.approx(-float(dense.detach().mean()), rel=1e-12)
+    grads = torch.autograd.grad(loss, list(g.parameters()))
+    r = (0.3 * g.log_prob(y).exp() / dense.exp()).detach()  # responsibilities of g
+    expected = torch.autograd.grad(-(r * g.log_prob(y)).mean(), list(g.parameters()))
+    pairs = zip(grads, expected, strict=True)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in pairs)
+    trainer.rho = 0.0
+    with pytest.raises(ValueError, match="0 < rho < 1"):
+        trainer.loss(g, {"y": y}, log_rest)
+
+
+def test_the_mixture_objective_takes_the_mode_the_first_misses():
+    """The known answer of the test above with ``sample_weighting="mixture"`` and no weight
+    clip or cap to choose: the second component goes to B and the mixture reaches H_A + log 2."""
+
+    y, test = two_modes(800, 0), two_modes(2000, 1)
+    entropy_a = 1 + math.log(2 * math.pi * 0.09)
+    torch.manual_seed(0)
+    m = BoostedFlow(2, hidden_dims=[16, 16]).double()
+    fit_boosted(m, y[y[:, 0] < 0], num_components=1, **{**FIT, "epochs_per_component": 40})
+    b = test[test[:, 0] > 0]
+    fit_boosted(
+        m, y, num_components=2, sample_weighting="mixture", **{**FIT, "epochs_per_component": 40}
+    )
     assert 0.4 < float(m.rho[1]) < 0.6
     assert -float(m.components[1].log_prob(b).mean()) < entropy_a + 0.15
     assert float((m.components[1].sample(2000)[:, 0] < 0).double().mean()) < 0.05

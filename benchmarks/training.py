@@ -4,9 +4,10 @@ Timed interleaved in one process, medians over rounds, at each thread count aske
 Pyro's validation on (as users have it):
 
 1. ``frmdn`` against ``rmdn``: one step of ``pf.fit`` (:func:`pyro_frmdn.infer.svi_step`, with
-   ``fit``'s defaults: ``ClippedAdam``, ``clip_value=10``, freed memory kept) of an
-   FRMDN with 4 affine couplings and of an RMDN with the same head (D 64, K 5, rank 2, LSTM 128,
-   batch 64, T 50; the model of issue 22). Target: FRMDN at most 1.3x RMDN.
+   ``fit``'s defaults: Pyro's ``ClippedAdam`` stepped for all parameters at once,
+   ``clip_value=10``, freed memory kept) of an FRMDN with 4 affine couplings and of an RMDN with
+   the same head (D 64, K 5, rank 2, LSTM 128, batch 64, T 50; the model of issue 22). Target:
+   FRMDN at most 1.3x RMDN.
 2. ``svi_step`` against ``plain``: the same FRMDN (a copy), trained by a plain PyTorch loop on the
    same loss, ``-m.log_prob(y).sum()``, ``backward``, ``torch.optim.Adam``. Target: at most 1.1x.
 
@@ -46,6 +47,7 @@ from pyro_frmdn.distributions import FlowTransformedDistribution
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import default_hidden_dims, uncapped_hidden_dims
 from pyro_frmdn.infer import keep_freed_memory, resolve_device
+from pyro_frmdn.infer.optim import JointClippedAdam
 from pyro_frmdn.infer.training import svi_step
 from pyro_frmdn.nn import MixtureHead
 
@@ -57,12 +59,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+PYRO_ADAM = False  # --pyro-adam: Pyro's ClippedAdam, one torch optimizer stepped per parameter
+
+
 def pyro_step(model, y: torch.Tensor, lr: float) -> Callable[[], float]:
     """One step as ``pf.fit`` takes it with its defaults: ``svi_step`` with ``Trace_ELBO``, Pyro's
-    ``ClippedAdam`` (no decay) and every gradient element clamped to [-10, 10]
-    (``clip_value=10``); ``main`` keeps freed memory in the process on CPU, as ``fit`` does."""
+    ``ClippedAdam`` (no decay) stepped for all parameters at once as ``fit`` steps it
+    (:class:`~pyro_frmdn.infer.optim.JointClippedAdam`; ``--pyro-adam``: Pyro's own loop over
+    the parameters) and every gradient element clamped to [-10, 10] (``clip_value=10``);
+    ``main`` keeps freed memory in the process on CPU, as ``fit`` does."""
     elbo = Trace_ELBO()
-    optimizer = pyro.optim.ClippedAdam({"lr": lr, "clip_norm": math.inf, "lrd": 1.0})
+    kind = pyro.optim.ClippedAdam if PYRO_ADAM else JointClippedAdam
+    optimizer = kind({"lr": lr, "clip_norm": math.inf, "lrd": 1.0})
     return lambda: svi_step(elbo, model, optimizer, {"y": y}, clip_value=10.0)
 
 
@@ -389,8 +397,11 @@ def main() -> None:
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a dry run")
     p.add_argument("--wall", action="store_true", help="wall-clock time on CPU (a quiet machine)")
+    p.add_argument("--pyro-adam", action="store_true", help="Pyro's ClippedAdam, not fit's")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    global PYRO_ADAM
+    PYRO_ADAM = a.pyro_adam
     if a.quick:
         a.batch, a.T, a.D, a.hidden, a.threads = 4, 5, 8, 16, a.threads[:1]
         a.warmup, a.n, a.rounds, a.sweep_rounds = 1, 1, 1, 1

@@ -26,7 +26,7 @@ if ((dry)); then
   device=cpu
   out=$(mktemp -d)
   likelihood=(--batch 8 --steps 4 --sweep 8 --repeats 1)
-  training=(--quick --large-d)
+  training=(--quick --large-d --pyro-adam)
   sampling=(--quick)
   precision=(--quick --mixed)
   compiled=(--dims 8 --batch 4 --steps 5 --reps 2 --variants stock ours ours-inductor)
@@ -39,7 +39,7 @@ else
     exit 2
   fi
   likelihood=(--sweep 16 64 256 1024)
-  training=(--threads 1 --large-d --large-dims 1024 4096)
+  training=(--threads 1 --large-d --large-dims 1024 4096 --pyro-adam)
   sampling=(--threads 1)
   precision=(--threads 1 --mixed)
   compiled=(--dims 16 64 256 1024 --budget 65)

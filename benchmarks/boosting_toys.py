@@ -30,9 +30,10 @@ a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
 
 ``--stages`` limits the boosted stages run; with ``--checkpoints DIR`` the boosted mixtures are
 checkpointed there (``fit_boosted(checkpoint=..., resume=True)``), so a later run of larger
-stages continues them instead of starting over; ``--hidden`` sets the components' widths and
-``--epochs`` the epochs per component (default: what ``fit_boosted`` chooses, 5,000 steps; the
-second round's tables were measured with 20 epochs: add ``--epochs 20`` to rerun them).
+stages continues them instead of starting over; ``--hidden`` sets the components' widths,
+``--bins`` their splines' bins and ``--epochs`` the epochs per component (default: what
+``fit_boosted`` chooses, 5,000 steps; the second round's tables were measured with 20 epochs:
+add ``--epochs 20`` to rerun them).
 
     python benchmarks/boosting_toys.py                      # 6 toys × seeds 0 1 2
     python benchmarks/boosting_toys.py --toys bars moons --seeds 1
@@ -87,6 +88,12 @@ def nll(model, data) -> float:
         return -float(model.log_prob(data).mean())
 
 
+def component_options(args) -> dict:
+    """The components' options the command line changes (``--hidden``, ``--bins``)."""
+    options = {} if args.hidden is None else {"hidden_dims": args.hidden}
+    return options if args.bins is None else {**options, "count_bins": args.bins}
+
+
 def run_pair(name: str, seed: int, args, save) -> dict:
     """One toy and seed; ``save(row)`` is called after each model, so a cut run keeps them."""
     train = toy2d(name, args.n, seed=seed)
@@ -95,7 +102,7 @@ def run_pair(name: str, seed: int, args, save) -> dict:
     epochs = args.budget * d["epochs_per_component"]
     row = {"density": name, "seed": seed, "entropy": entropy}
     torch.manual_seed(seed)
-    comp = {} if args.hidden is None else {"hidden_dims": args.hidden}
+    comp = component_options(args)
     boosted = pf.BoostedFlow(2, **comp)
     layers = boosted.config["flow_layers"]
 
@@ -311,6 +318,7 @@ def main(argv=None) -> None:
     p.add_argument("--stages", type=int, nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--checkpoints", help="a folder for the boosted mixtures, to grow them later")
     p.add_argument("--hidden", type=int, nargs="+", help="components' hidden widths (default's)")
+    p.add_argument("--bins", type=int, help="components' spline bins (default's)")
     p.add_argument("--epochs", type=int, help="epochs per component (default: fit_boosted's)")
     p.add_argument("--weighting", choices=SAMPLE_WEIGHTINGS, help="fit_boosted's sample_weighting")
     args = p.parse_args(argv)
@@ -323,8 +331,12 @@ def main(argv=None) -> None:
     hidden = "" if args.hidden is None else " --hidden " + " ".join(map(str, args.hidden))
     hidden += "" if args.epochs is None else f" --epochs {args.epochs}"
     hidden += "" if args.weighting is None else f" --weighting {args.weighting}"
-    cfg = pf.BoostedFlow(2, **({} if args.hidden is None else {"hidden_dims": args.hidden})).config
-    component = f"{cfg['flow_layers']} {cfg['flow']} couplings, hidden {cfg['hidden_dims']}"
+    hidden += "" if args.bins is None else f" --bins {args.bins}"
+    cfg = pf.BoostedFlow(2, **component_options(args)).config
+    component = (
+        f"{cfg['flow_layers']} {cfg['flow']} couplings of {cfg['count_bins']} bins, hidden "
+        f"{cfg['hidden_dims']}"
+    )
     machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     for seed in args.seeds:
         for name in args.toys:

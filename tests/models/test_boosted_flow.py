@@ -85,3 +85,22 @@ def test_a_model_saved_with_the_previous_default_of_one_hidden_layer_rebuilds_it
     assert loaded.config["hidden_dims"] == [64]
     y = blobs()
     assert torch.equal(loaded.log_prob(y), old.log_prob(y))
+
+
+def test_the_default_component_has_splines_of_16_bins():
+    coupling = BoostedFlow(2).new_component(0).flow[0]
+    # a rational-quadratic spline of K bins: K widths, K heights, K - 1 derivatives, K lambdas
+    assert coupling.upper_spline.count_bins == 16
+    assert coupling.upper_spline.nn.layers[-1].out_features == 16 + 16 + 15 + 16
+
+
+def test_a_config_saved_without_count_bins_rebuilds_the_8_bins_of_then():
+    torch.manual_seed(0)
+    old = BoostedFlow(2, count_bins=8).double()
+    old.add_component(), old.add_component(rho=0.3)
+    payload = old.payload()
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "count_bins"}
+    loaded = BoostedFlow.from_payload(payload)
+    assert loaded.config["count_bins"] == 8
+    y = blobs()
+    assert torch.equal(loaded.log_prob(y), old.log_prob(y))

@@ -92,9 +92,12 @@ def test_earlier_components_do_not_change():
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_second_pass_keeps_weights_valid_and_never_worsens_the_fit():
+@pytest.mark.parametrize("weighting", ["weighted", "mixture"])
+def test_second_pass_keeps_weights_valid_and_never_worsens_the_fit(weighting):
     m = flow()
-    h = fit_boosted(m, blobs(), num_components=3, second_pass=True, **FIT)
+    h = fit_boosted(
+        m, blobs(), num_components=3, second_pass=True, sample_weighting=weighting, **FIT
+    )
     assert h["pass"] == [1, 1, 1, 2, 2, 2]
     nll = h["train_nll"]
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(nll[2:]))

@@ -231,14 +231,14 @@ class ComponentTrainer:
 
     def loss(self, component, batch: dict[str, Tensor], log_rest: Tensor | None) -> Tensor:
         """The (sample-weighted) mean NLL per example of a minibatch; with ``"mixture"`` the
-        mean NLL of the mixture :math:`(1 - \rho) G + \rho g` the component would make."""
+        mean NLL of the mixture (1 - ρ) G + ρ g the component would make."""
         if log_rest is None or self.sample_weighting == "uniform":
             return -component_log_prob(component, batch).mean()
         y = batch["y"]
         if self.sample_weighting == "mixture":
-            log_g = component_log_prob(component, batch)
             if not 0.0 < self.rho < 1.0:
                 raise ValueError(f"the mixture objective needs 0 < rho < 1, got {self.rho}")
+            log_g = component_log_prob(component, batch)
             keep, add = math.log1p(-self.rho), math.log(self.rho)
             return -torch.logaddexp(keep + log_rest.to(log_g), add + log_g).mean()
         w = boosting_sample_weights(-log_rest, self.weight_clip, self.weight_cap).to(y.dtype)

@@ -31,7 +31,8 @@ a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
 ``--stages`` limits the boosted stages run; with ``--checkpoints DIR`` the boosted mixtures are
 checkpointed there (``fit_boosted(checkpoint=..., resume=True)``), so a later run of larger
 stages continues them instead of starting over; ``--hidden`` sets the components' widths,
-``--bins`` their splines' bins and ``--epochs`` the epochs per component (default: what
+``--bins`` their splines' bins, ``--init`` their start (``random``: as before the fourteenth
+session) and ``--epochs`` the epochs per component (default: what
 ``fit_boosted`` chooses, 5,000 steps; the second round's tables were measured with 20 epochs:
 add ``--epochs 20`` to rerun them).
 
@@ -63,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import pyro_frmdn as pf
 from pyro_frmdn.data import TOY2D, toy2d, toy2d_entropy, toy2d_log_prob
 from pyro_frmdn.experiments import cpu_name
+from pyro_frmdn.flows import INITS
 from pyro_frmdn.infer import component_epochs
 from pyro_frmdn.infer.boosting import SAMPLE_WEIGHTINGS
 
@@ -90,8 +92,9 @@ def nll(model, data) -> float:
 
 
 def component_options(args) -> dict:
-    """The components' options the command line changes (``--hidden``, ``--bins``)."""
+    """The components' options the command line changes (``--hidden``, ``--bins``, ``--init``)."""
     options = {} if args.hidden is None else {"hidden_dims": args.hidden}
+    options = options if args.init is None else {**options, "init": args.init}
     return options if args.bins is None else {**options, "count_bins": args.bins}
 
 
@@ -147,8 +150,9 @@ def run_pair(name: str, seed: int, args, save) -> dict:
         key = "deeper" if args.budget == 1 else f"deeper, {args.budget}× epochs"
         row[key], row[f"time_{key}"] = nll(deeper, test) - entropy, time.perf_counter() - t0
         save(row)
-    if "joint" in args.models:
-        joint_mixture(row, train, val, test, seed, args.budget, save, comp, args.epochs)
+    if "joint" in args.models:  # its components start as the boosted ones do
+        joint_comp = {**comp, "init": boosted.config["init"]}
+        joint_mixture(row, train, val, test, seed, args.budget, save, joint_comp, args.epochs)
     if "boosted" in args.models:
         grow([c for c in stages if c > 4])
     return row
@@ -317,6 +321,7 @@ def main(argv=None) -> None:
     p.add_argument("--bins", type=int, help="components' spline bins (default's)")
     p.add_argument("--epochs", type=int, help="epochs per component (default: fit_boosted's)")
     p.add_argument("--weighting", choices=SAMPLE_WEIGHTINGS, help="fit_boosted's sample_weighting")
+    p.add_argument("--init", choices=INITS, help="how components start (default's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pyro.enable_validation(False)  # argument checks off: ~10% faster, the same numbers
@@ -328,10 +333,11 @@ def main(argv=None) -> None:
     hidden += "" if args.epochs is None else f" --epochs {args.epochs}"
     hidden += "" if args.weighting is None else f" --weighting {args.weighting}"
     hidden += "" if args.bins is None else f" --bins {args.bins}"
+    hidden += "" if args.init is None else f" --init {args.init}"
     cfg = pf.BoostedFlow(2, **component_options(args)).config
     component = (
         f"{cfg['flow_layers']} {cfg['flow']} couplings of {cfg['count_bins']} bins, hidden "
-        f"{cfg['hidden_dims']}"
+        f"{cfg['hidden_dims']}, {cfg['init']} start"
     )
     machine = f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread"
     for seed in args.seeds:

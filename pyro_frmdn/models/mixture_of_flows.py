@@ -33,12 +33,15 @@ class MixtureOfFlows(PyroModel):
     With ``init_loc`` the base of component ``c`` is centred at ``init_loc[c]`` (for example
     k-means centres of the data, :meth:`centres`) so that the components start apart; without
     it they all start at the origin and are told apart only by their random initialisation.
+    With ``init_loc``, ``init="identity"`` starts each component as a standard normal at its
+    centre (the boosted components' start); without it, keep ``"random"`` (the default), or all
+    components would start as the same density.
 
     Arguments:
         dim: D.
         num_components: C.
-        flow_layers, flow, hidden_dims, mixing, count_bins, bound: each component's flow, as for
-            :class:`BoostedFlow`.
+        flow_layers, flow, hidden_dims, mixing, count_bins, bound, init: each component's
+            flow, as for :class:`BoostedFlow` (but ``init`` is ``"random"`` by default).
         init_loc: (C, D) centres of the components' bases, or None.
         name: prefix of the parameters in Pyro's param store.
 
@@ -58,6 +61,7 @@ class MixtureOfFlows(PyroModel):
         mixing: str = "permute",
         count_bins: int = DEFAULT_COMPONENT["count_bins"],
         bound: float = DEFAULT_COMPONENT["bound"],
+        init: str = "random",
         init_loc: list | Tensor | None = None,
         name: str = "mixture_of_flows",
     ):
@@ -80,6 +84,7 @@ class MixtureOfFlows(PyroModel):
             mixing=mixing,
             count_bins=count_bins,
             bound=bound,
+            init=init,
         )
         self.config = dict(
             dim=dim,

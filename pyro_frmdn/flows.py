@@ -335,7 +335,7 @@ def coupling_flow(
             unconditional couplings only.
         init: ``"random"`` (default): each coupling as its module draws it (for Pyro's splines
             a random spline); ``"identity"``: every coupling starts as the identity map (its
-            network's last layer zero, the spline's derivatives 1 at every knot; the hidden
+            network's last layer zero, the spline's slope 1 at every inner knot; the hidden
             layers stay random, so gradients differ), so that the untrained flow is its base
             whatever the seed (:func:`identity_start`); unconditional couplings only.
 

@@ -66,7 +66,7 @@ from pyro_frmdn.data import TOY2D, toy2d, toy2d_entropy, toy2d_log_prob
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import INITS
 from pyro_frmdn.infer import component_epochs
-from pyro_frmdn.infer.boosting import SAMPLE_WEIGHTINGS
+from pyro_frmdn.infer.boosting import COMPONENT_STARTS, SAMPLE_WEIGHTINGS
 
 STAGES = (1, 2, 4, 8)
 COLUMNS = [f"C={c}" for c in STAGES] + ["deeper", "joint"]
@@ -112,8 +112,11 @@ def run_pair(name: str, seed: int, args, save) -> dict:
 
     # another sample weighting than the default names its columns "C=2, mixture" and so on
     # (C = 1 is the same maximum-likelihood fit whatever the weighting)
-    tag = "" if args.weighting is None else f", {args.weighting}"
+    # («C=2, weighted, copy» with --start copy)
+    chosen = [x for x in (args.weighting, args.start) if x is not None]
+    tag = "".join(f", {x}" for x in chosen)
     weighting = {} if args.weighting is None else {"sample_weighting": args.weighting}
+    weighting |= {} if args.start is None else {"component_start": args.start}
 
     def grow(stages) -> None:
         for c in stages:
@@ -234,7 +237,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"({d['epochs_per_component']} epochs per component{steps}, batch {d['batch_size']}, lr "
         f"{d['lr']}); deeper: one flow of 4× the couplings, {meta['budget']}× the epochs; joint: "
         f"`pf.MixtureOfFlows(2, 4)` from k-means centres by `pf.fit`, {meta['budget']}× the "
-        f"epochs (a column «…, k× epochs»: k× those; «C=k, w»: `sample_weighting=w`). C=4 − "
+        f"epochs (a column «…, k× epochs»: k× those; «C=k, w»: `sample_weighting=w`; "
+        f"«C=k, w, s»: and `component_start=s`). C=4 − "
         f"C=1: paired by seed (negative: boosting helps; in how many seeds).",
         "",
         "| density | entropy | n | " + " | ".join(columns) + " | C=4 − C=1 |",
@@ -321,6 +325,7 @@ def main(argv=None) -> None:
     p.add_argument("--bins", type=int, help="components' spline bins (default's)")
     p.add_argument("--epochs", type=int, help="epochs per component (default: fit_boosted's)")
     p.add_argument("--weighting", choices=SAMPLE_WEIGHTINGS, help="fit_boosted's sample_weighting")
+    p.add_argument("--start", choices=COMPONENT_STARTS, help="fit_boosted's component_start")
     p.add_argument("--init", choices=INITS, help="how components start (default's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -332,6 +337,7 @@ def main(argv=None) -> None:
     hidden = "" if args.hidden is None else " --hidden " + " ".join(map(str, args.hidden))
     hidden += "" if args.epochs is None else f" --epochs {args.epochs}"
     hidden += "" if args.weighting is None else f" --weighting {args.weighting}"
+    hidden += "" if args.start is None else f" --start {args.start}"
     hidden += "" if args.bins is None else f" --bins {args.bins}"
     hidden += "" if args.init is None else f" --init {args.init}"
     cfg = pf.BoostedFlow(2, **component_options(args)).config

@@ -26,9 +26,11 @@ from .components import (
     to_dtype,
 )
 from .engine import History, check_options, progress_bar, resolve_device
-from .rho import gradient_search_rho, line_search_rho
+from .rho import gradient_search_rho, line_search_rho, mixture_nll
 
 __all__ = [
+    "BEST_OF",
+    "COMPONENT_STARTS",
     "LR_SCHEDULES",
     "RHO_DATA",
     "RHO_SEARCHES",
@@ -40,7 +42,11 @@ __all__ = [
 
 RHO_SEARCHES = ("line", "gradient", "fixed")
 RHO_DATA = ("train", "val")
-SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform", "mixture")
+SAMPLE_WEIGHTINGS = ("weighted", "resample", "uniform", "mixture", "best")
+COMPONENT_STARTS = ("fresh", "copy")
+BEST_OF = (("weighted", "copy"), ("mixture", "fresh"))
+"""The fits ``sample_weighting="best"`` tries for each new component, as (``sample_weighting``,
+``component_start``) pairs; the one whose mixture scores better is kept."""
 LR_SCHEDULES = ("cosine", "constant")
 
 
@@ -101,6 +107,10 @@ def _check_arguments(model, num_components, epochs, batch_size, lr, weight_clip,
             f"sample_weighting must be one of {SAMPLE_WEIGHTINGS}, "
             f"got {options['sample_weighting']!r}"
         )
+    if options["component_start"] not in COMPONENT_STARTS:
+        raise ValueError(
+            f"component_start must be one of {COMPONENT_STARTS}, got {options['component_start']!r}"
+        )
     fixed = options["fixed_rho"]
     if fixed != "uniform" and not (isinstance(fixed, (int, float)) and 0.0 < fixed <= RHO_MAX):
         raise ValueError(
@@ -127,6 +137,7 @@ def fit_boosted(
     weight_clip: tuple[float, float] | None = (0.01, 0.1),
     weight_cap: float | None = None,
     sample_weighting: str = "weighted",
+    component_start: str = "fresh",
     rho_search: str = "line",
     fixed_rho: float | str = "uniform",
     rho_data: str = "train",
@@ -162,6 +173,11 @@ def fit_boosted(
        grows where the new component explains the data better than the mixture so far, where
        the weights :math:`1/G_{c-1}` are that objective's first-order term at :math:`\rho = 0`
        (they follow the data's own density wherever :math:`G_{c-1} \approx p`).
+       ``"best"`` fits the component once per pair of :data:`BEST_OF`, on the weighted
+       likelihood from a copy of the component before it and on the mixture objective from
+       the fresh start, and keeps the fit whose mixture has the lower NLL (on ``val`` with ρ
+       searched there, as early stopping judges; else on ``train``): each objective has toys
+       it wins on (docs/boosting.md), and the choice costs one more fit per component.
        :math:`\log G_{c-1}(x_i)` is computed once per component for the whole training set (the
        frozen components do not change), so a step costs one flow, whatever :math:`c`.
     2. **Fit** :math:`\rho_c` on the training NLL of
@@ -213,8 +229,12 @@ def fit_boosted(
         weight_cap: no sample weight above ``weight_cap`` times the minibatch's median weight
             (e.g. 10; None: no cap); for data with parts the mixture misses altogether, with
             ``weight_clip=None``. See :func:`~pyro_frmdn.infer.boosting_sample_weights`.
-        sample_weighting: ``"weighted"``, ``"resample"``, ``"uniform"`` (no boosting weights) or
-            ``"mixture"`` (the mixture's own likelihood).
+        sample_weighting: ``"weighted"``, ``"resample"``, ``"uniform"`` (no boosting weights),
+            ``"mixture"`` (the mixture's own likelihood) or ``"best"`` (the better of two fits).
+        component_start: where a new component's fit begins: ``"fresh"`` (default; as the
+            model builds it, e.g. the identity for :class:`~pyro_frmdn.models.BoostedFlow`) or
+            ``"copy"`` (the component fitted before it, which then moves toward what the
+            mixture explains badly; with ``"best"`` each fit has its own start).
         rho_search, fixed_rho: how ρ is chosen.
         rho_data: ``"train"`` (default) or ``"val"``: the data ρ is fitted on.
         second_pass: refit each component once more with the others fixed.
@@ -230,7 +250,9 @@ def fit_boosted(
         A :class:`~pyro_frmdn.infer.History` with one record per fitted component: ``component``,
         ``pass`` (1 or 2), ``rho``, ``weights``, ``train_nll`` and ``val_nll`` (the mixture's, in
         nats per scored step as :func:`~pyro_frmdn.evaluate`), ``component_nll`` (the component
-        alone, train), ``epochs``, ``best_epoch``, ``loss`` (per epoch), ``accepted``, ``time``.
+        alone, train), ``epochs``, ``best_epoch``, ``loss`` (per epoch), ``accepted``, ``time``;
+        with ``"best"`` also ``fit`` (the pair kept, e.g. ``"mixture, fresh"``) and
+        ``val_nll_of`` (or ``train_nll_of``): each fit's score.
 
     Example:
         >>> from pyro_frmdn.models import BoostedFlow
@@ -244,6 +266,7 @@ def fit_boosted(
         rho_search=rho_search,
         rho_data=rho_data,
         sample_weighting=sample_weighting,
+        component_start=component_start,
         fixed_rho=fixed_rho,
         patience=patience,
         val=val,
@@ -311,7 +334,11 @@ def fit_boosted(
     start = model.num_components
     refits_done = sum(r["pass"] == 2 for r in history.records)
     per_component = epochs_per_component * math.ceil(len(train["y"]) / batch_size)
-    todo = num_components - start + (num_components - refits_done if second_pass else 0)
+    fits = [
+        len(BEST_OF) if c and sample_weighting == "best" else 1
+        for c in range(start, num_components)
+    ]
+    todo = sum(fits) + (num_components - refits_done if second_pass else 0)
     bar = progress_bar(todo * per_component, "fit_boosted", progress)
     train_component = ComponentTrainer(
         model,
@@ -333,6 +360,34 @@ def fit_boosted(
     )
     splits = {"train": train, "val": val}
 
+    def fit_new(c: int, rest: dict) -> dict:
+        """Fit the new component c from its start; with ``"best"``, once per pair of
+        ``BEST_OF``, keeping the fit whose mixture has the lower NLL (validation, else train)."""
+        component = model.components[c]
+        starts = {"fresh": copy.deepcopy(component.state_dict())}
+        if c:
+            starts["copy"] = copy.deepcopy(model.components[c - 1].state_dict())
+
+        def run(start: str) -> dict:
+            component.load_state_dict(starts[start if c else "fresh"])
+            return train_component(c, rest["train"], rest["val"], lambda a, b: choose(a, b, c))
+
+        if sample_weighting != "best" or c == 0:
+            return run(component_start)
+        judge, tried = "train" if val is None else "val", []
+        for weighting, start in BEST_OF:
+            train_component.sample_weighting = weighting
+            info = run(start)
+            column = log_probs(component, splits[judge], chunk)
+            score = mixture_nll(choose(rest[judge], column, c), rest[judge], column)
+            tried.append(
+                (score, f"{weighting}, {start}", copy.deepcopy(component.state_dict()), info)
+            )
+        score, chosen, state, info = min(tried, key=lambda t: t[0])
+        component.load_state_dict(state)
+        scores = {name: s for s, name, *_ in tried}
+        return {**info, "fit": chosen, f"{judge}_nll_of": scores}
+
     for c in range(start, num_components):
         t0 = time.perf_counter()
         model.add_component()
@@ -340,7 +395,7 @@ def fit_boosted(
         rest = {
             k: mixture_log_prob(lp[k], log_w_prev) if c and lp[k] is not None else None for k in lp
         }
-        info = train_component(c, rest["train"], rest["val"], lambda a, b, c=c: choose(a, b, c))
+        info = fit_new(c, rest)
         for k, data in splits.items():
             if data is not None:
                 column = log_probs(model.components[c], data, chunk)
@@ -357,6 +412,8 @@ def fit_boosted(
             save_checkpoint(ckpt_dir / "last.pt", payload())
 
     if second_pass and num_components > 1:
+        if sample_weighting == "best":  # refits on the boosting weights: one fit each
+            train_component.sample_weighting = "weighted"
         for c in range(refits_done, num_components):
             t0 = time.perf_counter()
             log_w = model.log_weights().double()

@@ -136,7 +136,7 @@ def fit_boosted(
     clip_norm: float | None = 10.0,
     weight_clip: tuple[float, float] | None = (0.01, 0.1),
     weight_cap: float | None = None,
-    sample_weighting: str = "weighted",
+    sample_weighting: str = "best",
     component_start: str = "fresh",
     rho_search: str = "line",
     fixed_rho: float | str = "uniform",
@@ -160,7 +160,7 @@ def fit_boosted(
        normalised over the minibatch and clipped as the paper's code does (``weight_clip``), or
        capped at ``weight_cap`` times their median
        (:func:`~pyro_frmdn.infer.boosting_sample_weights`). With ``sample_weighting="weighted"``
-       (default) the weighted NLL is minimised directly; with ``"resample"`` the minibatch is
+       the weighted NLL is minimised directly; with ``"resample"`` the minibatch is
        resampled by the weights and an ordinary NLL step taken, as the reference code does. Both
        have the same expected gradient; the weighted form uses every point of the batch, has no
        resampling noise and never duplicates points, so its variance is lower. ``"uniform"`` drops
@@ -173,11 +173,12 @@ def fit_boosted(
        grows where the new component explains the data better than the mixture so far, where
        the weights :math:`1/G_{c-1}` are that objective's first-order term at :math:`\rho = 0`
        (they follow the data's own density wherever :math:`G_{c-1} \approx p`).
-       ``"best"`` fits the component once per pair of :data:`BEST_OF`, on the weighted
+       ``"best"`` (default) fits the component once per pair of :data:`BEST_OF`, on the weighted
        likelihood from a copy of the component before it and on the mixture objective from
        the fresh start, and keeps the fit whose mixture has the lower NLL (on ``val`` with ρ
        searched there, as early stopping judges; else on ``train``): each objective has toys
-       it wins on (docs/boosting.md), and the choice costs one more fit per component.
+       it wins on (docs/boosting.md), and the choice costs one more fit per component. The
+       second pass refits on the weighted likelihood.
        :math:`\log G_{c-1}(x_i)` is computed once per component for the whole training set (the
        frozen components do not change), so a step costs one flow, whatever :math:`c`.
     2. **Fit** :math:`\rho_c` on the training NLL of
@@ -230,7 +231,8 @@ def fit_boosted(
             (e.g. 10; None: no cap); for data with parts the mixture misses altogether, with
             ``weight_clip=None``. See :func:`~pyro_frmdn.infer.boosting_sample_weights`.
         sample_weighting: ``"weighted"``, ``"resample"``, ``"uniform"`` (no boosting weights),
-            ``"mixture"`` (the mixture's own likelihood) or ``"best"`` (the better of two fits).
+            ``"mixture"`` (the mixture's own likelihood) or ``"best"`` (default: the better of
+            two fits; the default was ``"weighted"`` before; pass it to fit as then).
         component_start: where a new component's fit begins: ``"fresh"`` (default; as the
             model builds it, e.g. the identity for :class:`~pyro_frmdn.models.BoostedFlow`) or
             ``"copy"`` (the component fitted before it, which then moves toward what the

@@ -9,7 +9,13 @@ import torch
 from support.boosting import blobs, count_steps, flow
 
 from pyro_frmdn.files import read_torch_file
-from pyro_frmdn.infer import component_epochs, fit_boosted, load_boosted, save_boosted
+from pyro_frmdn.infer import (
+    component_epochs,
+    fit_boosted,
+    load_boosted,
+    save_boosted,
+)
+from pyro_frmdn.infer.boosting import BEST_OF
 from pyro_frmdn.infer.components import EPOCH_RANGE, MIN_STEPS
 
 
@@ -53,7 +59,8 @@ def test_fit_boosted_trains_each_component_for_the_default_epochs(n, batch, min_
     opts = dict(batch_size=batch, lr=lr, min_steps=min_steps, progress=False)
     steps = count_steps(lambda: fit_boosted(m, y, num_components=2, **opts))
     per_epoch = math.ceil(n / batch)
-    assert [len(s) for s in steps] == [epochs * per_epoch] * 2  # one optimizer per component
+    # one optimizer for component 0, one per fit of component 1 (the default "best" tries two)
+    assert [len(s) for s in steps] == [epochs * per_epoch] * (1 + len(BEST_OF))
     for s in steps:  # the cosine schedule spans the chosen epochs: lr first, lr / 100 last
         assert s[0] == pytest.approx(lr) and s[-1] == pytest.approx(lr / 100)
 
@@ -88,5 +95,6 @@ def test_a_mixture_saved_before_is_rebuilt_and_continued_with_the_default_length
     assert torch.equal(loaded.log_prob(y), old.log_prob(y))
     opts = dict(batch_size=8, min_steps=50, progress=False)
     steps = count_steps(lambda: fit_boosted(loaded, blobs(16), num_components=2, **opts))
-    assert [len(s) for s in steps] == [25 * 2]  # only the new component: 25 epochs of 2 steps
+    # only the new component's fits: 25 epochs of 2 steps each
+    assert [len(s) for s in steps] == [25 * 2] * len(BEST_OF)
     assert torch.equal(loaded.component_log_probs(y)[:, 0], old.component_log_probs(y)[:, 0])

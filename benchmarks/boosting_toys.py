@@ -32,9 +32,10 @@ a run cut short keeps what it finished; ``toys.md`` is rebuilt from all of them.
 one call of ``fit_boosted``, seeded, so ``--stages 1 2 3 4`` and ``--stages 1 2 4`` give the same
 C = 2 but not the same C = 4); with ``--checkpoints DIR`` the boosted mixtures are
 checkpointed there (``fit_boosted(checkpoint=..., resume=True)``), so a later run of larger
-stages continues them instead of starting over; ``--hidden`` sets the components' widths,
-``--bins`` their splines' bins, ``--init`` their start (``random``: as before the fourteenth
-session) and ``--epochs`` the epochs per component (default: what
+stages continues them instead of starting over (each stage then continues the random stream
+its checkpoint saved: C = 2 differs from a run without checkpoints); ``--hidden`` sets the
+components' widths, ``--bins`` their splines' bins, ``--init`` their start (``random``: as
+before the fourteenth session) and ``--epochs`` the epochs per component (default: what
 ``fit_boosted`` chooses, 5,000 steps; the second round's tables were measured with 20 epochs:
 add ``--epochs 20`` to rerun them).
 

@@ -343,6 +343,7 @@ def main(argv=None) -> None:
     hidden += "" if args.start is None else f" --start {args.start}"
     hidden += "" if args.bins is None else f" --bins {args.bins}"
     hidden += "" if args.init is None else f" --init {args.init}"
+    hidden += "" if args.checkpoints is None else " --checkpoints CK"  # a fresh folder
     cfg = pf.BoostedFlow(2, **component_options(args)).config
     component = (
         f"{cfg['flow_layers']} {cfg['flow']} couplings of {cfg['count_bins']} bins, hidden "

@@ -37,7 +37,8 @@ its checkpoint saved: C = 2 differs from a run without checkpoints); ``--hidden`
 components' widths, ``--bins`` their splines' bins, ``--init`` their start (``random``: as
 before the fourteenth session) and ``--epochs`` the epochs per component (default: what
 ``fit_boosted`` chooses, 5,000 steps; the second round's tables were measured with 20 epochs:
-add ``--epochs 20`` to rerun them).
+add ``--epochs 20`` to rerun them); ``--rho-data val`` fits each ρ on the validation points
+(``fit_boosted(rho_data="val")``; columns «C=k, rho on val»).
 
     python benchmarks/boosting_toys.py                      # 6 toys × seeds 0 1 2
     python benchmarks/boosting_toys.py --toys bars moons --seeds 1
@@ -116,10 +117,13 @@ def run_pair(name: str, seed: int, args, save) -> dict:
     # another sample weighting than the default names its columns "C=2, mixture" and so on
     # (C = 1 is the same maximum-likelihood fit whatever the weighting)
     # («C=2, weighted, copy» with --start copy)
-    chosen = [x for x in (args.weighting, args.start) if x is not None]
+    # («C=2, rho on val» with --rho-data val)
+    rho = None if args.rho_data is None else f"rho on {args.rho_data}"
+    chosen = [x for x in (args.weighting, args.start, rho) if x is not None]
     tag = "".join(f", {x}" for x in chosen)
     weighting = {} if args.weighting is None else {"sample_weighting": args.weighting}
     weighting |= {} if args.start is None else {"component_start": args.start}
+    weighting |= {} if args.rho_data is None else {"rho_data": args.rho_data}
 
     def grow(stages) -> None:
         for c in stages:
@@ -241,7 +245,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"{d['lr']}); deeper: one flow of 4× the couplings, {meta['budget']}× the epochs; joint: "
         f"`pf.MixtureOfFlows(2, 4)` from k-means centres by `pf.fit`, {meta['budget']}× the "
         f"epochs (a column «…, k× epochs»: k× those; «C=k, w»: `sample_weighting=w`; "
-        f"«C=k, w, s»: and `component_start=s`). C=4 − "
+        f'«C=k, w, s»: and `component_start=s`; «…, rho on val»: `rho_data="val"`). C=4 − '
         f"C=1: paired by seed (negative: boosting helps; in how many seeds).",
         "",
         "| density | entropy | n | " + " | ".join(columns) + " | C=4 − C=1 |",
@@ -330,6 +334,7 @@ def main(argv=None) -> None:
     p.add_argument("--weighting", choices=SAMPLE_WEIGHTINGS, help="fit_boosted's sample_weighting")
     p.add_argument("--start", choices=COMPONENT_STARTS, help="fit_boosted's component_start")
     p.add_argument("--init", choices=INITS, help="how components start (default's)")
+    p.add_argument("--rho-data", choices=("train", "val"), help="fit_boosted's rho_data")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pyro.enable_validation(False)  # argument checks off: ~10% faster, the same numbers
@@ -341,6 +346,7 @@ def main(argv=None) -> None:
     hidden += "" if args.epochs is None else f" --epochs {args.epochs}"
     hidden += "" if args.weighting is None else f" --weighting {args.weighting}"
     hidden += "" if args.start is None else f" --start {args.start}"
+    hidden += "" if args.rho_data is None else f" --rho-data {args.rho_data}"
     hidden += "" if args.bins is None else f" --bins {args.bins}"
     hidden += "" if args.init is None else f" --init {args.init}"
     hidden += "" if args.checkpoints is None else " --checkpoints CK"  # a fresh folder

@@ -2,7 +2,8 @@
 kept, with each ρ_c searched again on the validation set instead of the training set.
 
 ``fit_boosted`` fits each new component's weight ρ_c by a line search on the training NLL
-(``rho_data="train"``, the default). A component that overfits the training set can take weight
+(``rho_data="train"``, the default before the sixteenth session; with ``val`` the default is
+now ``"val"``). A component that overfits the training set can take weight
 there that does not hold out, which would make C = 8 no better than C = 4. This script tells
 that apart from components that add nothing: it loads each checkpoint (``CK/<toy>_seed<k>/
 last.pt``, by :func:`pyro_frmdn.infer.load_boosted`), computes every component's log-density

@@ -84,7 +84,7 @@ def fit_boosted(
     component_start: str = "fresh",
     rho_search: str = "line",
     fixed_rho: float | str = "uniform",
-    rho_data: str = "train",
+    rho_data: str | None = None,
     second_pass: bool = False,
     patience: int | None = None,
     device=None,
@@ -134,9 +134,13 @@ def fit_boosted(
        ``"uniform"`` is :math:`1/(c+1)`, equal weights, what the reference code ends up with as
        it never updates ρ). Both searches include
        :math:`\rho_c = 0`, so a new component never makes the training NLL worse.
-       ``rho_data="val"`` fits :math:`\rho_c` on the validation NLL instead (one number per
-       component, chosen on held-out data like the early-stopping epoch; then it is the
-       validation NLL that never rises).
+       With ``val`` given, :math:`\rho_c` is fitted on the validation NLL instead (the
+       default since the sixteenth session, ``rho_data="val"``: one number per component,
+       chosen on held-out data like the early-stopping epoch; then it is the validation NLL
+       that never rises): a component that fits its training points better than held-out ones
+       (a copy of the previous component trained on, ``component_start="copy"``) would take
+       weight on the training NLL that does not hold out. ``rho_data="train"`` is the paper's
+       objective, and what is used without ``val``.
 
     With ``second_pass=True`` each component is then refitted once more against the mixture of
     the others (weights :math:`\propto 1/G_{-c}`), its weight re-searched (the others keep their
@@ -182,7 +186,8 @@ def fit_boosted(
             ``"copy"`` (the component fitted before it, which then moves toward what the
             mixture explains badly; with ``"best"`` each fit has its own start).
         rho_search, fixed_rho: how ρ is chosen.
-        rho_data: ``"train"`` (default) or ``"val"``: the data ρ is fitted on.
+        rho_data: ``"train"`` or ``"val"``: the data ρ is fitted on; ``None`` (default):
+            ``"val"`` when ``val`` is given, else ``"train"``.
         second_pass: refit each component once more with the others fixed.
         patience: early stopping per component (needs ``val``).
         device: default CUDA when available.
@@ -226,6 +231,7 @@ def fit_boosted(
     check_arguments(
         model, num_components, epochs_per_component, batch_size, lr, weight_clip, options
     )
+    rho_data = rho_data or ("train" if val is None else "val")
     train = as_data(model, train, "train")
     if epochs_per_component is None:
         epochs_per_component = component_epochs(len(train["y"]), batch_size, min_steps)

@@ -56,7 +56,7 @@ def check_arguments(model, num_components, epochs, batch_size, lr, weight_clip, 
             )
     if options["rho_search"] not in RHO_SEARCHES:
         raise ValueError(f"rho_search must be one of {RHO_SEARCHES}, got {options['rho_search']!r}")
-    if options["rho_data"] not in RHO_DATA:
+    if options["rho_data"] is not None and options["rho_data"] not in RHO_DATA:
         raise ValueError(f"rho_data must be one of {RHO_DATA}, got {options['rho_data']!r}")
     if options["rho_data"] == "val" and options["val"] is None:
         raise ValueError("rho_data='val' fits rho on validation data: pass val=")

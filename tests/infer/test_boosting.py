@@ -311,20 +311,42 @@ def test_the_loss_of_masked_sequences_matches_a_manual_computation(weighting):
     assert h["loss"][-1] == [pytest.approx(expected, rel=1e-10)] * 2
 
 
-def test_rho_fitted_on_validation_data():
+def searched_rho(m, y, c: int) -> float:
+    """The line search's ρ_c on the log-densities of ``y`` under the mixture's components."""
+    with torch.no_grad():
+        lp = m.component_log_probs(y).double()
+    w = m.weights().double()
+    log_prev = torch.logsumexp(lp[:, :c] + (w[:c] / w[:c].sum()).log(), -1)
+    return line_search_rho(log_prev, lp[:, c])
+
+
+@pytest.mark.parametrize("rho_data", ["val", None])  # None: the default, "val" with val given
+def test_rho_fitted_on_validation_data(rho_data):
     g = torch.Generator().manual_seed(0)
     train = torch.randn(96, 2, generator=g, dtype=torch.float64)
     val = 1.5 * torch.randn(48, 2, generator=g, dtype=torch.float64)
     torch.manual_seed(0)
     m = BoostedFlow(2, flow_layers=1, hidden_dims=[8]).double()
-    h = fit_boosted(m, train, val, num_components=3, rho_data="val", **FIT_SEQ)
-    with torch.no_grad():
-        lp = m.component_log_probs(val).double()
-    w = m.weights().double()
+    h = fit_boosted(m, train, val, num_components=3, rho_data=rho_data, **FIT_SEQ)
     for c in (1, 2):  # ρ_c is the line search's on the validation log-densities
-        log_prev = torch.logsumexp(lp[:, :c] + (w[:c] / w[:c].sum()).log(), -1)
-        assert float(m.rho[c]) == pytest.approx(line_search_rho(log_prev, lp[:, c]), abs=1e-9)
+        assert float(m.rho[c]) == pytest.approx(searched_rho(m, val, c), abs=1e-9)
+        assert abs(searched_rho(m, train, c) - searched_rho(m, val, c)) > 1e-3  # they differ
     assert all(b <= a + 1e-12 for a, b in itertools.pairwise(h["val_nll"]))
+
+
+@pytest.mark.parametrize("with_val", [False, True])
+def test_rho_fitted_on_training_data(with_val):
+    """``rho_data="train"`` (the paper's objective), and the default without ``val``."""
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(96, 2, generator=g, dtype=torch.float64)
+    val = 1.5 * torch.randn(48, 2, generator=g, dtype=torch.float64) if with_val else None
+    torch.manual_seed(0)
+    m = BoostedFlow(2, flow_layers=1, hidden_dims=[8]).double()
+    options = {"rho_data": "train"} if with_val else {}
+    h = fit_boosted(m, train, val, num_components=3, **options, **FIT_SEQ)
+    for c in (1, 2):
+        assert float(m.rho[c]) == pytest.approx(searched_rho(m, train, c), abs=1e-9)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(h["train_nll"]))
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def fit_boosted(
 
     Early stopping: with ``val``, each component keeps the parameters of its best epoch by the
     validation NLL of the mixture it would make (:math:`\rho_c` searched on the validation
-    set for this monitor only); ``patience`` stops a component after that many epochs
+    set, as the final ρ is by default); ``patience`` stops a component after that many epochs
     without improvement.
 
     Arguments:

@@ -70,7 +70,7 @@ from pyro_frmdn.data import TOY2D, toy2d, toy2d_entropy, toy2d_log_prob
 from pyro_frmdn.experiments import cpu_name
 from pyro_frmdn.flows import INITS
 from pyro_frmdn.infer import component_epochs
-from pyro_frmdn.infer.boosting import COMPONENT_STARTS, SAMPLE_WEIGHTINGS
+from pyro_frmdn.infer.boosting_options import COMPONENT_STARTS, SAMPLE_WEIGHTINGS
 
 STAGES = (1, 2, 3, 4, 8)
 COLUMNS = [f"C={c}" for c in STAGES] + ["deeper", "joint"]

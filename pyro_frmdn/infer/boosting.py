@@ -15,11 +15,6 @@ from ..distributions import RHO_MAX, log_weights_from_rho, rho_from_log_weights
 from ..models import BoostedMixture
 from .boosting_options import (
     BEST_OF,
-    COMPONENT_STARTS,
-    LR_SCHEDULES,
-    RHO_DATA,
-    RHO_SEARCHES,
-    SAMPLE_WEIGHTINGS,
     check_arguments,
 )
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
@@ -38,12 +33,6 @@ from .engine import History, progress_bar, resolve_device
 from .rho import gradient_search_rho, line_search_rho, mixture_nll
 
 __all__ = [
-    "BEST_OF",
-    "COMPONENT_STARTS",
-    "LR_SCHEDULES",
-    "RHO_DATA",
-    "RHO_SEARCHES",
-    "SAMPLE_WEIGHTINGS",
     "fit_boosted",
     "load_boosted",
     "save_boosted",

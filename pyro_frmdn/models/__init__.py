@@ -20,7 +20,8 @@ from .handwriting import HandwritingSynthesis
 from .mdn import MDN
 from .mixture_of_flows import MixtureOfFlows
 from .sequence import SequenceDistribution, shift_actions
-from .sketch import STROKE5_START, SketchVAE
+from .sketch import SketchVAE
+from .sketch_inputs import STROKE5_START
 from .validation import check_finite, check_mask, check_sequences
 from .world import DECODERS, GUIDE_FLOWS, PRIORS, WorldModel
 

@@ -12,17 +12,15 @@ from torch import Tensor, nn
 from ..distributions import WithCategorical, flow_mixture
 from ..flows import coupling_flow
 from ..nn import MixtureHead
+from . import sketch_inputs as s5
 from .annealing import kl_weight, weighted_sites
 from .base import PyroModel
 from .decoding import greedy, slerp
-from .sketch_inputs import END, check_codes, check_drawing, check_stroke5, stroke5_lengths
+from .sketch_inputs import END, STROKE5_START, check_codes, check_drawing
 from .validation import as_tensor, check_count, check_positive
 from .world_guide import amortized_posterior, build_guide, posterior_code
 
-__all__ = ["STROKE5_START", "SketchVAE"]
-
-STROKE5_START = (0.0, 0.0, 1.0, 0.0, 0.0)
-"""sketch-rnn's start token :math:`S_0`, the decoder's input at the first step."""
+__all__ = ["SketchVAE"]
 
 
 class SketchVAE(PyroModel):
@@ -185,13 +183,13 @@ class SketchVAE(PyroModel):
     # -- inputs -------------------------------------------------------------------------------
 
     def _checked(self, y, mask=None) -> tuple[Tensor, Tensor | None]:
-        return check_stroke5(y, mask, self.start.dtype, self.device)
+        return s5.check_stroke5(y, mask, self.start.dtype, self.device)
 
     # -- the pieces ---------------------------------------------------------------------------
 
     def posterior(self, y: Tensor, mask: Tensor | None = None):
         """:math:`q(z \\mid S)` for checked drawings: batch ``(B,)``, event ``(Z,)``."""
-        lengths = stroke5_lengths(y, mask).cpu()
+        lengths = s5.stroke5_lengths(y, mask).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(y, lengths, True, enforce_sorted=False)
         h = self.encoder(packed)[1][0]  # (2, B, E): the final state of each direction
         context = torch.cat([h[0], h[1]], -1)
@@ -364,14 +362,9 @@ class SketchVAE(PyroModel):
         steps, n = check_count("steps", steps), z.shape[0]
         temperature = check_positive("temperature", temperature)
         state, prev, rows = self.initial_state(z), self.start.expand(n, 5), []
-        p = 0
         if prime is not None:
-            prime = check_stroke5(prime, None, self.start.dtype, self.device, "prime")[0]
-            if prime.shape[0] != n:
-                raise ValueError(
-                    f"prime must have {n} drawings (one per code), got {prime.shape[0]}"
-                )
-            p = prime.shape[1]
+            prime = s5.check_prime(prime, n, self.start.dtype, self.device)
+        p = 0 if prime is None else prime.shape[1]
         ended = torch.zeros(n, dtype=torch.bool, device=self.device)
         position = prev.new_zeros(n, 2)  # P_{t-1}: the offsets fed so far, summed
         for t in range(p + steps):

@@ -12,8 +12,10 @@ from .validation import as_real, as_tensor, check_sequences
 
 __all__ = [
     "END",
+    "STROKE5_START",
     "check_codes",
     "check_drawing",
+    "check_prime",
     "check_stroke5",
     "random_stroke5",
     "stroke5_lengths",
@@ -21,6 +23,9 @@ __all__ = [
 
 END = 2
 """The index of the end-of-drawing state among stroke-5's pen states (p1 down, p2 up, p3 end)."""
+
+STROKE5_START = (0.0, 0.0, 1.0, 0.0, 0.0)
+"""sketch-rnn's start token :math:`S_0`, the decoder's input at the first step."""
 
 
 def check_stroke5(y, mask, dtype: torch.dtype, device: torch.device, name: str = "y"):
@@ -46,6 +51,15 @@ def check_drawing(drawing, dtype: torch.dtype, device: torch.device, name: str) 
     drawing = as_real(name, drawing, dtype)
     _check_pen(drawing[None], None, name, batched=False)
     return drawing
+
+
+def check_prime(prime, n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The rows ``prime`` (n, P, 5) a decoding starts from, checked as :func:`check_stroke5`
+    checks drawings, one per code."""
+    prime = check_stroke5(prime, None, dtype, device, "prime")[0]
+    if prime.shape[0] != n:
+        raise ValueError(f"prime must have {n} drawings (one per code), got {prime.shape[0]}")
+    return prime
 
 
 def _check_pen(y: Tensor, mask: Tensor | None, name: str, batched: bool = True) -> None:

@@ -19,7 +19,7 @@ from pyro_frmdn.infer import (
     load_boosted,
     save_boosted,
 )
-from pyro_frmdn.infer.boosting import BEST_OF
+from pyro_frmdn.infer.boosting_options import BEST_OF
 from pyro_frmdn.models import BoostedFlow, BoostedFRMDN
 
 FIT = dict(epochs_per_component=2, batch_size=32, lr=1e-2, progress=False)

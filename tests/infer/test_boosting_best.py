@@ -10,7 +10,7 @@ from support.boosting import assert_valid, blobs, count_steps, flow
 
 from pyro_frmdn.distributions import RHO_MAX, log_weights_from_rho
 from pyro_frmdn.infer import boosting, fit_boosted, line_search_rho
-from pyro_frmdn.infer.boosting import BEST_OF, COMPONENT_STARTS, SAMPLE_WEIGHTINGS
+from pyro_frmdn.infer.boosting_options import BEST_OF, COMPONENT_STARTS, SAMPLE_WEIGHTINGS
 from pyro_frmdn.infer.rho import mixture_nll
 
 FIT = dict(epochs_per_component=6, batch_size=32, lr=1e-2, progress=False)

@@ -15,7 +15,7 @@ from pyro_frmdn.infer import (
     load_boosted,
     save_boosted,
 )
-from pyro_frmdn.infer.boosting import BEST_OF
+from pyro_frmdn.infer.boosting_options import BEST_OF
 from pyro_frmdn.infer.components import EPOCH_RANGE, MIN_STEPS
 
 

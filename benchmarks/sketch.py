@@ -126,6 +126,31 @@ def reconstruction_ranks(inputs: list[np.ndarray], outputs: list[np.ndarray]) ->
     return ranks
 
 
+def saved_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of the scripts that read a model this one saved (``--save-models``)."""
+    p.add_argument("model", help="a SketchVAE saved by sketch.py --save-models")
+    p.add_argument("--train", type=int, default=4000, help="sketch.py's --train")
+    p.add_argument("--val", type=int, default=100)
+    p.add_argument("--test", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def saved_model(args, split: str = "test", count: int | None = None):
+    """The saved model (one torch thread, eval mode), ``count`` drawings of ``split`` (test:
+    ``args.test``; train: the first training drawings, as trained on) read and padded as
+    :func:`main` reads them, and the scale."""
+    torch.set_num_threads(1)
+    model = pf.load(args.model)
+    model.eval()
+    common = dict(spacing=8.0, grid=1.0)
+    train, scale = kanji_stroke5("train", limit=args.train + args.val, **common)
+    test, _ = kanji_stroke5("test", limit=args.test, scale=scale, **common)
+    length = max(train["y"].shape[1], test["y"].shape[1])  # main's padded length
+    y = (train if split == "train" else test)["y"][:count]
+    end = y.new_tensor([0, 0, 0, 0, 1.0]).expand(len(y), length - y.shape[1], 5)
+    return model, torch.cat([y, end], 1), scale
+
+
 def run(name: str, options: dict, data: dict, scale: float, args, seed: int) -> dict:
     pyro.set_rng_seed(seed)
     config = dict(

@@ -28,11 +28,7 @@ import argparse
 
 import numpy as np
 import pyro
-import torch
-from sketch import chamfer, points  # beside
-
-import pyro_frmdn as pf
-from pyro_frmdn.data import kanji_stroke5
+from sketch import chamfer, points, saved_model, saved_model_arguments  # beside
 
 
 def dtw(a: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
@@ -87,22 +83,11 @@ def report(name: str, outputs: list[np.ndarray], inputs: list[np.ndarray]) -> No
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a SketchVAE saved by sketch.py --save-models")
+    saved_model_arguments(p)
     p.add_argument("--split", choices=["test", "train"], default="test")
-    p.add_argument("--train", type=int, default=4000)
-    p.add_argument("--val", type=int, default=100)
-    p.add_argument("--count", type=int, default=200, help="drawings (test: sketch.py's --test)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, default=200, help="training drawings (--split train)")
     a = p.parse_args()
-    torch.set_num_threads(1)
-    m = pf.load(a.model)
-    m.eval()
-    common = dict(spacing=8.0, grid=1.0)
-    train, scale = kanji_stroke5("train", limit=a.train + a.val, **common)
-    if a.split == "train":
-        y = train["y"][: a.count]
-    else:
-        y = kanji_stroke5("test", limit=a.count, scale=scale, **common)[0]["y"]
+    m, y, scale = saved_model(a, a.split, a.count if a.split == "train" else None)
     inputs = [points(d, scale) for d in y]
     print(f"# {a.model}: {len(y)} {a.split} drawings")
     pyro.set_rng_seed(a.seed)

@@ -19,30 +19,15 @@ import time
 import numpy as np
 import pyro
 import torch
-from sketch import points, reconstruction_ranks  # beside
-
-import pyro_frmdn as pf
-from pyro_frmdn.data import kanji_stroke5
+from sketch import points, reconstruction_ranks, saved_model, saved_model_arguments  # beside
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a SketchVAE saved by sketch.py --save-models")
+    saved_model_arguments(p)
     p.add_argument("--tries", nargs="+", default=["16,0.2"], help="candidates,temperature")
-    p.add_argument("--train", type=int, default=4000)
-    p.add_argument("--val", type=int, default=100)
-    p.add_argument("--test", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    torch.set_num_threads(1)
-    m = pf.load(a.model)
-    m.eval()
-    common = dict(spacing=8.0, grid=1.0)
-    train, scale = kanji_stroke5("train", limit=a.train + a.val, **common)
-    test, _ = kanji_stroke5("test", limit=a.test, scale=scale, **common)
-    length = max(train["y"].shape[1], test["y"].shape[1])  # sketch.py's padded length
-    y = test["y"]
-    y = torch.cat([y, y.new_tensor([0, 0, 0, 0, 1.0]).expand(len(y), length - y.shape[1], 5)], 1)
+    m, y, scale = saved_model(a)
     inputs = [points(d, scale) for d in y]
     print(f"# {a.model}: {len(y)} test kanji")
     for entry in a.tries:

@@ -28,7 +28,10 @@ import argparse
 
 import numpy as np
 import pyro
+from scipy.spatial import cKDTree
 from sketch import chamfer, points, saved_model, saved_model_arguments  # beside
+
+from pyro_frmdn.data import from_stroke5
 
 
 def dtw(a: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
@@ -59,19 +62,48 @@ def chamfers(a: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
     return np.array([chamfer(a, b) for b in others])
 
 
-DISTANCES = {"chamfer": chamfers, "dtw": dtw}
+def ink(drawing, scale: float, step: float = 1.0) -> np.ndarray:
+    """The ink of a stroke-5 drawing: points every ``step`` canvas units along the segments the
+    pen draws (a row's segment from the previous point is drawn when the pen was down there;
+    the move from the origin to the first point is not), and the lone points of one-point
+    strokes."""
+    d = from_stroke5(drawing[None])
+    n = int(d["mask"].sum())
+    if n == 0:
+        return np.zeros((1, 2))
+    rows = d["y"][0, :n].double().numpy()
+    xy = np.cumsum(rows[:, :2] * scale, 0)
+    drawn = np.flatnonzero(rows[:-1, 2] == 0)  # segment i -> i + 1 is drawn
+    pieces = [xy]
+    for i in drawn:
+        length = np.linalg.norm(xy[i + 1] - xy[i])
+        t = np.arange(step, length, step)[:, None] / max(length, 1e-12)
+        pieces.append(xy[i] + t * (xy[i + 1] - xy[i]))
+    return np.concatenate(pieces)
 
 
-def report(name: str, outputs: list[np.ndarray], inputs: list[np.ndarray]) -> None:
+def ink_chamfers(a: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """The symmetric Chamfer distance between inks, by nearest-neighbour trees."""
+    tree = cKDTree(a)
+    return np.array(
+        [0.5 * (cKDTree(b).query(a)[0].mean() + tree.query(b)[0].mean()) for b in others]
+    )
+
+
+DISTANCES = {"chamfer": (points, chamfers), "ink": (ink, ink_chamfers), "dtw": (points, dtw)}
+"""name: (a drawing as the distance reads it, the distance of one to many)."""
+
+
+def report(name: str, outputs, inputs, scale: float) -> None:
     n = len(inputs)
-    for label, distance in DISTANCES.items():
+    for label, (read, distance) in DISTANCES.items():
+        mine, theirs = [read(d, scale) for d in outputs], [read(d, scale) for d in inputs]
         own, ranks, nearest_other = [], [], []
-        for i, out in enumerate(outputs):
-            d = distance(out, inputs)
+        for i, out in enumerate(mine):
+            d = distance(out, theirs)
             own.append(d[i])
             ranks.append(1 + int((d < d[i]).sum()))
-            others = distance(inputs[i], inputs)
-            nearest_other.append(np.delete(others, i).min())
+            nearest_other.append(np.delete(distance(theirs[i], theirs), i).min())
         ranks = np.array(ranks)
         print(
             f"{name:7s} {label:8s} rate {np.mean(ranks == 1):.3f}  mean rank {ranks.mean():5.1f}"
@@ -88,7 +120,6 @@ def main() -> None:
     p.add_argument("--count", type=int, default=200, help="training drawings (--split train)")
     a = p.parse_args()
     m, y, scale = saved_model(a, a.split, a.count if a.split == "train" else None)
-    inputs = [points(d, scale) for d in y]
     print(f"# {a.model}: {len(y)} {a.split} drawings")
     pyro.set_rng_seed(a.seed)
     z = m.encode(y)
@@ -97,7 +128,7 @@ def main() -> None:
         ("τ = 0.2", dict(temperature=0.2)),
     ):
         out = m.decode(z, steps=y.shape[1], **options)
-        report(name, [points(d, scale) for d in out], inputs)
+        report(name, out, y, scale)
 
 
 if __name__ == "__main__":

@@ -94,21 +94,22 @@ DISTANCES = {"chamfer": (points, chamfers), "ink": (ink, ink_chamfers), "dtw": (
 """name: (a drawing as the distance reads it, the distance of one to many)."""
 
 
-def report(name: str, outputs, inputs, scale: float) -> None:
-    n = len(inputs)
+def report(name: str, outputs, inputs: dict, nearest_other: dict, scale: float) -> None:
+    """One line per distance for the decodings ``outputs``; ``inputs`` and ``nearest_other``:
+    per distance, the inputs as it reads them and each input's distance to its nearest other
+    (computed once, shared by every decoding)."""
     for label, (read, distance) in DISTANCES.items():
-        mine, theirs = [read(d, scale) for d in outputs], [read(d, scale) for d in inputs]
-        own, ranks, nearest_other = [], [], []
-        for i, out in enumerate(mine):
+        theirs, n = inputs[label], len(inputs[label])
+        own, ranks = [], []
+        for i, out in enumerate(read(d, scale) for d in outputs):
             d = distance(out, theirs)
             own.append(d[i])
             ranks.append(1 + int((d < d[i]).sum()))
-            nearest_other.append(np.delete(distance(theirs[i], theirs), i).min())
-        ranks = np.array(ranks)
+        ranks, gap = np.array(ranks), np.median(nearest_other[label])
         print(
             f"{name:7s} {label:8s} rate {np.mean(ranks == 1):.3f}  mean rank {ranks.mean():5.1f}"
             f"  pairwise {np.mean((n - ranks) / (n - 1)):.3f}  |  median distance to its own input"
-            f" {np.median(own):.2f}, to its nearest other input {np.median(nearest_other):.2f}",
+            f" {np.median(own):.2f}, to its nearest other input {gap:.2f}",
             flush=True,
         )
 
@@ -123,12 +124,17 @@ def main() -> None:
     print(f"# {a.model}: {len(y)} {a.split} drawings")
     pyro.set_rng_seed(a.seed)
     z = m.encode(y)
+    inputs = {label: [read(d, scale) for d in y] for label, (read, _) in DISTANCES.items()}
+    nearest_other = {}
+    for label, (_, distance) in DISTANCES.items():
+        xs = inputs[label]
+        nearest_other[label] = [np.delete(distance(x, xs), i).min() for i, x in enumerate(xs)]
     for name, options in (
         ("greedy", dict(greedy_decoding=True)),
         ("τ = 0.2", dict(temperature=0.2)),
     ):
         out = m.decode(z, steps=y.shape[1], **options)
-        report(name, out, y, scale)
+        report(name, out, inputs, nearest_other, scale)
 
 
 if __name__ == "__main__":

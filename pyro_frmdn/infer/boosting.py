@@ -13,10 +13,7 @@ from torch import Tensor
 
 from ..distributions import RHO_MAX, log_weights_from_rho, rho_from_log_weights
 from ..models import BoostedMixture
-from .boosting_options import (
-    BEST_OF,
-    check_arguments,
-)
+from .boosting_options import BEST_OF, check_arguments
 from .checkpoint import load_checkpoint, load_model_checkpoint, save_checkpoint
 from .components import (
     MIN_STEPS,

@@ -113,6 +113,24 @@ def test_bad_configs_are_refused_with_the_key_named(tmp_path, capsys):
     assert load_agent_config("examples/configs/agent_cartpole.toml") == DEFAULTS
 
 
+def test_the_carracing_config_builds_the_papers_sizes():
+    """examples/configs/agent_carracing.toml loads, and its V, M and C have World Models' sizes
+    (Ha & Schmidhuber 2018): a 32-D code of 64 x 64 frames, an LSTM of 256 and a controller of
+    867 parameters for CarRacing's three actions (steer, gas, brake)."""
+    c = load_agent_config("examples/configs/agent_carracing.toml")
+    assert c["env"] == {"name": "CarRacing-v3", "size": 64, "stack": 1, "max_steps": 1000}
+    assert (c["controller"]["popsize"], c["controller"]["rollouts"]) == (64, 16)
+    size = c["env"]["size"]
+    torch.manual_seed(0)
+    world = pf.WorldModel((3, size, size), action_dim=3, reward=True, done=True, **c["world"])
+    assert (world.latent_dim, world.prior.rnn.hidden_size) == (32, 256)
+    assert world.encode(torch.zeros(1, 1, 3, size, size, dtype=torch.uint8)).shape == (1, 1, 32)
+    controller = pf.Controller(world.latent_dim, world.prior.rnn.hidden_size, low=[-1, 0, 0],
+                               high=[1, 1, 1], one_sided=c["controller"]["one_sided"],
+                               use_hidden=c["controller"]["use_hidden"])  # fmt: skip
+    assert controller.num_parameters == 867
+
+
 @pytest.mark.slow
 def test_the_command_runs_on_cartpole_from_pixels(tmp_path):
     pytest.importorskip("gymnasium")

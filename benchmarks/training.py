@@ -20,12 +20,16 @@ where an FRMDN step's extra time goes (``torch.profiler``, self time per op, FRM
 step time and memory per sequence-step at large D for the coupling width of earlier releases
 (``2 D``) and today's default (see :func:`pyro_frmdn.flows.default_hidden_dims`);
 ``--width-quality`` trains both widths at
-D = 128 on a synthetic task and compares held-out NLL; ``--quick`` runs tiny sizes (a dry run).
+D = 128 on a synthetic task and compares held-out NLL; ``--compile`` times one coupling's
+inverse, forward and backward, as the package runs it (``_AffineInverse``) against the same
+math under ``torch.compile`` (Inductor's fused loops; the first call compiles, untimed);
+``--quick`` runs tiny sizes (a dry run).
 
     python benchmarks/training.py                        # sections 1 and 2, 1 and 2 threads
     python benchmarks/training.py --profile --threads 1
     python benchmarks/training.py --large-d --width-quality --threads 1
     python benchmarks/training.py --device cuda --threads 1
+    python benchmarks/training.py --skip-speed --compile --wall --threads 1 2
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pyro.infer import Trace_ELBO
 from torch.profiler import ProfilerActivity, profile
 
 from pyro_frmdn import FRMDN, RMDN, fit
+from pyro_frmdn.coupling_kernel import _AffineInverse
 from pyro_frmdn.data import make_task
 from pyro_frmdn.distributions import FlowTransformedDistribution
 from pyro_frmdn.experiments import cpu_name
@@ -325,6 +330,63 @@ def large_d(a, device, clock: int) -> None:
                 del m, step
 
 
+def coupling_inverse(y, split, low, high, w0, b0, w1, b1):
+    """One affine coupling's inverse written in plain tensor operations (what ``torch.compile``
+    traces): ``x = [y1, (y2 - mu) exp(-s)]``, ``s`` clamped with its gradient passed unchanged."""
+    y1, y2 = y[..., :split], y[..., split:]
+    out = torch.nn.functional.linear(torch.relu(torch.nn.functional.linear(y1, w0, b0)), w1, b1)
+    mu, s = out.split(out.shape[-1] // 2, -1)
+    s = s + (s.clamp(low, high) - s).detach()
+    return torch.cat([y1, (y2 - mu) * torch.exp(-s)], -1), s.sum(-1)
+
+
+def compiled_coupling(a, device, clock: int) -> None:
+    """One coupling of the benchmark's FRMDN on its (B T, D) rows, inverse and log-determinant,
+    forward and backward (gradients for y and the weights): the package's fused function against
+    ``torch.compile`` of :func:`coupling_inverse`, interleaved, at each thread count."""
+    torch.manual_seed(a.seed)
+    t = next(t for t in models(a, device)["frmdn"].flow if hasattr(t, "split_dim"))
+    weights = [p for layer in t.nn.layers for p in (layer.weight, layer.bias)]
+    clip = (t.log_scale_min_clip, t.log_scale_max_clip)
+    y0 = torch.randn(a.batch * a.T, a.D, device=device)
+    g_x, g_logdet = torch.randn_like(y0), torch.randn(y0.shape[0], device=device)
+    start = time.perf_counter()
+    compiled = torch.compile(coupling_inverse, dynamic=False)
+
+    def run(fn) -> list[torch.Tensor]:
+        y = y0.clone().requires_grad_()
+        for w in weights:
+            w.grad = None
+        x, logdet = fn(y, t.split_dim, *clip, *weights)
+        torch.autograd.backward([x, logdet], [g_x, g_logdet])
+        return [t.detach() for t in (x, logdet, y.grad, *(w.grad for w in weights))]
+
+    def ours(y, split, low, high, *w):
+        return _AffineInverse.apply(y, split, low, high, None, *w)
+
+    gap = max(
+        float((p - q).abs().max() / q.abs().max().clamp_min(1e-30))
+        for p, q in zip(run(compiled), run(ours), strict=True)
+    )
+    print(
+        f"\none coupling ({y0.shape[0]} rows, D {a.D}, width {weights[0].shape[0]}), inverse, "
+        f"forward and backward: torch.compile took {time.perf_counter() - start:.0f} s to "
+        f"compile; largest relative difference from ours {gap:.1e}"
+    )
+    print(f"  {'threads':>7} {'ours ms':>8} {'compiled ms':>12} {'compiled / ours':>16}")
+    for threads in a.threads:
+        torch.set_num_threads(threads)
+        sec = interleaved(
+            {"ours": lambda: run(ours), "compiled": lambda: run(compiled)},
+            a.warmup,
+            10 * a.n,
+            a.rounds,
+            device,
+        )
+        o, c = sec["ours"][clock], sec["compiled"][clock]
+        print(f"  {threads:>7} {1e3 * o:8.2f} {1e3 * c:12.2f} {c / o:16.3f}")
+
+
 def lifted_banana(d: int, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The 2-D ``banana`` task lifted to ``d`` dims by a fixed random two-layer map,
     ``y = tanh(z A) B + 0.05 eps``, standardised; 4/5 of the ``n`` sequences to train on, the
@@ -396,6 +458,7 @@ def main() -> None:
     p.add_argument("--quality-n", type=int, default=640, help="sequences (4/5 train)")
     p.add_argument("--quality-epochs", type=int, default=15)
     p.add_argument("--quality-seeds", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="a coupling under torch.compile")
     p.add_argument("--skip-speed", action="store_true", help="only the optional sections")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a dry run")
@@ -433,6 +496,8 @@ def main() -> None:
         large_d(a, device, clock)
     if a.width_quality:
         width_quality(a, device)
+    if a.compile:
+        compiled_coupling(a, device, clock)
 
 
 if __name__ == "__main__":

@@ -359,7 +359,7 @@ def compiled_coupling(a, device, clock: int) -> None:
             w.grad = None
         x, logdet = fn(y, t.split_dim, *clip, *weights)
         torch.autograd.backward([x, logdet], [g_x, g_logdet])
-        return [t.detach() for t in (x, logdet, y.grad, *(w.grad for w in weights))]
+        return [v.detach() for v in (x, logdet, y.grad, *(w.grad for w in weights))]
 
     def ours(y, split, low, high, *w):
         return _AffineInverse.apply(y, split, low, high, None, *w)
